@@ -1,0 +1,56 @@
+-- Daily sales per sales channel (Amazon.com, Amazon.ca, Non-Amazon ...) and fulfillment channel (AFN, MFN).
+-- GRAIN: one row per purchase_day (UTC), sales_channel, fulfillment_channel and currency.
+-- RULES: the same as sku_daily_sales: current version of each order, counted once on its purchase day; every
+-- status except Canceled is a sale; Pending lines count in units_ordered and unpriced_units but not in
+-- revenue. orders counts distinct orders with at least one line. Currencies are never added: a day with USD
+-- and CAD sales has one row per currency. revenue per (purchase_day, currency) equals sku_daily_sales'.
+with
+
+orders as (
+
+    select * from {{ ref('stg_orders') }}
+
+),
+
+order_items as (
+
+    select * from {{ ref('stg_order_items') }}
+
+),
+
+order_lines as (
+
+    select
+        orders.purchase_day,
+        orders.sales_channel,
+        orders.fulfillment_channel,
+        order_items.currency_code as currency,
+        order_items.amazon_order_id,
+        order_items.quantity_ordered,
+        order_items.quantity_shipped,
+        order_items.item_price_amount,
+        order_items.is_unpriced
+    from order_items
+    inner join orders on order_items.amazon_order_id = orders.amazon_order_id
+    where orders.order_status is distinct from 'Canceled'
+
+),
+
+final as (
+
+    select
+        purchase_day,
+        sales_channel,
+        fulfillment_channel,
+        currency,
+        count(distinct amazon_order_id) as orders,
+        cast(sum(quantity_ordered) as bigint) as units_ordered,
+        cast(sum(quantity_shipped) as bigint) as units_shipped,
+        cast(coalesce(sum(item_price_amount), 0) as decimal(18, 2)) as revenue,
+        cast(sum(case when is_unpriced then quantity_ordered else 0 end) as bigint) as unpriced_units
+    from order_lines
+    group by all
+
+)
+
+select * from final

@@ -1,0 +1,65 @@
+-- Daily sales per SKU, per marketplace, sales channel, fulfillment channel and currency.
+-- GRAIN: one row per purchase_day (UTC), marketplace_id, sales_channel, fulfillment_channel, seller_sku, asin
+-- and currency.
+-- RULES: each order counts once, in its current version (stg_orders / stg_order_items), on the UTC day it was
+-- purchased. Every status except Canceled is a sale (Pending, Unshipped, PartiallyShipped, Shipped,
+-- Unfulfillable, PendingAvailability). Pending lines have no price yet: their units are in units_ordered and
+-- in unpriced_units, they add nothing to revenue, and has_unpriced_lines flags the row. revenue is the sum of
+-- item_price_amount (line totals, before tax and promotions) in the row's currency; currencies are never added.
+with
+
+orders as (
+
+    select * from {{ ref('stg_orders') }}
+
+),
+
+order_items as (
+
+    select * from {{ ref('stg_order_items') }}
+
+),
+
+order_lines as (
+
+    select
+        orders.purchase_day,
+        orders.marketplace_id,
+        orders.sales_channel,
+        orders.fulfillment_channel,
+        order_items.seller_sku,
+        order_items.asin,
+        order_items.currency_code as currency,
+        order_items.amazon_order_id,
+        order_items.quantity_ordered,
+        order_items.quantity_shipped,
+        order_items.item_price_amount,
+        order_items.is_unpriced
+    from order_items
+    inner join orders on order_items.amazon_order_id = orders.amazon_order_id
+    where orders.order_status is distinct from 'Canceled'
+
+),
+
+final as (
+
+    select
+        purchase_day,
+        marketplace_id,
+        sales_channel,
+        fulfillment_channel,
+        seller_sku,
+        asin,
+        currency,
+        count(distinct amazon_order_id) as orders,
+        cast(sum(quantity_ordered) as bigint) as units_ordered,
+        cast(sum(quantity_shipped) as bigint) as units_shipped,
+        cast(coalesce(sum(item_price_amount), 0) as decimal(18, 2)) as revenue,
+        cast(sum(case when is_unpriced then quantity_ordered else 0 end) as bigint) as unpriced_units,
+        bool_or(is_unpriced) as has_unpriced_lines
+    from order_lines
+    group by all
+
+)
+
+select * from final

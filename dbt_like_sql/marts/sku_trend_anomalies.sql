@@ -1,0 +1,66 @@
+-- SKU-days whose units depart sharply from the SKU's recent trend.
+-- GRAIN: one row per seller_sku and day flagged as a spike or a drop.
+-- RULES: units are a SKU's units_ordered per day over all currencies and channels (from sku_sales_trends,
+-- dense, so days without sales count as 0). The baseline is the mean and sample standard deviation of the
+-- var anomaly_window_days (default 28) days before the day, the day itself excluded. A day is flagged when
+-- the baseline has at least var anomaly_min_history_days (default 14) days and
+-- |score| = |units - mean| / stddev > var anomaly_z (default 3); direction is 'spike' (above) or 'drop'.
+-- A flat history (stddev 0) has no score and is never flagged.
+with
+
+trends as (
+
+    select * from {{ ref('sku_sales_trends') }}
+
+),
+
+sku_days as (
+
+    select seller_sku, day, cast(sum(units_ordered) as bigint) as units_ordered
+    from trends
+    group by all
+
+),
+
+baselines as (
+
+    select
+        *,
+        avg(units_ordered) over baseline_window as trailing_mean,
+        stddev_samp(units_ordered) over baseline_window as trailing_stddev,
+        count(*) over baseline_window as history_days
+    from sku_days
+    window baseline_window as (
+        partition by seller_sku order by day
+        range between interval {{ var('anomaly_window_days', 28) }} day preceding and interval 1 day preceding
+    )
+
+),
+
+scored as (
+
+    select
+        *,
+        (units_ordered - trailing_mean) / nullif(trailing_stddev, 0) as score
+    from baselines
+
+),
+
+final as (
+
+    select
+        seller_sku,
+        day,
+        units_ordered,
+        trailing_mean,
+        trailing_stddev,
+        history_days,
+        score,
+        case when score > 0 then 'spike' else 'drop' end as direction
+    from scored
+    where history_days >= {{ var('anomaly_min_history_days', 14) }}
+        and abs(score) > {{ var('anomaly_z', 3.0) }}
+
+)
+
+select * from final

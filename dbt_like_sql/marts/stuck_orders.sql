@@ -1,0 +1,114 @@
+-- Orders whose current status has lasted too long, as of the latest data.
+-- GRAIN: one row per stuck amazon_order_id.
+-- RULES: as_of is the greatest last_update_date in the raw orders (not the wall clock), so results are
+-- reproducible. status_since is when the order entered its current status (stg_order_status_history: a later
+-- version with the same status does not reset it); hours_in_status = as_of - status_since. An order is stuck
+-- when any rule holds, and reason lists them:
+--   * Pending for more than var stuck_pending_hours (default 24) hours;
+--   * Unshipped or PartiallyShipped and as_of is past latest_ship_date;
+--   * a non-terminal status (Pending, Unshipped, PartiallyShipped, PendingAvailability) unchanged for more
+--     than var stuck_after_days (default 7) days.
+-- Shipped, Canceled and Unfulfillable are terminal and never stuck. units_unshipped = ordered - shipped units.
+with
+
+orders as (
+
+    select * from {{ ref('stg_orders') }}
+
+),
+
+status_history as (
+
+    select * from {{ ref('stg_order_status_history') }}
+
+),
+
+order_items as (
+
+    select * from {{ ref('stg_order_items') }}
+
+),
+
+as_of as (
+
+    select max(valid_from) as as_of from status_history
+
+),
+
+current_status as (
+
+    select amazon_order_id, status_since from status_history where is_current
+
+),
+
+order_units as (
+
+    select
+        amazon_order_id,
+        cast(sum(quantity_ordered) as bigint) as units_ordered,
+        cast(sum(quantity_ordered - quantity_shipped) as bigint) as units_unshipped
+    from order_items
+    group by amazon_order_id
+
+),
+
+aged as (
+
+    select
+        orders.*,
+        current_status.status_since,
+        as_of.as_of,
+        round(date_diff('second', current_status.status_since, as_of.as_of) / 3600.0, 2) as hours_in_status
+    from orders
+    inner join current_status on orders.amazon_order_id = current_status.amazon_order_id
+    cross join as_of
+
+),
+
+flagged as (
+
+    select
+        *,
+        order_status = 'Pending'
+            and hours_in_status > {{ var('stuck_pending_hours', 24) }} as is_pending_too_long,
+        order_status in ('Unshipped', 'PartiallyShipped')
+            and as_of > latest_ship_date as is_past_latest_ship_date,
+        order_status in ('Pending', 'Unshipped', 'PartiallyShipped', 'PendingAvailability')
+            and hours_in_status > 24 * {{ var('stuck_after_days', 7) }} as is_unchanged_too_long
+    from aged
+
+),
+
+final as (
+
+    select
+        flagged.amazon_order_id,
+        flagged.order_status,
+        flagged.status_since,
+        flagged.hours_in_status,
+        flagged.as_of,
+        concat_ws('; ',
+            case when is_pending_too_long
+                then 'Pending for more than {{ var("stuck_pending_hours", 24) }} h' end,
+            case when is_past_latest_ship_date then 'not shipped by latest_ship_date' end,
+            case when is_unchanged_too_long
+                then 'status unchanged for more than {{ var("stuck_after_days", 7) }} days' end
+        ) as reason,
+        flagged.is_pending_too_long,
+        flagged.is_past_latest_ship_date,
+        flagged.is_unchanged_too_long,
+        flagged.purchase_date,
+        flagged.last_update_date,
+        flagged.latest_ship_date,
+        flagged.marketplace_id,
+        flagged.sales_channel,
+        flagged.fulfillment_channel,
+        coalesce(order_units.units_ordered, 0) as units_ordered,
+        coalesce(order_units.units_unshipped, 0) as units_unshipped
+    from flagged
+    left join order_units on flagged.amazon_order_id = order_units.amazon_order_id
+    where is_pending_too_long or is_past_latest_ship_date or is_unchanged_too_long
+
+)
+
+select * from final

@@ -1,0 +1,148 @@
+"""One UTC day of order changes, from the MWS client into the day's `orders` and `order_items` partitions."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+from orders_pipeline.mws.client import MwsOrdersClient
+from orders_pipeline.mws.parse import (
+    ITEM_ORDER_LAST_UPDATE_INDEX,
+    ORDER_ID_INDEX,
+    ORDER_LAST_UPDATE_INDEX,
+    TableBuilder,
+    order_items_builder,
+    orders_builder,
+)
+from orders_pipeline.mws.schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
+from orders_pipeline.storage import PartitionWriter, partition_dir
+
+SAFETY_LAG = timedelta(minutes=2)
+FLUSH_ROWS = 10_000
+PROGRESS_EVERY_ORDERS = 500
+
+
+@dataclass(frozen=True)
+class DayWindow:
+    """The LastUpdateDate window one partition asks for: [start, requested_before), ideally up to `end`."""
+
+    day: date
+    start: datetime
+    end: datetime
+    requested_before: datetime
+
+    @property
+    def is_open(self) -> bool:
+        """The day has not finished (minus MWS's two-minute lag), so the partition can only be partial."""
+        return self.requested_before < self.end
+
+
+def day_window(day: date, now: datetime) -> DayWindow:
+    """The window for `day`: midnight UTC to the next midnight, or to now − 2 min if that is earlier."""
+    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    end = start + timedelta(days=1)
+    return DayWindow(day, start, end, min(end, now - SAFETY_LAG))
+
+
+@dataclass
+class DayReport:
+    """What one partition run fetched, wrote and could vouch for."""
+
+    day: date
+    window_start: datetime
+    window_requested_end: datetime
+    covered_until: datetime | None = None
+    orders: int = 0
+    order_items: int = 0
+    order_pages: int = 0
+    item_pages: int = 0
+    duplicate_orders_dropped: int = 0
+    quarantined_values: int = 0
+    seconds: float = 0.0
+    api: dict[str, int | float] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """True only when the server itself vouched for the window up to the end of the day."""
+        end = datetime(self.day.year, self.day.month, self.day.day, tzinfo=timezone.utc) + timedelta(days=1)
+        return self.covered_until is not None and self.covered_until >= end
+
+    def as_dict(self) -> dict:
+        """Plain values for logs and metadata."""
+        values = asdict(self)
+        values["complete"] = self.complete
+        return values
+
+
+def ingest_day(
+    client: MwsOrdersClient,
+    day: date,
+    root: Path,
+    *,
+    now: datetime | None = None,
+    progress: Callable[[str], None] = lambda message: None,
+) -> DayReport:
+    """Fetch every order changed on `day` and each one's items, and replace the day's two partitions."""
+    started = time.monotonic()
+    window = day_window(day, now or datetime.now(timezone.utc))
+    report = DayReport(day, window.start, window.requested_before)
+    orders = PartitionWriter(partition_dir(root, "orders", day), ORDERS_SCHEMA, ("amazon_order_id",), "last_update_date")
+    items = PartitionWriter(
+        partition_dir(root, "order_items", day),
+        ORDER_ITEMS_SCHEMA,
+        ("amazon_order_id", "order_item_id"),
+        "order_last_update_date",
+    )
+    with orders, items:
+        order_rows, item_rows = orders_builder(), order_items_builder()
+        items_fetched: set[str] = set()
+        for page in client.list_orders(window.start, window.requested_before):
+            report.order_pages += 1
+            order_rows.extend(page.rows)
+            for row in page.rows:
+                order_id = row[ORDER_ID_INDEX]
+                if order_id in items_fetched:
+                    continue
+                items_fetched.add(order_id)
+                for item_page in client.list_order_items(order_id):
+                    report.item_pages += 1
+                    for item_row in item_page.rows:
+                        item_row[ITEM_ORDER_LAST_UPDATE_INDEX] = row[ORDER_LAST_UPDATE_INDEX]
+                    item_rows.extend(item_page.rows)
+                _flush_if_full(order_rows, orders)
+                _flush_if_full(item_rows, items)
+                if len(items_fetched) % PROGRESS_EVERY_ORDERS == 0:
+                    progress(_progress_line(day, len(items_fetched), items.rows_written + len(item_rows), client))
+        _flush(order_rows, orders)
+        _flush(item_rows, items)
+        orders.commit()
+        items.commit()
+    report.covered_until = client.last_covered_until
+    report.orders = orders.rows_written
+    report.order_items = items.rows_written
+    report.duplicate_orders_dropped = orders.duplicates_dropped
+    report.quarantined_values = order_rows.quarantined_values + item_rows.quarantined_values
+    report.api = client.stats.as_metadata()
+    report.seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+def _flush_if_full(builder: TableBuilder, writer: PartitionWriter) -> None:
+    if len(builder) >= FLUSH_ROWS:
+        _flush(builder, writer)
+
+
+def _flush(builder: TableBuilder, writer: PartitionWriter) -> None:
+    if len(builder):
+        writer.write(builder.build())
+
+
+def _progress_line(day: date, orders: int, items: int, client: MwsOrdersClient) -> str:
+    stats = client.stats
+    return (
+        f"{day}: {orders:,} orders and {items:,} items so far; {sum(stats.calls.values()):,} API calls, "
+        f"{stats.throttle_wait_seconds:,.1f} s waiting for quota, {stats.retries} retries"
+    )

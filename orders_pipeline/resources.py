@@ -1,0 +1,95 @@
+"""The Dagster resource that hands an MWS client to the raw assets, secrets from environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Optional
+
+import dagster as dg
+
+from orders_pipeline.mws.client import MwsCredentials, MwsOrdersClient
+from orders_pipeline.mws.errors import MwsConfigurationError
+
+ENVIRONMENT = {
+    "endpoint": "MWS_ENDPOINT",
+    "access_key_id": "MWS_ACCESS_KEY_ID",
+    "secret_key": "MWS_SECRET_KEY",
+    "seller_id": "MWS_SELLER_ID",
+    "auth_token": "MWS_AUTH_TOKEN",
+    "marketplace_ids": "MWS_MARKETPLACE_IDS",
+    "buyer_email_salt": "ORDERS_BUYER_EMAIL_SALT",
+}
+EMBEDDED_SIMULATOR_TIME_SCALE = 60.0
+
+
+@dataclass(frozen=True)
+class ApiSource:
+    """Which API a run talked to, for logs and metadata (never credentials)."""
+
+    endpoint: str
+    is_embedded_simulator: bool
+
+    def describe(self) -> str:
+        """One line saying where the data came from."""
+        if self.is_embedded_simulator:
+            return (
+                f"MWS_ENDPOINT is not set: using the EMBEDDED MWS SIMULATOR at {self.endpoint} "
+                "(synthetic demo data, quota clock x60). Set MWS_ENDPOINT and credentials for real data."
+            )
+        return f"MWS endpoint {self.endpoint}"
+
+
+class MwsResource(dg.ConfigurableResource):
+    """Endpoint and credentials of the MWS Orders API; without an endpoint, the embedded simulator."""
+
+    endpoint: Optional[str] = None
+    access_key_id: Optional[str] = None
+    secret_key: Optional[str] = None
+    seller_id: Optional[str] = None
+    auth_token: Optional[str] = None
+    marketplace_ids: Optional[str] = None
+    buyer_email_salt: Optional[str] = None
+
+    @contextmanager
+    def open_client(self) -> Iterator[tuple[MwsOrdersClient, ApiSource]]:
+        """A ready client and where it points: the configured endpoint, or a freshly started simulator."""
+        if self.endpoint:
+            with self._client(self.endpoint, self._credentials(), self._marketplaces()) as client:
+                yield client, ApiSource(client.endpoint_url, is_embedded_simulator=False)
+            return
+        from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, MwsSimulator, SimulatorConfig
+
+        with MwsSimulator(SimulatorConfig(time_scale=EMBEDDED_SIMULATOR_TIME_SCALE)) as simulator:
+            credentials = MwsCredentials(
+                DEMO_CREDENTIALS.access_key_id, DEMO_CREDENTIALS.secret_key, DEMO_CREDENTIALS.seller_id
+            )
+            with self._client(simulator.url, credentials, DEMO_MARKETPLACE_IDS) as client:
+                yield client, ApiSource(simulator.url, is_embedded_simulator=True)
+
+    def _client(self, endpoint: str, credentials: MwsCredentials, marketplaces) -> MwsOrdersClient:
+        return MwsOrdersClient(endpoint, credentials, marketplaces, buyer_email_salt=self.buyer_email_salt)
+
+    def _credentials(self) -> MwsCredentials:
+        missing = [ENVIRONMENT[name] for name in ("access_key_id", "secret_key", "seller_id") if not getattr(self, name)]
+        if missing:
+            raise MwsConfigurationError(
+                f"MWS_ENDPOINT is set but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: "
+                "export the seller's MWS credentials, or unset MWS_ENDPOINT to use the embedded simulator"
+            )
+        return MwsCredentials(self.access_key_id, self.secret_key, self.seller_id, self.auth_token or None)
+
+    def _marketplaces(self) -> list[str]:
+        ids = [part.strip() for part in (self.marketplace_ids or "").split(",") if part.strip()]
+        if not ids:
+            raise MwsConfigurationError(
+                "MWS_MARKETPLACE_IDS is not set: give the seller's marketplace ids, comma-separated (e.g. ATVPDKIKX0DER)"
+            )
+        return ids
+
+
+def mws_resource_from_environment() -> MwsResource:
+    """The resource with each variable that is set bound as a Dagster EnvVar (read at run time, never shown)."""
+    return MwsResource(**{field: dg.EnvVar(variable) for field, variable in ENVIRONMENT.items() if variable in os.environ})

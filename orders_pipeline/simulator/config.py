@@ -1,0 +1,64 @@
+"""Configuration of the simulator: the seller it impersonates, its data and the faults it injects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """MWS credentials the simulator accepts (and the seller it answers for)."""
+
+    access_key_id: str
+    secret_key: str
+    seller_id: str
+    auth_token: str | None = None
+
+
+DEMO_CREDENTIALS = Credentials(
+    "AKIDEMOSIMULATOR0001", "demo-secret-key-not-a-real-secret", "A1DEMOSELLER00", None
+)
+DEMO_MARKETPLACE_IDS: tuple[str, ...] = ("ATVPDKIKX0DER", "A2EUQ1WTGCTBG2", "A1F83G8C2ARO7P")
+
+
+@dataclass
+class Faults:
+    """Failures injected on purpose; every default is off."""
+
+    server_error_every: int = 0
+    fail_request_numbers: frozenset[int] = frozenset()
+    reset_request_numbers: frozenset[int] = frozenset()
+    slow_request_numbers: frozenset[int] = frozenset()
+    slow_seconds: float = 5.0
+    truncate_window_hours: float | None = None
+    duplicate_across_pages: bool = False
+    messy_values: bool = False
+    external_throttle: bool = False
+
+
+@dataclass
+class SimulatorConfig:
+    """Everything that decides what the simulator answers."""
+
+    credentials: Credentials = DEMO_CREDENTIALS
+    marketplace_ids: tuple[str, ...] = DEMO_MARKETPLACE_IDS
+    seed: int = 7
+    orders_per_day: int = 40
+    time_scale: float = 1.0
+    throttling: bool = True
+    list_orders_page_size_cap: int = 100
+    order_items_page_size: int = 2
+    faults: Faults = field(default_factory=Faults)
+    clock: Callable[[], datetime] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.marketplace_ids:
+            raise ValueError("SimulatorConfig.marketplace_ids must name at least one marketplace")
+        if self.time_scale <= 0:
+            raise ValueError("SimulatorConfig.time_scale must be > 0")
+        if self.orders_per_day < 0:
+            raise ValueError("SimulatorConfig.orders_per_day must be >= 0")
+        if not 1 <= self.list_orders_page_size_cap <= 100 or self.order_items_page_size < 1:
+            raise ValueError("page sizes must be >= 1 (ListOrders cap at most 100)")

@@ -1,0 +1,196 @@
+"""The loopback HTTP server: MwsSimulator (start/stop in a daemon thread) and serve_forever for the CLI."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from .config import SimulatorConfig
+from .orders import OrderRecord
+from .service import MwsService
+from .stats import SimulatorStats
+
+_FORM = "application/x-www-form-urlencoded"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Turns HTTP requests into MwsService calls."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "Server"
+    sys_version = ""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+        self._serve()
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._serve()
+
+    def log_message(self, format: str, *args: object) -> None:  # silence per-request logging
+        return
+
+    def _serve(self) -> None:
+        service: MwsService = self.server.service  # type: ignore[attr-defined]
+        url = urlsplit(self.path)
+        declared = self.headers.get("Content-Length", "0").strip()
+        length = int(declared) if declared.isdigit() else 0
+        body = self.rfile.read(length) if length else b""
+        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        content_type = (self.headers.get("Content-Type") or _FORM).split(";")[0].strip().lower()
+        if body and content_type == _FORM:
+            params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        reply = service.handle(self.command, self.headers.get("Host", ""), url.path, params)
+        if reply is None:
+            self.close_connection = True
+            return
+        try:
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, port: int, service: MwsService) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.service = service
+
+
+class MwsSimulator:
+    """A faithful MWS Orders 2013-09-01 endpoint on 127.0.0.1, started and stopped in-process."""
+
+    def __init__(self, config: SimulatorConfig | None = None, port: int = 0) -> None:
+        self.config = config or SimulatorConfig()
+        self._port = port
+        self._service = MwsService(self.config)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def stats(self) -> SimulatorStats:
+        """Counters of requests, errors, throttles and faults."""
+        return self._service.stats
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. http://127.0.0.1:8123 (clients append /Orders/2013-09-01)."""
+        if self._server is None:
+            raise RuntimeError("MwsSimulator is not running; call start() first")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> str:
+        """Bind and serve in a daemon thread; returns the base URL."""
+        if self._server is None:
+            self._server = _Server(self._port, self._service)
+            self._thread = threading.Thread(target=self._server.serve_forever, name="mws-simulator", daemon=True)
+            self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._server = None
+            self._thread = None
+
+    def __enter__(self) -> "MwsSimulator":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def expected_orders(self, updated_after: datetime, updated_before: datetime) -> list[dict]:
+        """Ground truth: the current version (as of the clock) of every order last updated in [after, before)."""
+        store = self._service.store
+        refs = store.select(
+            by_purchase_date=False,
+            after=updated_after.timestamp(),
+            before=updated_before.timestamp(),
+            now=self._service.now().timestamp(),
+        )
+        return [_as_dict(store.record(*ref)) for ref in refs]
+
+
+def _when(epoch: int | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
+
+
+def _amount(cents: int | None) -> Decimal | None:
+    return None if cents is None else Decimal(cents).scaleb(-2)
+
+
+def _as_dict(order: OrderRecord) -> dict:
+    return {
+        "amazon_order_id": order.amazon_order_id,
+        "purchase_date": _when(order.purchase_date),
+        "last_update_date": _when(order.last_update_date),
+        "order_status": order.order_status,
+        "marketplace_id": order.marketplace_id,
+        "sales_channel": order.sales_channel,
+        "fulfillment_channel": order.fulfillment_channel,
+        "ship_service_level": order.ship_service_level,
+        "shipment_service_level_category": order.shipment_service_level_category,
+        "order_total_amount": _amount(order.order_total),
+        "currency": order.currency,
+        "number_of_items_shipped": order.number_of_items_shipped,
+        "number_of_items_unshipped": order.number_of_items_unshipped,
+        "latest_ship_date": _when(order.latest_ship_date),
+        "is_prime": order.is_prime,
+        "is_business_order": order.is_business_order,
+        "items": [
+            {
+                "order_item_id": item.order_item_id,
+                "seller_sku": item.seller_sku,
+                "asin": item.asin,
+                "title": item.title,
+                "quantity_ordered": item.quantity_ordered,
+                "quantity_shipped": item.quantity_shipped,
+                "item_price_amount": _amount(item.item_price),
+                "item_tax_amount": _amount(item.item_tax),
+                "promotion_discount_amount": _amount(item.promotion_discount),
+            }
+            for item in order.items
+        ],
+    }
+
+
+def serve_forever(config: SimulatorConfig, port: int) -> None:
+    """Run the simulator in the foreground until Ctrl-C, printing how to point the pipeline at it."""
+    simulator = MwsSimulator(config, port)
+    url = simulator.start()
+    credentials = config.credentials
+    lines = [
+        f"MWS Orders simulator listening on {url}/Orders/2013-09-01",
+        "Point the pipeline at it with:",
+        f"  export MWS_ENDPOINT={url}",
+        f"  export MWS_ACCESS_KEY_ID={credentials.access_key_id}",
+        f"  export MWS_SECRET_KEY={credentials.secret_key}",
+        f"  export MWS_SELLER_ID={credentials.seller_id}",
+        f"  export MWS_MARKETPLACE_IDS={','.join(config.marketplace_ids)}",
+    ]
+    if credentials.auth_token:
+        lines.append(f"  export MWS_AUTH_TOKEN={credentials.auth_token}")
+    lines.append("Press Ctrl-C to stop.")
+    print("\n".join(lines), flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        simulator.stop()

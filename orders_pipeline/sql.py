@@ -1,0 +1,409 @@
+"""Load the `dbt_like_sql/` folder as a graph of SQL models and build them in DuckDB (no Dagster here).
+
+Every `.sql` file under the folder is a model named after its file stem. Models are jinja2 templates:
+
+- `{{ source('raw', 'orders') }}` reads the hive-partitioned raw Parquet (or an empty, typed relation when no
+  partition has landed yet) and declares a dependency on the raw table;
+- `{{ ref('stg_orders') }}` reads another model and declares a dependency on it;
+- `{{ var('stuck_after_days', 7) }}` is a setting: an explicit override, else the environment variable
+  `ORDERS_VAR_STUCK_AFTER_DAYS`, else the default.
+
+A build runs the models in topological order in one in-memory DuckDB connection, writes each to
+`<data_dir>/<folder>/<model>.parquet` (COPY to a temporary file, then an atomic rename), and keeps the result
+in memory for the models downstream of it in the same run. A model whose upstream model is not part of the
+run reads that model's Parquet file. Errors name the file and, when DuckDB or jinja report one, the line.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import jinja2
+import pyarrow as pa
+
+from orders_pipeline.mws.schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
+
+SQL_DIR = Path(__file__).resolve().parents[1] / "dbt_like_sql"
+"""The repository's model folder."""
+
+VAR_ENV_PREFIX = "ORDERS_VAR_"
+
+PARTITION_COLUMN = pa.field("dt", pa.date32())
+"""The hive partition column DuckDB adds to every raw row (`dt=YYYY-MM-DD`)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A raw table: where its partitions live under the data dir and its Arrow schema."""
+
+    table: str
+    schema: pa.Schema
+
+    def glob(self, data_dir: Path) -> str:
+        return str(data_dir / self.table / "*" / "*.parquet")
+
+    def has_data(self, data_dir: Path) -> bool:
+        return any((data_dir / self.table).glob("*/*.parquet"))
+
+
+SOURCES: dict[tuple[str, str], Source] = {
+    ("raw", "orders"): Source("orders", ORDERS_SCHEMA),
+    ("raw", "order_items"): Source("order_items", ORDER_ITEMS_SCHEMA),
+}
+
+
+def default_data_dir() -> Path:
+    """Root of all output: `$ORDERS_DATA_DIR`, default `./data`."""
+    return Path(os.environ.get("ORDERS_DATA_DIR", "data"))
+
+
+class SqlProjectError(Exception):
+    """A model folder that cannot be loaded or a model that cannot be built; the message names file and line."""
+
+
+@dataclass(frozen=True)
+class Model:
+    """One `.sql` file: its name, layer (first folder), template text and declared dependencies."""
+
+    name: str
+    path: Path
+    layer: str
+    template: str
+    refs: tuple[str, ...]
+    sources: tuple[tuple[str, str], ...]
+    description: str
+
+    def output_path(self, data_dir: Path) -> Path:
+        return Path(data_dir) / self.layer / f"{self.name}.parquet"
+
+
+@dataclass
+class Project:
+    """All models of a folder, with their dependency order."""
+
+    sql_dir: Path
+    models: dict[str, Model]
+    order: list[str]
+
+    def upstream(self, name: str) -> tuple[str, ...]:
+        return self.models[name].refs
+
+    def relpath(self, model: Model) -> str:
+        return str(model.path.relative_to(self.sql_dir.parent))
+
+
+# --------------------------------------------------------------------------------------------- parsing
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+def _header_comment(text: str) -> str:
+    """The leading `--` comment block of a model: its description (grain and rules)."""
+    lines = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("--"):
+            lines.append(stripped[2:].removeprefix(" ").rstrip())
+        elif stripped or lines:
+            break
+    return "\n".join(lines).strip()
+
+
+def _line_of(text: str, pattern: str) -> int | None:
+    match = re.search(pattern, text)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def _template_error(label: str, error: Exception) -> SqlProjectError:
+    line = getattr(error, "lineno", None)
+    tb = error.__traceback__
+    while tb is not None:  # jinja maps the frames of template code to template lines
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    where = f"{label}:{line}" if line else label
+    return SqlProjectError(f"{where}: {type(error).__name__}: {error}")
+
+
+def _parse(path: Path, sql_dir: Path, env: jinja2.Environment) -> Model:
+    """Render once with capturing `ref`/`source`/`var` to find what the file depends on."""
+    text = path.read_text()
+    label = str(path.relative_to(sql_dir.parent))
+    refs: list[str] = []
+    sources: list[tuple[str, str]] = []
+
+    def ref(name: str) -> str:
+        refs.append(name)
+        return f'"{name}"'
+
+    def source(source_name: str, table: str) -> str:
+        if (source_name, table) not in SOURCES:
+            known = ", ".join(f"{s}.{t}" for s, t in SOURCES)
+            line = _line_of(text, rf"source\(\s*['\"]{re.escape(source_name)}['\"]\s*,\s*['\"]{re.escape(table)}")
+            raise SqlProjectError(f"{label}:{line}: unknown source {source_name}.{table} (known: {known})")
+        sources.append((source_name, table))
+        return f'"{source_name}__{table}"'
+
+    def var(name: str, default: Any = None) -> Any:
+        return default if default is not None else 0
+
+    try:
+        env.from_string(text).render(ref=ref, source=source, var=var)
+    except SqlProjectError:
+        raise
+    except jinja2.TemplateError as error:
+        raise _template_error(label, error) from error
+    layer = path.relative_to(sql_dir).parts[0] if len(path.relative_to(sql_dir).parts) > 1 else "models"
+    return Model(
+        name=path.stem,
+        path=path,
+        layer=layer,
+        template=text,
+        refs=tuple(dict.fromkeys(refs)),
+        sources=tuple(dict.fromkeys(sources)),
+        description=_header_comment(text),
+    )
+
+
+def load_project(sql_dir: Path | str = SQL_DIR) -> Project:
+    """Parse every `.sql` file under `sql_dir`, check names and refs, and order the models topologically."""
+    sql_dir = Path(sql_dir).resolve()
+    env = _environment()
+    models: dict[str, Model] = {}
+    for path in sorted(sql_dir.rglob("*.sql")):
+        model = _parse(path, sql_dir, env)
+        if model.name in models:
+            other = models[model.name].path.relative_to(sql_dir.parent)
+            raise SqlProjectError(
+                f"{path.relative_to(sql_dir.parent)}: model name {model.name!r} is already used by {other}"
+            )
+        models[model.name] = model
+
+    for model in models.values():
+        for name in model.refs:
+            if name not in models:
+                line = _line_of(model.template, rf"ref\(\s*['\"]{re.escape(name)}['\"]")
+                raise SqlProjectError(
+                    f"{model.path.relative_to(sql_dir.parent)}:{line}: ref({name!r}) names no model "
+                    f"(known: {', '.join(sorted(models))})"
+                )
+
+    sorter = graphlib.TopologicalSorter({name: model.refs for name, model in models.items()})
+    try:
+        order = list(sorter.static_order())
+    except graphlib.CycleError as error:
+        cycle = error.args[1]
+        files = " -> ".join(str(models[name].path.relative_to(sql_dir.parent)) for name in cycle)
+        raise SqlProjectError(f"dependency cycle between models: {files}") from error
+    return Project(sql_dir=sql_dir, models=models, order=order)
+
+
+# --------------------------------------------------------------------------------------------- settings
+
+
+def _coerce(raw: str, default: Any) -> Any:
+    """An environment string as the type of the default (int, float, bool or str)."""
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return raw
+
+
+def resolve_var(name: str, default: Any, overrides: Mapping[str, Any] | None = None) -> Any:
+    """A model setting: `overrides[name]`, else `$ORDERS_VAR_<NAME>`, else the default."""
+    if overrides and name in overrides:
+        value = overrides[name]
+        return _coerce(value, default) if isinstance(value, str) and default is not None else value
+    env_value = os.environ.get(VAR_ENV_PREFIX + name.upper())
+    if env_value is not None:
+        return _coerce(env_value, default)
+    if default is None:
+        raise SqlProjectError(f"var({name!r}) has no default; set {VAR_ENV_PREFIX}{name.upper()} or pass it")
+    return default
+
+
+# --------------------------------------------------------------------------------------------- building
+
+
+@dataclass
+class ModelResult:
+    """What one model build produced."""
+
+    name: str
+    path: Path
+    row_count: int
+    preview: Any  # pandas.DataFrame of the first rows
+    sql: str
+
+
+def sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def empty_source_table(schema: pa.Schema) -> pa.Table:
+    return pa.table({f.name: pa.array([], f.type) for f in [*schema, PARTITION_COLUMN]})
+
+
+@dataclass
+class Build:
+    """One DuckDB session that builds models of a project into a data dir.
+
+    Use as a context manager; `run(names)` builds the named models in dependency order.
+    """
+
+    project: Project
+    data_dir: Path
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    threads: int | None = None
+    con: duckdb.DuckDBPyConnection = field(init=False)
+    _in_memory: set[str] = field(init=False, default_factory=set)
+    _keep: set[str] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).resolve()
+        self.con = duckdb.connect(":memory:")
+        self.con.execute("set TimeZone = 'UTC'")
+        self.con.execute("set preserve_insertion_order = false")
+        if self.threads:
+            self.con.execute(f"set threads = {int(self.threads)}")
+
+    def __enter__(self) -> Build:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.con.close()
+
+    # ----- relations
+
+    def source_relation(self, source_name: str, table: str) -> str:
+        """`read_parquet` over the landed partitions, or an empty typed table when none has landed."""
+        src = SOURCES[(source_name, table)]
+        if src.has_data(self.data_dir):
+            return (
+                f"read_parquet({sql_literal(src.glob(self.data_dir))}, hive_partitioning = true, "
+                f"union_by_name = true, hive_types = {{'dt': date}})"
+            )
+        name = f"__empty_{source_name}__{table}"
+        self.con.register(name, empty_source_table(src.schema))
+        return f'"{name}"'
+
+    def relation(self, name: str) -> str:
+        """A model's relation: its table from this run, else a view over its Parquet file."""
+        if name not in self._in_memory:
+            model = self.project.models[name]
+            path = model.output_path(self.data_dir)
+            if not path.exists():
+                raise SqlProjectError(
+                    f"{self.project.relpath(model)}: {path} does not exist; build {name} first "
+                    f"(it is upstream of the models selected)"
+                )
+            self.con.execute(f'create or replace view "{name}" as select * from read_parquet({sql_literal(str(path))})')
+        return f'"{name}"'
+
+    def render(self, name: str) -> str:
+        model = self.project.models[name]
+        return self.render_text(model.template, self.project.relpath(model))
+
+    def render_text(self, text: str, label: str) -> str:
+        """Render any SQL template against this build (refs resolve to this run's tables or Parquet)."""
+        try:
+            return (
+                _environment()
+                .from_string(text)
+                .render(
+                    ref=self.relation,
+                    source=self.source_relation,
+                    var=lambda var_name, default=None: resolve_var(var_name, default, self.vars),
+                )
+            )
+        except SqlProjectError:
+            raise
+        except jinja2.TemplateError as error:
+            raise _template_error(label, error) from error
+
+    # ----- execution
+
+    def execute(self, label: str, sql: str) -> duckdb.DuckDBPyConnection:
+        """Run SQL; a DuckDB error becomes `file:line: message` (lines of the rendered file match the source)."""
+        try:
+            return self.con.execute(sql)
+        except duckdb.Error as error:
+            message = str(error)
+            match = re.search(r"LINE (\d+):", message)
+            where = f"{label}:{match.group(1)}" if match else label
+            raise SqlProjectError(f"{where}: {message}") from error
+
+    def build_model(self, name: str) -> ModelResult:
+        """Create the model's table (same line numbers as the file), then publish it as Parquet atomically."""
+        model = self.project.models[name]
+        label = self.project.relpath(model)
+        sql = self.render(name)
+        self.con.execute(f'drop view if exists "{name}"')  # a view over the old Parquet, from a query
+        # The prefix stays on the file's first line, so DuckDB's LINE n is the file's line n.
+        self.execute(label, f'create or replace table "{name}" as {sql}\n')
+        self._in_memory.add(name)
+        out = model.output_path(self.data_dir)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        try:
+            self.execute(label, f'copy "{name}" to {sql_literal(str(tmp))} (format parquet, compression zstd)')
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        row_count = self.con.execute(f'select count(*) from "{name}"').fetchone()[0]
+        preview = self.con.execute(f'select * from "{name}" limit 10').df()
+        return ModelResult(name=name, path=out, row_count=row_count, preview=preview, sql=sql)
+
+    def run(self, names: Iterable[str] | None = None) -> Iterable[ModelResult]:
+        """Build the named models (default: all) in topological order, yielding each result as it is written.
+
+        Tables no longer needed by a later model of this run are dropped to keep memory flat.
+        """
+        selected = set(self.project.models if names is None else names)
+        unknown = selected - set(self.project.models)
+        if unknown:
+            raise SqlProjectError(f"unknown models: {', '.join(sorted(unknown))}")
+        order = [name for name in self.project.order if name in selected]
+        last_use = {name: i for i, name in enumerate(order)}
+        for i, name in enumerate(order):
+            for upstream in self.project.upstream(name):
+                last_use[upstream] = max(last_use.get(upstream, i), i)
+        for i, name in enumerate(order):
+            yield self.build_model(name)
+            for done, last in list(last_use.items()):
+                if last <= i and done in self._in_memory and done not in self._keep:
+                    self.con.execute(f'drop table if exists "{done}"')
+                    self._in_memory.discard(done)
+                    del last_use[done]
+
+    def keep(self, names: Iterable[str]) -> None:
+        """Keep these tables in memory after the run (e.g. for checks that query them)."""
+        self._keep.update(names)
+
+    def query(self, sql_template: str, label: str = "<query>") -> Any:
+        """Run a SQL template (with `ref`/`source`/`var`) against this build and return a DataFrame."""
+        return self.execute(label, self.render_text(sql_template, label)).df()
+
+
+def build(
+    data_dir: Path | str | None = None,
+    select: Iterable[str] | None = None,
+    vars: Mapping[str, Any] | None = None,
+    project: Project | None = None,
+) -> list[ModelResult]:
+    """Build models (default: all) from what has landed in `data_dir` and return what was written."""
+    project = project or load_project()
+    with Build(project, Path(data_dir) if data_dir is not None else default_data_dir(), dict(vars or {})) as run:
+        return list(run.run(select))

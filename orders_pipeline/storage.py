@@ -1,0 +1,175 @@
+"""The data-dir layout and atomic, idempotent writes of hive-partitioned Parquet."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+DATA_DIR_ENV = "ORDERS_DATA_DIR"
+PART_FILE = "part-0.parquet"
+_TEMP_PREFIX = ".tmp-"
+
+
+def data_dir() -> Path:
+    """The root of all output: $ORDERS_DATA_DIR (a path or a file:// URI), default ./data."""
+    configured = os.environ.get(DATA_DIR_ENV, "data")
+    if configured.startswith("file://"):
+        configured = configured[len("file://") :]
+    elif "://" in configured:
+        raise ValueError(f"{DATA_DIR_ENV}={configured!r}: only local paths and file:// URIs are supported")
+    return Path(configured).absolute()
+
+
+def partition_dir(root: Path, table: str, day: date) -> Path:
+    """Where one day of a raw table lives: <root>/<table>/dt=YYYY-MM-DD."""
+    return root / table / f"dt={day.isoformat()}"
+
+
+def partition_days(root: Path, table: str) -> list[date]:
+    """The days for which a raw table has a committed partition, oldest first."""
+    base = root / table
+    if not base.is_dir():
+        return []
+    days = [date.fromisoformat(entry.name[3:]) for entry in base.iterdir() if entry.name.startswith("dt=")]
+    return sorted(day for day in days if (partition_dir(root, table, day) / PART_FILE).exists())
+
+
+class PartitionWriter:
+    """Streams record batches into a hidden temp file and swaps it in whole on commit.
+
+    Readers glob `*.parquet`, so they never see the temp file; `os.replace` makes the swap atomic, so a
+    crash leaves either the previous partition or the new one. Rows repeating a key are resolved on
+    commit by keeping the one with the greatest `version_column`.
+    """
+
+    def __init__(self, directory: Path, schema: pa.Schema, key_columns: tuple[str, ...], version_column: str) -> None:
+        self.directory = directory
+        self.schema = schema
+        self.key_columns = key_columns
+        self.version_column = version_column
+        self.rows_written = 0
+        self.duplicates_dropped = 0
+        self._seen_keys: set = set()
+        self._has_duplicates = False
+        self._temp_path = directory / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        """Append a table of `schema` to the pending partition."""
+        if table.num_rows == 0:
+            return
+        self._note_keys(table)
+        self._open().write_table(table.cast(self.schema))
+        self.rows_written += table.num_rows
+
+    def commit(self) -> Path:
+        """Finish the file, make it durable and atomically replace the partition with it."""
+        self._open().close()
+        if self._has_duplicates:
+            self._rewrite_keeping_latest()
+        _fsync_file(self._temp_path)
+        final_path = self.directory / PART_FILE
+        os.replace(self._temp_path, final_path)
+        for stale in self.directory.glob("*.parquet"):
+            if stale.name != PART_FILE:
+                stale.unlink()
+        _fsync_dir(self.directory)
+        return final_path
+
+    def abort(self) -> None:
+        """Drop the pending file; the committed partition, if any, is untouched."""
+        if self._writer is not None:
+            self._writer.close()
+        self._temp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> PartitionWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    def _open(self) -> pq.ParquetWriter:
+        if self._writer is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self._temp_path, self.schema, compression="zstd")
+        return self._writer
+
+    def _note_keys(self, table: pa.Table) -> None:
+        keys = zip(*(table.column(name).to_pylist() for name in self.key_columns))
+        before = len(self._seen_keys)
+        batch = list(keys)
+        self._seen_keys.update(batch)
+        if len(self._seen_keys) - before < len(batch):
+            self._has_duplicates = True
+
+    def _rewrite_keeping_latest(self) -> None:
+        table = pq.read_table(self._temp_path, schema=self.schema)
+        latest = keep_latest(table, self.key_columns, self.version_column)
+        self.duplicates_dropped = table.num_rows - latest.num_rows
+        self.rows_written = latest.num_rows
+        pq.write_table(latest, self._temp_path, compression="zstd")
+
+
+def keep_latest(table: pa.Table, key_columns: tuple[str, ...], version_column: str) -> pa.Table:
+    """One row per key: the one with the greatest version (later rows win ties), in the original order."""
+    position = pa.array(range(table.num_rows), pa.int64())
+    ranked = table.append_column("__position", position)
+    order = pc.sort_indices(
+        ranked,
+        sort_keys=[
+            *((name, "ascending", "at_end") for name in key_columns),
+            (version_column, "descending", "at_end"),
+            ("__position", "descending", "at_end"),
+        ],
+    )
+    ranked = ranked.take(order)
+    is_first = _first_of_each_key(ranked, key_columns)
+    kept = ranked.filter(is_first)
+    kept = kept.take(pc.sort_indices(kept, sort_keys=[("__position", "ascending")]))
+    return kept.drop_columns(["__position"])
+
+
+def _first_of_each_key(sorted_table: pa.Table, key_columns: tuple[str, ...]) -> pa.Array:
+    count = sorted_table.num_rows
+    if count == 0:
+        return pa.array([], pa.bool_())
+    changed = pa.array([True] + [False] * (count - 1))
+    for name in key_columns:
+        column = sorted_table.column(name).combine_chunks()
+        differs = pc.fill_null(pc.not_equal(column.slice(1), column.slice(0, count - 1)), True)
+        changed = pc.or_(changed, pa.concat_arrays([pa.array([True]), differs]))
+    return changed
+
+
+def write_table_atomically(table: pa.Table, path: Path) -> Path:
+    """Write one whole Parquet file via a temp file in the same folder and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp_path = path.parent / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
+    try:
+        pq.write_table(table, temp_path, compression="zstd")
+        _fsync_file(temp_path)
+        os.replace(temp_path, path)
+    finally:
+        temp_path.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

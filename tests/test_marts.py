@@ -1,0 +1,390 @@
+"""The SQL models on small hand-built raw data (real Parquet, real DuckDB), with hand-computed expectations.
+
+Two datasets, both written as hive-partitioned Parquet with the contract's Arrow schemas:
+
+* `SHOP`: eight orders over four partitions (2024-02-20, 03-01, 03-02, 03-03), USD and CAD, a Canceled order,
+  unpriced Pending lines, an order that goes Pending -> Unshipped -> Shipped over three partitions (it must be
+  counted once), and three stuck orders. as_of = the greatest last_update_date = 2024-03-03 12:00Z (O7 v3).
+* `SERIES`: 60 days (2024-01-01 .. 2024-02-29) of one order per SKU and day, for trends and anomalies.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from orders_pipeline import sql
+from orders_pipeline.mws.schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
+
+US, CA = "ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"
+
+
+def ts(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+def order(oid, lud, status, purchase, channel, fulfillment, marketplace, total=None, currency=None, latest_ship=None):
+    return {
+        "amazon_order_id": oid,
+        "last_update_date": ts(lud),
+        "order_status": status,
+        "purchase_date": ts(purchase),
+        "sales_channel": channel,
+        "fulfillment_channel": fulfillment,
+        "marketplace_id": marketplace,
+        "order_total_amount": Decimal(total) if total is not None else None,
+        "order_total_currency_code": currency,
+        "latest_ship_date": ts(latest_ship) if latest_ship else None,
+        "is_quarantined": False,
+    }
+
+
+def item(oid, lud, item_id, sku, qty, shipped, price=None, currency=None):
+    return {
+        "amazon_order_id": oid,
+        "order_last_update_date": ts(lud),
+        "order_item_id": item_id,
+        "seller_sku": sku,
+        "asin": "ASIN-" + sku,
+        "title": f"Product {sku}",
+        "quantity_ordered": qty,
+        "quantity_shipped": shipped,
+        "item_price_amount": Decimal(price) if price is not None else None,
+        "item_price_currency_code": currency,
+        "is_quarantined": False,
+    }
+
+
+def write_raw(data_dir: Path, versions: list[tuple[str, dict, list[dict]]]) -> None:
+    """Write (dt, order row, item rows) versions as orders/dt=D/part-0.parquet and order_items/dt=D/part-0.parquet."""
+    by_dt: dict[str, tuple[list, list]] = {}
+    for dt, order_row, item_rows in versions:
+        orders, items = by_dt.setdefault(dt, ([], []))
+        orders.append(order_row)
+        items.extend(item_rows)
+    for dt, (orders, items) in by_dt.items():
+        for table, rows, schema in (("orders", orders, ORDERS_SCHEMA), ("order_items", items, ORDER_ITEMS_SCHEMA)):
+            folder = data_dir / table / f"dt={dt}"
+            folder.mkdir(parents=True, exist_ok=True)
+            pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / "part-0.parquet")
+
+
+def shop_versions() -> list[tuple[str, dict, list[dict]]]:
+    v = []
+    # O1: Pending (no price) -> Unshipped -> Shipped over three partitions; current = v3 (03-03).
+    v.append(("2024-03-01", order("O1", "2024-03-01T10:05", "Pending", "2024-03-01T10:00", "Amazon.com", "AFN", US),
+              [item("O1", "2024-03-01T10:05", "O1-1", "SKU-A", 2, 0)]))
+    v.append(("2024-03-02", order("O1", "2024-03-02T09:00", "Unshipped", "2024-03-01T10:00", "Amazon.com", "AFN", US,
+                                  "40.00", "USD", "2024-03-04T00:00"),
+              [item("O1", "2024-03-02T09:00", "O1-1", "SKU-A", 2, 0, "40.00", "USD")]))
+    v.append(("2024-03-03", order("O1", "2024-03-03T08:00", "Shipped", "2024-03-01T10:00", "Amazon.com", "AFN", US,
+                                  "40.00", "USD", "2024-03-04T00:00"),
+              [item("O1", "2024-03-03T08:00", "O1-1", "SKU-A", 2, 2, "40.00", "USD")]))
+    # O2: Shipped, two SKUs; the raw sales channel carries Amazon's trailing space.
+    v.append(("2024-03-01", order("O2", "2024-03-01T20:00", "Shipped", "2024-03-01T15:00", "Amazon.com ", "MFN", US,
+                                  "50.00", "USD"),
+              [item("O2", "2024-03-01T20:00", "O2-1", "SKU-A", 1, 1, "20.00", "USD"),
+               item("O2", "2024-03-01T20:00", "O2-2", "SKU-B", 2, 2, "30.00", "USD")]))
+    # O3: Canadian order in CAD.
+    v.append(("2024-03-02", order("O3", "2024-03-02T18:00", "Shipped", "2024-03-02T11:00", "Amazon.ca", "AFN", CA,
+                                  "25.00", "CAD"),
+              [item("O3", "2024-03-02T18:00", "O3-1", "SKU-A", 1, 1, "25.00", "CAD")]))
+    # O4: Unshipped, then Canceled: excluded everywhere.
+    v.append(("2024-03-02", order("O4", "2024-03-02T12:30", "Unshipped", "2024-03-02T12:00", "Amazon.com", "MFN", US,
+                                  "75.00", "USD", "2024-03-05T00:00"),
+              [item("O4", "2024-03-02T12:30", "O4-1", "SKU-B", 5, 0, "75.00", "USD")]))
+    v.append(("2024-03-03", order("O4", "2024-03-03T07:00", "Canceled", "2024-03-02T12:00", "Amazon.com", "MFN", US),
+              [item("O4", "2024-03-03T07:00", "O4-1", "SKU-B", 5, 0, "75.00", "USD")]))
+    # O5: Pending for 2 h, no price: counted in units, unpriced, not stuck.
+    v.append(("2024-03-03", order("O5", "2024-03-03T10:00", "Pending", "2024-03-03T10:00", "Amazon.com", "AFN", US),
+              [item("O5", "2024-03-03T10:00", "O5-1", "SKU-B", 1, 0)]))
+    # O6: Pending since 03-01 06:00 -> 54 h at as_of: stuck.
+    v.append(("2024-03-01", order("O6", "2024-03-01T06:00", "Pending", "2024-03-01T06:00", "Amazon.com", "MFN", US),
+              [item("O6", "2024-03-01T06:00", "O6-1", "SKU-C", 4, 0)]))
+    # O7: Pending -> Unshipped (03-02 08:00) -> Unshipped again (03-03 12:00, = as_of); past latest_ship_date 03-03 00:00.
+    v.append(("2024-03-01", order("O7", "2024-03-01T09:00", "Pending", "2024-03-01T09:00", "Amazon.ca", "MFN", CA),
+              [item("O7", "2024-03-01T09:00", "O7-1", "SKU-C", 2, 0)]))
+    for dt, lud in (("2024-03-02", "2024-03-02T08:00"), ("2024-03-03", "2024-03-03T12:00")):
+        v.append((dt, order("O7", lud, "Unshipped", "2024-03-01T09:00", "Amazon.ca", "MFN", CA, "15.00", "CAD",
+                            "2024-03-03T00:00"),
+                  [item("O7", lud, "O7-1", "SKU-C", 2, 0, "15.00", "CAD")]))
+    # O8: pre-order waiting since 02-20 00:00 -> 300 h (12.5 days) at as_of: unchanged for more than 7 days.
+    v.append(("2024-02-20", order("O8", "2024-02-20T00:00", "PendingAvailability", "2024-02-20T00:00", "Amazon.com",
+                                  "MFN", US, "10.00", "USD", "2024-03-10T00:00"),
+              [item("O8", "2024-02-20T00:00", "O8-1", "SKU-D", 1, 0, "10.00", "USD")]))
+    return v
+
+
+SERIES_START = date(2024, 1, 1)
+
+
+def series_units(sku: str, day_number: int) -> int:
+    """Units per day (day 1 = 2024-01-01 .. day 60 = 2024-02-29)."""
+    if sku == "ANOM":  # 1, 3, 1, 3 ... then a spike of 30 on day 60
+        return 30 if day_number == 60 else (1 if day_number % 2 else 3)
+    if sku == "DROP":  # 9, 11, 9, 11 ... then nothing on day 60
+        return 0 if day_number == 60 else (9 if day_number % 2 else 11)
+    return 2  # SHIFT: 2 a day, MFN on days 1..32, AFN on days 33..60
+
+
+def series_versions() -> list[tuple[str, dict, list[dict]]]:
+    v = []
+    for n in range(1, 61):
+        day = SERIES_START + timedelta(days=n - 1)
+        for sku in ("ANOM", "DROP", "SHIFT"):
+            units = series_units(sku, n)
+            if not units:
+                continue
+            oid, lud = f"{sku}-{n}", f"{day}T13:00"
+            fulfillment = "MFN" if sku == "SHIFT" and n <= 32 else "AFN"
+            price = f"{units * 10}.00"
+            v.append((str(day), order(oid, lud, "Shipped", f"{day}T12:00", "Amazon.com", fulfillment, US, price, "USD"),
+                      [item(oid, lud, oid + "-1", sku, units, units, price, "USD")]))
+    return v
+
+
+def query(data_dir: Path, model: str, sql_text: str = "select * from m") -> list[dict]:
+    layer = "staging" if model.startswith("stg_") else "marts"
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    con.execute(f"create view m as select * from read_parquet('{data_dir / layer / model}.parquet')")
+    cursor = con.execute(sql_text)
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory) -> Path:
+    data_dir = tmp_path_factory.mktemp("shop")
+    write_raw(data_dir, shop_versions())
+    sql.build(data_dir)
+    return data_dir
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory) -> Path:
+    data_dir = tmp_path_factory.mktemp("series")
+    write_raw(data_dir, series_versions())
+    sql.build(data_dir)
+    return data_dir
+
+
+# --------------------------------------------------------------------------------------------- staging
+
+
+def test_stg_orders_keeps_the_latest_version_once(shop):
+    rows = {r["amazon_order_id"]: r for r in query(shop, "stg_orders")}
+    assert sorted(rows) == [f"O{i}" for i in range(1, 9)]
+    assert (rows["O1"]["order_status"], rows["O1"]["dt"], rows["O1"]["version_count"]) == ("Shipped", date(2024, 3, 3), 3)
+    assert rows["O4"]["order_status"] == "Canceled"
+    assert rows["O2"]["sales_channel"] == "Amazon.com"  # trailing space trimmed
+    assert rows["O1"]["purchase_day"] == date(2024, 3, 1)
+
+
+def test_stg_order_items_are_the_current_versions_items(shop):
+    rows = query(shop, "stg_order_items", "select * from m order by order_item_id")
+    # one current item per order, two for O2: 9 lines (O1's three versions contribute only v3's line)
+    assert [r["order_item_id"] for r in rows] == ["O1-1", "O2-1", "O2-2", "O3-1", "O4-1", "O5-1", "O6-1", "O7-1", "O8-1"]
+    o1 = rows[0]
+    assert (o1["quantity_shipped"], o1["item_price_amount"], o1["dt"]) == (2, Decimal("40.00"), date(2024, 3, 3))
+    by_id = {r["order_item_id"]: r for r in rows}
+    # unpriced Pending lines take the currency of their marketplace's priced lines (US -> USD)
+    assert (by_id["O5-1"]["is_unpriced"], by_id["O5-1"]["currency_code"]) == (True, "USD")
+    assert by_id["O6-1"]["currency_code"] == "USD"
+
+
+def test_status_history_has_every_version_in_order(shop):
+    rows = query(shop, "stg_order_status_history", "select * from m order by amazon_order_id, version_number")
+    assert len(rows) == 13  # O1 3 + O2 1 + O3 1 + O4 2 + O5 1 + O6 1 + O7 3 + O8 1
+    o1 = [(r["order_status"], r["previous_status"], r["valid_from"], r["valid_to"]) for r in rows if r["amazon_order_id"] == "O1"]
+    assert o1 == [
+        ("Pending", None, ts("2024-03-01T10:05"), ts("2024-03-02T09:00")),
+        ("Unshipped", "Pending", ts("2024-03-02T09:00"), ts("2024-03-03T08:00")),
+        ("Shipped", "Unshipped", ts("2024-03-03T08:00"), None),
+    ]
+    o7 = [(r["is_status_change"], r["status_since"]) for r in rows if r["amazon_order_id"] == "O7"]
+    # the second Unshipped version does not reset status_since
+    assert o7 == [(True, ts("2024-03-01T09:00")), (True, ts("2024-03-02T08:00")), (False, ts("2024-03-02T08:00"))]
+
+
+# --------------------------------------------------------------------------------------------- marts
+
+
+def test_sku_daily_sales(shop):
+    got = {
+        (str(r["purchase_day"]), r["marketplace_id"], r["sales_channel"], r["fulfillment_channel"], r["seller_sku"], r["currency"]):
+        (r["orders"], r["units_ordered"], r["units_shipped"], r["revenue"], r["unpriced_units"], r["has_unpriced_lines"])
+        for r in query(shop, "sku_daily_sales")
+    }
+    assert got == {
+        ("2024-02-20", US, "Amazon.com", "MFN", "SKU-D", "USD"): (1, 1, 0, Decimal("10.00"), 0, False),   # O8
+        ("2024-03-01", US, "Amazon.com", "AFN", "SKU-A", "USD"): (1, 2, 2, Decimal("40.00"), 0, False),   # O1 once
+        ("2024-03-01", US, "Amazon.com", "MFN", "SKU-A", "USD"): (1, 1, 1, Decimal("20.00"), 0, False),   # O2
+        ("2024-03-01", US, "Amazon.com", "MFN", "SKU-B", "USD"): (1, 2, 2, Decimal("30.00"), 0, False),   # O2
+        ("2024-03-01", US, "Amazon.com", "MFN", "SKU-C", "USD"): (1, 4, 0, Decimal("0.00"), 4, True),     # O6 pending
+        ("2024-03-01", CA, "Amazon.ca", "MFN", "SKU-C", "CAD"): (1, 2, 0, Decimal("15.00"), 0, False),    # O7
+        ("2024-03-02", CA, "Amazon.ca", "AFN", "SKU-A", "CAD"): (1, 1, 1, Decimal("25.00"), 0, False),    # O3
+        ("2024-03-03", US, "Amazon.com", "AFN", "SKU-B", "USD"): (1, 1, 0, Decimal("0.00"), 1, True),     # O5 pending
+    }  # O4 (Canceled) appears nowhere
+
+
+def test_sales_by_channel_never_adds_currencies(shop):
+    got = {
+        (str(r["purchase_day"]), r["sales_channel"], r["fulfillment_channel"], r["currency"]):
+        (r["orders"], r["units_ordered"], r["units_shipped"], r["revenue"], r["unpriced_units"])
+        for r in query(shop, "sales_by_channel")
+    }
+    assert got == {
+        ("2024-02-20", "Amazon.com", "MFN", "USD"): (1, 1, 0, Decimal("10.00"), 0),
+        ("2024-03-01", "Amazon.com", "AFN", "USD"): (1, 2, 2, Decimal("40.00"), 0),
+        # O2 (1 + 2 units, 20 + 30 USD) and O6 (4 unpriced units)
+        ("2024-03-01", "Amazon.com", "MFN", "USD"): (2, 7, 3, Decimal("50.00"), 4),
+        ("2024-03-01", "Amazon.ca", "MFN", "CAD"): (1, 2, 0, Decimal("15.00"), 0),
+        ("2024-03-02", "Amazon.ca", "AFN", "CAD"): (1, 1, 1, Decimal("25.00"), 0),
+        ("2024-03-03", "Amazon.com", "AFN", "USD"): (1, 1, 0, Decimal("0.00"), 1),
+    }
+
+
+def test_sku_sales_trends_on_the_shop(shop):
+    rows = query(shop, "sku_sales_trends", "select * from m order by seller_sku, currency, day")
+    # dense series from each (SKU, currency)'s first sale to 03-03: A-USD 3, A-CAD 2, B-USD 3, C-CAD 3, C-USD 3, D-USD 13
+    assert len(rows) == 27
+    by_key = {(r["seller_sku"], r["currency"], str(r["day"])): r for r in rows}
+    a = by_key[("SKU-A", "USD", "2024-03-01")]
+    assert (a["units_ordered"], a["orders"], a["revenue"]) == (3, 2, Decimal("60.00"))  # O1 (2) + O2 (1)
+    a3 = by_key[("SKU-A", "USD", "2024-03-03")]
+    assert (a3["units_ordered"], a3["units_ma_7d"], a3["units_ma_28d"]) == (0, pytest.approx(3 / 7), pytest.approx(3 / 28))
+    d7, d8 = by_key[("SKU-D", "USD", "2024-02-26")], by_key[("SKU-D", "USD", "2024-02-27")]
+    assert d7["units_ma_7d"] == pytest.approx(1 / 7)
+    assert (d8["units_7d"], d8["units_prev_7d"], d8["units_wow_change"], d8["units_wow_change_pct"]) == (0, 1, -1, -1.0)
+    assert by_key[("SKU-D", "USD", "2024-02-20")]["units_wow_change_pct"] is None
+    # latest 28 days = all data: C 4+2=6, A 3+1=4, B 2+1=3, D 1 -> 4 SKUs, band ceil(0.2*4)=1
+    labels = {(r["seller_sku"], r["sales_rank"], r["sales_label"]) for r in rows}
+    assert labels == {("SKU-C", 1, "top seller"), ("SKU-A", 2, "steady"), ("SKU-B", 3, "steady"), ("SKU-D", 4, "low seller")}
+
+
+def test_sku_sales_trends_on_the_series(series):
+    rows = query(series, "sku_sales_trends", "select * from m where seller_sku = 'ANOM' order by day")
+    assert len(rows) == 60
+    last = rows[-1]
+    # days 54..60 = 3+1+3+1+3+1+30 = 42; days 33..59 = 14 ones + 13 threes = 53, + 30 = 83; days 47..53 = 13
+    assert last["units_ma_7d"] == pytest.approx(42 / 7)
+    assert last["units_ma_28d"] == pytest.approx(83 / 28)
+    assert (last["units_wow_change"], last["units_wow_change_pct"]) == (29, pytest.approx(29 / 13))
+
+
+def test_sku_channel_trends_shows_the_shift_to_afn(series):
+    rows = query(series, "sku_channel_trends", "select * from m where seller_sku = 'SHIFT' and day = '2024-02-29'")
+    got = {(r["dimension"], r["channel"]): (r["units_latest_28d"], r["units_prev_28d"], r["share_latest_28d"],
+                                              r["share_prev_28d"], r["share_change"]) for r in rows}
+    # latest 28 days = days 33..60 (all AFN, 56 units); the 28 before = days 5..32 (all MFN, 56 units)
+    assert got == {
+        ("fulfillment_channel", "AFN"): (56, 0, 1.0, 0.0, 1.0),
+        ("fulfillment_channel", "MFN"): (0, 56, 0.0, 1.0, -1.0),
+        ("sales_channel", "Amazon.com"): (56, 56, 1.0, 1.0, 0.0),
+    }
+    all_shift = query(series, "sku_channel_trends", "select count(*) as n from m where seller_sku = 'SHIFT'")
+    assert all_shift[0]["n"] == 3 * 60  # three channels, dense over the 60 days
+
+
+def test_sku_channel_trends_on_the_shop(shop):
+    rows = query(shop, "sku_channel_trends", "select * from m where seller_sku = 'SKU-A' and day = '2024-03-03'")
+    got = {(r["dimension"], r["channel"]): (r["units_latest_28d"], r["share_latest_28d"], r["share_change"]) for r in rows}
+    # SKU-A: Amazon.com 3 (O1 2, O2 1), Amazon.ca 1 (O3); AFN 3 (O1, O3), MFN 1 (O2); no earlier window
+    assert got == {
+        ("sales_channel", "Amazon.com"): (3, 0.75, None),
+        ("sales_channel", "Amazon.ca"): (1, 0.25, None),
+        ("fulfillment_channel", "AFN"): (3, 0.75, None),
+        ("fulfillment_channel", "MFN"): (1, 0.25, None),
+    }
+
+
+def test_stuck_orders(shop):
+    got = {r["amazon_order_id"]: (r["order_status"], r["status_since"], r["hours_in_status"], r["reason"])
+           for r in query(shop, "stuck_orders")}
+    assert got == {
+        "O6": ("Pending", ts("2024-03-01T06:00"), 54.0, "Pending for more than 24 h"),
+        "O7": ("Unshipped", ts("2024-03-02T08:00"), 28.0, "not shipped by latest_ship_date"),
+        "O8": ("PendingAvailability", ts("2024-02-20T00:00"), 300.0, "status unchanged for more than 7 days"),
+    }  # O5 is Pending for only 2 h; O1/O2/O3 are Shipped; O4 Canceled
+    assert {r["as_of"] for r in query(shop, "stuck_orders")} == {ts("2024-03-03T12:00")}
+
+
+def test_sku_stuck_summary(shop):
+    got = {r["seller_sku"]: (r["stuck_orders"], r["stuck_units"], r["oldest_age_hours"], r["statuses"])
+           for r in query(shop, "sku_stuck_summary")}
+    assert got == {
+        "SKU-C": (2, 6, 54.0, "Pending, Unshipped"),  # O6 4 units + O7 2 units, none shipped
+        "SKU-D": (1, 1, 300.0, "PendingAvailability"),
+    }
+
+
+def test_stuck_thresholds_are_vars(shop, tmp_path, monkeypatch):
+    # Pending > 1 h also catches O5 (2 h); unchanged > 20 days no longer catches O8 (12.5 days)
+    monkeypatch.setenv("ORDERS_VAR_STUCK_AFTER_DAYS", "20")
+    project = sql.load_project()
+    with sql.Build(project, shop, vars={"stuck_pending_hours": 1}) as build:
+        stuck = build.query("select amazon_order_id from {{ ref('stuck_orders') }} order by 1")
+        assert list(stuck["amazon_order_id"]) == ["O6", "O7", "O8"]  # the Parquet built with defaults
+        results = list(build.run(["stuck_orders"]))
+    assert results[0].row_count == 3
+    assert [r["amazon_order_id"] for r in query(shop, "stuck_orders", "select * from m order by 1")] == ["O5", "O6", "O7"]
+    monkeypatch.delenv("ORDERS_VAR_STUCK_AFTER_DAYS")
+    sql.build(shop, select=["stuck_orders"])  # back to the defaults for the other tests
+    assert len(query(shop, "stuck_orders")) == 3
+
+
+def test_sku_trend_anomalies(series, shop):
+    got = {(r["seller_sku"], str(r["day"])): (r["direction"], r["units_ordered"], r["trailing_mean"], r["history_days"], r["score"])
+           for r in query(series, "sku_trend_anomalies")}
+    sd = math.sqrt(28 / 27)  # 28 values at mean +-1: sum of squares 28 over 27 degrees of freedom
+    assert got == {
+        ("ANOM", "2024-02-29"): ("spike", 30, 2.0, 28, pytest.approx((30 - 2) / sd)),
+        ("DROP", "2024-02-29"): ("drop", 0, 10.0, 28, pytest.approx((0 - 10) / sd)),
+    }  # SHIFT is flat (stddev 0): never scored; every other day is within about 1 standard deviation
+    assert query(shop, "sku_trend_anomalies") == []  # no SKU has 14 days of history there
+
+
+# --------------------------------------------------------------------------------------------- Dagster
+
+
+def test_materialize_through_dagster(tmp_path, monkeypatch):
+    from orders_pipeline.assets.analytics import analytics_assets
+
+    write_raw(tmp_path, shop_versions())
+    monkeypatch.setenv("ORDERS_DATA_DIR", str(tmp_path))
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(analytics_assets, instance=instance)
+    assert result.success
+    materialized = {e.asset_key.path[-1]: e for e in result.get_asset_materialization_events()}
+    assert "warehouse" in materialized and "sku_daily_sales" in materialized
+    meta = result.asset_materializations_for_node("analytics_models")
+    counts = {m.asset_key.path[-1]: m.metadata["dagster/row_count"].value for m in meta if "dagster/row_count" in m.metadata}
+    assert counts["sales_by_channel"] == 6 and counts["stuck_orders"] == 3
+
+    evaluations = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
+    failed = {key for key, e in evaluations.items() if not e.passed}
+    assert failed == {("stuck_orders", "no_stuck_orders")}
+    stuck = evaluations[("stuck_orders", "no_stuck_orders")]
+    assert stuck.severity == dg.AssetCheckSeverity.WARN and stuck.metadata["failing_rows"].value == 3
+    assert ("sales_by_channel", "reconciles_with_sku_daily_sales") in evaluations
+
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from sales_by_channel").fetchone() == (6,)
+        assert con.execute("select count(*) from orders").fetchone() == (13,)
+        assert con.execute("select sum(units_ordered) from sku_daily_sales").fetchone() == (14,)
+
+    # a subset run reads its unselected upstream models from their Parquet
+    (tmp_path / "marts" / "sku_sales_trends.parquet").unlink()
+    subset = dg.materialize(analytics_assets, instance=instance, selection=["sku_sales_trends"])
+    assert subset.success
+    assert {e.asset_key.path[-1] for e in subset.get_asset_materialization_events()} == {"sku_sales_trends"}
+    assert (tmp_path / "marts" / "sku_sales_trends.parquet").exists()

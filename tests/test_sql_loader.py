@@ -1,0 +1,167 @@
+"""The `dbt_like_sql/` loader: dependency graph, error messages that name file and line, vars, empty data."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from orders_pipeline import sql
+from orders_pipeline.warehouse import build_warehouse
+
+
+def write_models(root: Path, files: dict[str, str]) -> Path:
+    sql_dir = root / "models_dir"
+    for relpath, text in files.items():
+        path = sql_dir / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return sql_dir
+
+
+def test_the_repository_models_and_their_dependencies():
+    project = sql.load_project()
+    models = project.models
+    assert set(models) >= {
+        "stg_orders", "stg_order_items", "stg_order_status_history", "sku_daily_sales", "sku_sales_trends",
+        "sales_by_channel", "sku_channel_trends", "stuck_orders", "sku_stuck_summary", "sku_trend_anomalies",
+    }
+    assert models["stg_orders"].sources == (("raw", "orders"),)
+    assert models["stg_order_items"].sources == (("raw", "order_items"),)
+    assert set(models["stg_order_items"].refs) == {"stg_orders"}
+    assert set(models["sku_daily_sales"].refs) == {"stg_orders", "stg_order_items"}
+    assert set(models["stuck_orders"].refs) == {"stg_orders", "stg_order_status_history", "stg_order_items"}
+    assert models["sku_trend_anomalies"].refs == ("sku_sales_trends",)
+    position = {name: i for i, name in enumerate(project.order)}
+    for name, model in models.items():
+        assert all(position[upstream] < position[name] for upstream in model.refs), name
+        assert model.layer in {"staging", "marts"}
+        if model.layer == "marts":
+            assert "GRAIN:" in model.description and "RULES:" in model.description, name
+
+
+def test_graph_of_a_small_folder(tmp_path):
+    sql_dir = write_models(tmp_path, {
+        "staging/b.sql": "-- b doc\nselect * from {{ source('raw', 'orders') }}\n",
+        "marts/c.sql": "select * from {{ ref('b') }} join {{ ref('a') }} using (x)\n",
+        "staging/a.sql": "select 1 as x\n",
+    })
+    project = sql.load_project(sql_dir)
+    assert project.models["c"].refs == ("b", "a")
+    assert project.models["b"].description == "b doc"
+    assert project.order.index("c") == 2
+    assert project.models["c"].output_path(tmp_path) == tmp_path / "marts" / "c.parquet"
+
+
+def test_unknown_ref_names_file_and_line(tmp_path):
+    sql_dir = write_models(tmp_path, {"marts/a.sql": "with\n\nx as (select * from {{ ref('nope') }})\nselect * from x\n"})
+    with pytest.raises(sql.SqlProjectError, match=r"marts/a\.sql:3: ref\('nope'\) names no model"):
+        sql.load_project(sql_dir)
+
+
+def test_unknown_source_names_file(tmp_path):
+    sql_dir = write_models(tmp_path, {"staging/a.sql": "select * from {{ source('raw', 'refunds') }}\n"})
+    with pytest.raises(sql.SqlProjectError, match=r"staging/a\.sql:1: unknown source raw\.refunds"):
+        sql.load_project(sql_dir)
+
+
+def test_cycle_names_the_files(tmp_path):
+    sql_dir = write_models(tmp_path, {
+        "marts/a.sql": "select * from {{ ref('b') }}\n",
+        "marts/b.sql": "select * from {{ ref('a') }}\n",
+        "marts/c.sql": "select 1 as x\n",
+    })
+    with pytest.raises(sql.SqlProjectError, match=r"cycle") as error:
+        sql.load_project(sql_dir)
+    assert "marts/a.sql" in str(error.value) and "marts/b.sql" in str(error.value)
+
+
+def test_duplicate_model_names_are_refused(tmp_path):
+    sql_dir = write_models(tmp_path, {"staging/a.sql": "select 1\n", "marts/a.sql": "select 2\n"})
+    with pytest.raises(sql.SqlProjectError, match=r"'a' is already used"):
+        sql.load_project(sql_dir)
+
+
+def test_jinja_error_names_file_and_line(tmp_path):
+    sql_dir = write_models(tmp_path, {"marts/a.sql": "select\n  {{ undefined_thing }}\n"})
+    with pytest.raises(sql.SqlProjectError, match=r"marts/a\.sql:2: UndefinedError"):
+        sql.load_project(sql_dir)
+
+
+def test_sql_error_names_file_and_line(tmp_path):
+    sql_dir = write_models(tmp_path, {
+        "staging/good.sql": "select 1 as x\n",
+        "marts/bad.sql": """
+            -- a comment line
+            with source as (select * from {{ ref('good') }})
+            select
+                no_such_column
+            from source
+        """,
+    })
+    project = sql.load_project(sql_dir)
+    with pytest.raises(sql.SqlProjectError, match=r"marts/bad\.sql:4: Binder Error: .*no_such_column"):
+        sql.build(tmp_path / "data", project=project)
+    assert (tmp_path / "data" / "staging" / "good.parquet").exists()  # built before the failure
+    assert not (tmp_path / "data" / "marts" / "bad.parquet").exists()
+    assert not list((tmp_path / "data").rglob("*.tmp"))
+
+
+def test_vars_default_env_and_override(tmp_path, monkeypatch):
+    sql_dir = write_models(tmp_path, {"marts/v.sql": "select {{ var('window_days', 7) }} as w, {{ var('z', 3.0) }} as z\n"})
+    project = sql.load_project(sql_dir)
+
+    def built(**kwargs):
+        sql.build(tmp_path / "data", project=project, **kwargs)
+        return duckdb.sql(f"from '{tmp_path}/data/marts/v.parquet'").fetchall()[0]
+
+    assert built() == (7, 3.0)
+    monkeypatch.setenv("ORDERS_VAR_WINDOW_DAYS", "9")
+    monkeypatch.setenv("ORDERS_VAR_Z", "2.5")
+    assert built() == (9, 2.5)
+    assert built(vars={"window_days": 11, "z": "4"}) == (11, 4.0)  # explicit overrides win; strings are coerced
+
+
+def test_subset_reads_upstream_parquet_and_says_when_missing(tmp_path):
+    sql_dir = write_models(tmp_path, {
+        "staging/a.sql": "select 41 as x\n",
+        "marts/b.sql": "select x + 1 as y from {{ ref('a') }}\n",
+    })
+    project = sql.load_project(sql_dir)
+    with pytest.raises(sql.SqlProjectError, match=r"build a first"):
+        sql.build(tmp_path / "data", select=["b"], project=project)
+    sql.build(tmp_path / "data", select=["a"], project=project)
+    (result,) = sql.build(tmp_path / "data", select=["b"], project=project)
+    assert result.row_count == 1
+    assert duckdb.sql(f"from '{result.path}'").fetchall() == [(42,)]
+
+
+def test_empty_data_dir_builds_empty_marts_and_a_warehouse(tmp_path):
+    results = sql.build(tmp_path)
+    project = sql.load_project()
+    assert {r.name for r in results} == set(project.models)
+    assert all(r.row_count == 0 for r in results)
+    assert (tmp_path / "marts" / "sales_by_channel.parquet").exists()
+    assert (tmp_path / "staging" / "stg_orders.parquet").exists()
+    columns = [c[0] for c in duckdb.sql(f"describe from '{tmp_path}/marts/sku_daily_sales.parquet'").fetchall()]
+    assert {"purchase_day", "seller_sku", "currency", "units_ordered", "revenue", "has_unpriced_lines"} <= set(columns)
+
+    path, relations = build_warehouse(tmp_path, project)
+    assert {"orders", "order_items", "sales_by_channel"} <= set(relations)
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("select count(*) from sales_by_channel").fetchone() == (0,)
+        assert con.execute("select count(*) from orders").fetchone() == (0,)
+
+
+def test_warehouse_rebuild_does_not_wait_for_a_reader(tmp_path):
+    sql.build(tmp_path)
+    project = sql.load_project()
+    path, _ = build_warehouse(tmp_path, project)
+    reader = duckdb.connect(str(path), read_only=True)  # a user with the old file open
+    try:
+        build_warehouse(tmp_path, project)  # replaced by rename: no lock conflict
+        assert reader.execute("select count(*) from stuck_orders").fetchone() == (0,)
+    finally:
+        reader.close()
