@@ -14,7 +14,7 @@ from orders_pipeline.storage import data_dir
 
 def run_demo(days: list[date], dagster_home: Path) -> bool:
     """Ingest `days` one run per partition into the instance at `dagster_home`; True if every run succeeded."""
-    instance = dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(str(dagster_home)))
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
     resources = {"mws": mws_resource_from_environment()}
     print(f"Ingesting {len(days)} days into {data_dir()} (Dagster instance: {dagster_home})")
     ok = True

@@ -11,7 +11,6 @@ import pytest
 
 from orders_pipeline.mws.client import CallStats, MwsCredentials, MwsOrdersClient, format_mws_datetime
 from orders_pipeline.mws.errors import (
-    MwsApiError,
     MwsAuthError,
     MwsConfigurationError,
     MwsConnectionError,
@@ -21,7 +20,6 @@ from orders_pipeline.mws.errors import (
     MwsThrottledError,
     error_from_response,
 )
-from orders_pipeline.mws.throttle import Throttle
 
 MARKETS = ["ATVPDKIKX0DER"]
 CREDS = MwsCredentials("AKIDTEST", "super-secret-value-123", "A1SELLER", "amzn.mws.token-xyz")

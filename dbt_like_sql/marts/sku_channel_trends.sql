@@ -36,31 +36,48 @@ data_range as (
 
 ),
 
+series as (
+
+    -- one integer id per (SKU, dimension, channel): the dense part below works on small keys
+    select
+        row_number() over (order by seller_sku, dimension, channel) as series_id,
+        seller_sku,
+        dimension,
+        channel,
+        min(min(day)) over (partition by seller_sku) as first_day
+    from channel_days
+    group by seller_sku, dimension, channel
+
+),
+
+series_days as (
+
+    select series.series_id, channel_days.day, channel_days.units_ordered
+    from channel_days
+    inner join series
+        on channel_days.seller_sku is not distinct from series.seller_sku
+        and channel_days.dimension = series.dimension
+        and channel_days.channel is not distinct from series.channel
+
+),
+
 calendar as (
 
-    select
-        channels.seller_sku,
-        channels.dimension,
-        channels.channel,
-        cast(skus.first_day + cast(day_offset as integer) as date) as day
-    from (select distinct seller_sku, dimension, channel from channel_days) as channels
-    inner join (
-        select seller_sku, min(day) as first_day from channel_days group by seller_sku
-    ) as skus on channels.seller_sku is not distinct from skus.seller_sku
+    select series.series_id, cast(series.first_day + cast(day_offset as integer) as date) as day
+    from series
     cross join data_range
-    cross join unnest(range(0, data_range.last_day - skus.first_day + 1)) as offsets (day_offset)
+    cross join unnest(range(0, data_range.last_day - series.first_day + 1)) as offsets (day_offset)
 
 ),
 
 dense as (
 
-    select seller_sku, dimension, channel, day, cast(sum(units_ordered) as bigint) as units_ordered
-    from (
-        select * from channel_days
-        union all by name
-        select seller_sku, dimension, channel, day, 0 as units_ordered from calendar
-    )
-    group by all
+    select
+        calendar.series_id,
+        calendar.day,
+        cast(coalesce(series_days.units_ordered, 0) as bigint) as units_ordered
+    from calendar
+    left join series_days on calendar.series_id = series_days.series_id and calendar.day = series_days.day
 
 ),
 
@@ -72,21 +89,15 @@ windowed as (
         sum(units_ordered) over last_28_days / 28.0 as units_ma_28d
     from dense
     window
-        last_7_days as (
-            partition by seller_sku, dimension, channel order by day rows between 6 preceding and current row
-        ),
-        last_28_days as (
-            partition by seller_sku, dimension, channel order by day rows between 27 preceding and current row
-        )
+        last_7_days as (partition by series_id order by day rows between 6 preceding and current row),
+        last_28_days as (partition by series_id order by day rows between 27 preceding and current row)
 
 ),
 
 window_units as (
 
     select
-        dense.seller_sku,
-        dense.dimension,
-        dense.channel,
+        dense.series_id,
         cast(coalesce(sum(dense.units_ordered) filter (where dense.day > data_range.last_day - 28), 0)
             as bigint) as units_latest_28d,
         cast(coalesce(sum(dense.units_ordered) filter (
@@ -94,27 +105,32 @@ window_units as (
         ), 0) as bigint) as units_prev_28d
     from dense
     cross join data_range
-    group by all
+    group by dense.series_id
 
 ),
 
 shares as (
 
     select
-        *,
-        units_latest_28d / nullif(sum(units_latest_28d) over sku_dimension, 0) as share_latest_28d,
-        units_prev_28d / nullif(sum(units_prev_28d) over sku_dimension, 0) as share_prev_28d
-    from window_units
-    window sku_dimension as (partition by seller_sku, dimension)
+        series.*,
+        window_units.units_latest_28d,
+        window_units.units_prev_28d,
+        window_units.units_latest_28d / nullif(sum(window_units.units_latest_28d) over sku_dimension, 0)
+            as share_latest_28d,
+        window_units.units_prev_28d / nullif(sum(window_units.units_prev_28d) over sku_dimension, 0)
+            as share_prev_28d
+    from series
+    inner join window_units on series.series_id = window_units.series_id
+    window sku_dimension as (partition by series.seller_sku, series.dimension)
 
 ),
 
 final as (
 
     select
-        windowed.seller_sku,
-        windowed.dimension,
-        windowed.channel,
+        shares.seller_sku,
+        shares.dimension,
+        shares.channel,
         windowed.day,
         windowed.units_ordered,
         windowed.units_ma_7d,
@@ -125,10 +141,7 @@ final as (
         shares.share_prev_28d,
         shares.share_latest_28d - shares.share_prev_28d as share_change
     from windowed
-    left join shares
-        on windowed.seller_sku is not distinct from shares.seller_sku
-        and windowed.dimension = shares.dimension
-        and windowed.channel is not distinct from shares.channel
+    inner join shares on windowed.series_id = shares.series_id
 
 )
 

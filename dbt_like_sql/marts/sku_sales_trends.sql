@@ -38,17 +38,33 @@ data_range as (
 
 ),
 
+series as (
+
+    -- one integer id per (SKU, currency): the dense part below works on small keys
+    select
+        row_number() over (order by seller_sku, currency) as series_id,
+        seller_sku,
+        currency,
+        min(day) as first_day
+    from sku_days
+    group by seller_sku, currency
+
+),
+
+series_days as (
+
+    select series.series_id, sku_days.* exclude (seller_sku, currency)
+    from sku_days
+    inner join series
+        on sku_days.seller_sku is not distinct from series.seller_sku
+        and sku_days.currency is not distinct from series.currency
+
+),
+
 calendar as (
 
-    select
-        series.seller_sku,
-        series.currency,
-        cast(series.first_day + cast(day_offset as integer) as date) as day
-    from (
-        select seller_sku, currency, min(day) as first_day
-        from sku_days
-        group by all
-    ) as series
+    select series.series_id, cast(series.first_day + cast(day_offset as integer) as date) as day
+    from series
     cross join data_range
     cross join unnest(range(0, data_range.last_day - series.first_day + 1)) as offsets (day_offset)
 
@@ -57,23 +73,15 @@ calendar as (
 dense as (
 
     select
-        seller_sku,
-        currency,
-        day,
-        cast(sum(orders) as bigint) as orders,
-        cast(sum(units_ordered) as bigint) as units_ordered,
-        cast(sum(units_shipped) as bigint) as units_shipped,
-        cast(sum(unpriced_units) as bigint) as unpriced_units,
-        cast(sum(revenue) as decimal(18, 2)) as revenue
-    from (
-        select * from sku_days
-        union all by name
-        select
-            seller_sku, currency, day,
-            0 as orders, 0 as units_ordered, 0 as units_shipped, 0 as unpriced_units, 0 as revenue
-        from calendar
-    )
-    group by all
+        calendar.series_id,
+        calendar.day,
+        cast(coalesce(series_days.orders, 0) as bigint) as orders,
+        cast(coalesce(series_days.units_ordered, 0) as bigint) as units_ordered,
+        cast(coalesce(series_days.units_shipped, 0) as bigint) as units_shipped,
+        cast(coalesce(series_days.unpriced_units, 0) as bigint) as unpriced_units,
+        cast(coalesce(series_days.revenue, 0) as decimal(18, 2)) as revenue
+    from calendar
+    left join series_days on calendar.series_id = series_days.series_id and calendar.day = series_days.day
 
 ),
 
@@ -86,21 +94,20 @@ windowed as (
         cast(coalesce(sum(units_ordered) over previous_7_days, 0) as bigint) as units_prev_7d
     from dense
     window
-        last_7_days as (partition by seller_sku, currency order by day rows between 6 preceding and current row),
-        last_28_days as (partition by seller_sku, currency order by day rows between 27 preceding and current row),
-        previous_7_days as (
-            partition by seller_sku, currency order by day rows between 13 preceding and 7 preceding
-        )
+        last_7_days as (partition by series_id order by day rows between 6 preceding and current row),
+        last_28_days as (partition by series_id order by day rows between 27 preceding and current row),
+        previous_7_days as (partition by series_id order by day rows between 13 preceding and 7 preceding)
 
 ),
 
 latest_units as (
 
-    select dense.seller_sku, cast(sum(dense.units_ordered) as bigint) as units_latest_28d
+    select series.seller_sku, cast(sum(dense.units_ordered) as bigint) as units_latest_28d
     from dense
+    inner join series on dense.series_id = series.series_id
     cross join data_range
     where dense.day > data_range.last_day - 28
-    group by dense.seller_sku
+    group by series.seller_sku
 
 ),
 
@@ -119,8 +126,8 @@ ranked as (
 final as (
 
     select
-        windowed.seller_sku,
-        windowed.currency,
+        series.seller_sku,
+        series.currency,
         windowed.day,
         windowed.orders,
         windowed.units_ordered,
@@ -141,7 +148,8 @@ final as (
             else 'steady'
         end as sales_label
     from windowed
-    left join ranked on windowed.seller_sku is not distinct from ranked.seller_sku
+    inner join series on windowed.series_id = series.series_id
+    left join ranked on series.seller_sku is not distinct from ranked.seller_sku
 
 )
 

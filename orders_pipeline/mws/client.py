@@ -30,7 +30,6 @@ import urllib3
 from orders_pipeline.mws.errors import (
     MwsConfigurationError,
     MwsConnectionError,
-    MwsError,
     MwsResponseFormatError,
     MwsServerError,
     MwsThrottledError,
@@ -219,7 +218,7 @@ class MwsOrdersClient:
             host = parts.hostname
             parts.port  # noqa: B018 - raises ValueError on a bad port
         except ValueError:
-            raise MwsConfigurationError(f"MWS endpoint has an invalid port -> fix MWS_ENDPOINT") from None
+            raise MwsConfigurationError("MWS endpoint has an invalid port -> fix MWS_ENDPOINT") from None
         if not host:
             raise MwsConfigurationError(f"MWS endpoint {endpoint!r} has no host -> fix MWS_ENDPOINT")
         if parts.query or parts.fragment:
@@ -319,15 +318,16 @@ class MwsOrdersClient:
                 "MaxResultsPerPage": str(self.MAX_RESULTS_PER_PAGE),
             }
             first = self._call("ListOrders", params, self._parse_orders)
-            echoed = first.last_updated_before
-            if echoed is None:
+            if first.last_updated_before is None:
                 log.warning(
-                    "ListOrders response (RequestId %s) echoes no LastUpdatedBefore; taking the requested %s",
-                    first.request_id, format_mws_datetime(end),
+                    "ListOrders response (RequestId %s) echoes no LastUpdatedBefore: its pages are kept, "
+                    "but the window is not counted as covered",
+                    first.request_id,
                 )
-                echoed = end
-                first = replace(first, last_updated_before=end)
-            echoed = _utc(echoed)
+                yield first
+                yield from self._follow("ListOrdersByNextToken", first.next_token, self._parse_orders)
+                return
+            echoed = _utc(first.last_updated_before)
             yield first
             for page in self._follow("ListOrdersByNextToken", first.next_token, self._parse_orders):
                 if page.last_updated_before is None:
@@ -559,5 +559,3 @@ def _parse_service_status(body: bytes) -> str:
                 return status
     raise MwsResponseFormatError("GetServiceStatus response has no <Status>")
 
-
-_ = MwsError  # re-exported for callers catching the base class from this module

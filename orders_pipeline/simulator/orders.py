@@ -6,13 +6,13 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from .catalog import build_catalog
 from .ids import order_id, order_item_id, parse_order_id
-from .marketplaces import marketplace
+from .marketplaces import Marketplace, marketplace
 from .people import Buyer, buyer
 from .timeline import (
     CANCELED,
@@ -104,7 +104,7 @@ class OrderRefs:
     def __getitem__(self, window: slice) -> "OrderRefs":
         return OrderRefs(self.day[window], self.index[window], self.version[window])
 
-    def __iter__(self) -> Iterable[tuple[int, int, int]]:
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
         return zip(self.day.tolist(), self.index.tolist(), self.version.tolist())
 
 
@@ -236,7 +236,10 @@ class OrderStore:
             items=items,
         )
 
-    def _items(self, orders: DayOrders, index: int, status: int, priced: bool, mkt, category: str, afn: bool) -> list[ItemRecord]:
+    def _items(
+        self, orders: DayOrders, index: int, status: int, priced: bool, mkt: Marketplace, category: str, afn: bool
+    ) -> list[ItemRecord]:
+        """The order's lines as this version shows them."""
         catalog = self._catalog
         start, stop = int(orders.item_start[index]), int(orders.item_start[index + 1])
         free_shipping = afn or bool(orders.prime[index])
