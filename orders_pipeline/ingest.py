@@ -87,7 +87,7 @@ def ingest_day(
 ) -> DayReport:
     """Fetch every order changed on `day` and each one's items, and replace the day's two partitions."""
     started = time.monotonic()
-    window = day_window(day, now or datetime.now(timezone.utc))
+    window = day_window(day, now or client.now())  # the client's clock: the window and its clamp agree
     report = DayReport(day, window.start, window.requested_before)
     orders = PartitionWriter(partition_dir(root, "orders", day), ORDERS_SCHEMA, ("amazon_order_id",), "last_update_date")
     items = PartitionWriter(
@@ -99,13 +99,18 @@ def ingest_day(
     with orders, items:
         order_rows, item_rows = orders_builder(), order_items_builder()
         items_fetched: set[str] = set()
+        # an order served twice (older version on an earlier page) gets its items again, tagged with the
+        # newer version, so keep-latest on commit leaves the items tagged like the order row that is kept
+        versions_fetched: set[tuple[str, object]] = set()
         for page in client.list_orders(window.start, window.requested_before):
             report.order_pages += 1
             order_rows.extend(page.rows)
             for row in page.rows:
                 order_id = row[ORDER_ID_INDEX]
-                if order_id in items_fetched:
+                version = (order_id, row[ORDER_LAST_UPDATE_INDEX])
+                if version in versions_fetched:
                     continue
+                versions_fetched.add(version)
                 items_fetched.add(order_id)
                 for item_page in client.list_order_items(order_id):
                     report.item_pages += 1

@@ -29,6 +29,7 @@ import jinja2
 import pyarrow as pa
 
 from orders_pipeline.mws.schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
+from orders_pipeline.storage import data_dir
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "dbt_like_sql"
 """The repository's model folder."""
@@ -57,11 +58,6 @@ SOURCES: dict[tuple[str, str], Source] = {
     ("raw", "orders"): Source("orders", ORDERS_SCHEMA),
     ("raw", "order_items"): Source("order_items", ORDER_ITEMS_SCHEMA),
 }
-
-
-def default_data_dir() -> Path:
-    """Root of all output: `$ORDERS_DATA_DIR`, default `./data`."""
-    return Path(os.environ.get("ORDERS_DATA_DIR", "data"))
 
 
 class SqlProjectError(Exception):
@@ -269,7 +265,6 @@ class Build:
     threads: int | None = None
     con: duckdb.DuckDBPyConnection = field(init=False)
     _in_memory: set[str] = field(init=False, default_factory=set)
-    _keep: set[str] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -358,7 +353,7 @@ class Build:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         try:
-            self.execute(label, f'copy "{name}" to {sql_literal(str(tmp))} (format parquet, compression zstd)')
+            self.execute(label, f'copy "{name}" to {sql_literal(str(tmp))} (format parquet)')
             os.replace(tmp, out)
         finally:
             tmp.unlink(missing_ok=True)
@@ -383,14 +378,10 @@ class Build:
         for i, name in enumerate(order):
             yield self.build_model(name)
             for done, last in list(last_use.items()):
-                if last <= i and done in self._in_memory and done not in self._keep:
+                if last <= i and done in self._in_memory:
                     self.con.execute(f'drop table if exists "{done}"')
                     self._in_memory.discard(done)
                     del last_use[done]
-
-    def keep(self, names: Iterable[str]) -> None:
-        """Keep these tables in memory after the run (e.g. for checks that query them)."""
-        self._keep.update(names)
 
     def query(self, sql_template: str, label: str = "<query>") -> Any:
         """Run a SQL template (with `ref`/`source`/`var`) against this build and return a DataFrame."""
@@ -405,5 +396,5 @@ def build(
 ) -> list[ModelResult]:
     """Build models (default: all) from what has landed in `data_dir` and return what was written."""
     project = project or load_project()
-    with Build(project, Path(data_dir) if data_dir is not None else default_data_dir(), dict(vars or {})) as run:
+    with Build(project, Path(data_dir) if data_dir is not None else data_dir(), dict(vars or {})) as run:
         return list(run.run(select))

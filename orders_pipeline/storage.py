@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from datetime import date
@@ -13,6 +14,7 @@ import pyarrow.parquet as pq
 
 DATA_DIR_ENV = "ORDERS_DATA_DIR"
 PART_FILE = "part-0.parquet"
+MANIFEST_FILE = "_manifest.json"
 _TEMP_PREFIX = ".tmp-"
 
 
@@ -31,6 +33,16 @@ def partition_dir(root: Path, table: str, day: date) -> Path:
     return root / table / f"dt={day.isoformat()}"
 
 
+def mart_path(root: Path, model: str) -> Path:
+    """Where a mart model is published: <root>/marts/<model>.parquet."""
+    return root / "marts" / f"{model}.parquet"
+
+
+def reports_dir(root: Path) -> Path:
+    """Where the chart files go: <root>/reports."""
+    return root / "reports"
+
+
 def partition_days(root: Path, table: str) -> list[date]:
     """The days for which a raw table has a committed partition, oldest first."""
     base = root / table
@@ -38,6 +50,28 @@ def partition_days(root: Path, table: str) -> list[date]:
         return []
     days = [date.fromisoformat(entry.name[3:]) for entry in base.iterdir() if entry.name.startswith("dt=")]
     return sorted(day for day in days if (partition_dir(root, table, day) / PART_FILE).exists())
+
+
+def write_manifest(directory: Path, content: dict) -> Path:
+    """Atomically write the JSON sidecar describing a committed partition (readers of *.parquet ignore it)."""
+    path = directory / MANIFEST_FILE
+    temp_path = directory / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
+    try:
+        temp_path.write_text(json.dumps(content, indent=1, sort_keys=True, default=str))
+        _fsync_file(temp_path)
+        os.replace(temp_path, path)
+    finally:
+        temp_path.unlink(missing_ok=True)
+    _fsync_dir(directory)
+    return path
+
+
+def read_manifest(directory: Path) -> dict | None:
+    """The partition's sidecar, or None when it has none (written before manifests existed) or it is unreadable."""
+    try:
+        return json.loads((directory / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 class PartitionWriter:

@@ -52,3 +52,30 @@ def day_bounds(day) -> tuple[datetime, datetime]:
 def read_partition(root, table: str, day) -> list[dict]:
     """All rows of one committed partition."""
     return pq.read_table(partition_dir(root, table, day)).to_pylist()
+
+
+def assert_matches_simulator(root, simulator: MwsSimulator, day, *, until: datetime | None = None, at_least: int = 10) -> None:
+    """Every expected order and item is in the partition exactly once, with the simulator's values.
+
+    `until` narrows the truth to [midnight, until) for a partial (today's) partition.
+    """
+    start, end = day_bounds(day)
+    expected = {order["amazon_order_id"]: order for order in simulator.expected_orders(start, until or end)}
+    orders = read_partition(root, "orders", day)
+    items = read_partition(root, "order_items", day)
+    assert len(expected) >= at_least
+    assert sorted(row["amazon_order_id"] for row in orders) == sorted(expected)
+    for row in orders:
+        truth = expected[row["amazon_order_id"]]
+        for column in ("order_status", "last_update_date", "purchase_date", "sales_channel", "fulfillment_channel", "marketplace_id", "order_total_amount"):
+            assert row[column] == truth[column], (row["amazon_order_id"], column)
+        assert row["order_total_currency_code"] == (truth["currency"] if truth["order_total_amount"] is not None else None)
+    expected_items = {(oid, item["order_item_id"]): item for oid, order in expected.items() for item in order["items"]}
+    assert sorted((row["amazon_order_id"], row["order_item_id"]) for row in items) == sorted(expected_items)
+    for row in items:
+        truth = expected_items[(row["amazon_order_id"], row["order_item_id"])]
+        for column in ("seller_sku", "asin", "quantity_ordered", "quantity_shipped", "item_price_amount"):
+            assert row[column] == truth[column], (row["order_item_id"], column)
+        assert row["order_last_update_date"] == expected[row["amazon_order_id"]]["last_update_date"]
+
+from .landed import landed, landed_env  # noqa: E402,F401  (session-wide materialized data for CLI, alert and report tests)

@@ -6,12 +6,6 @@
 -- and CAD sales has one row per currency. revenue per (purchase_day, currency) equals sku_daily_sales'.
 with
 
-orders as (
-
-    select * from {{ ref('stg_orders') }}
-
-),
-
 order_items as (
 
     select * from {{ ref('stg_order_items') }}
@@ -21,18 +15,17 @@ order_items as (
 order_lines as (
 
     select
-        orders.purchase_day,
-        orders.sales_channel,
-        orders.fulfillment_channel,
-        order_items.currency_code as currency,
-        order_items.amazon_order_id,
-        order_items.quantity_ordered,
-        order_items.quantity_shipped,
-        order_items.item_price_amount,
-        order_items.is_unpriced
+        purchase_day,
+        sales_channel,
+        fulfillment_channel,
+        currency_code as currency,
+        amazon_order_id,
+        quantity_ordered,
+        quantity_shipped,
+        item_price_amount,
+        is_unpriced
     from order_items
-    inner join orders on order_items.amazon_order_id = orders.amazon_order_id
-    where orders.order_status is distinct from 'Canceled'
+    where order_status is distinct from 'Canceled'
 
 ),
 

@@ -8,12 +8,6 @@
 -- item_price_amount (line totals, before tax and promotions) in the row's currency; currencies are never added.
 with
 
-orders as (
-
-    select * from {{ ref('stg_orders') }}
-
-),
-
 order_items as (
 
     select * from {{ ref('stg_order_items') }}
@@ -23,21 +17,20 @@ order_items as (
 order_lines as (
 
     select
-        orders.purchase_day,
-        orders.marketplace_id,
-        orders.sales_channel,
-        orders.fulfillment_channel,
-        order_items.seller_sku,
-        order_items.asin,
-        order_items.currency_code as currency,
-        order_items.amazon_order_id,
-        order_items.quantity_ordered,
-        order_items.quantity_shipped,
-        order_items.item_price_amount,
-        order_items.is_unpriced
+        purchase_day,
+        marketplace_id,
+        sales_channel,
+        fulfillment_channel,
+        seller_sku,
+        asin,
+        currency_code as currency,
+        amazon_order_id,
+        quantity_ordered,
+        quantity_shipped,
+        item_price_amount,
+        is_unpriced
     from order_items
-    inner join orders on order_items.amazon_order_id = orders.amazon_order_id
-    where orders.order_status is distinct from 'Canceled'
+    where order_status is distinct from 'Canceled'
 
 ),
 

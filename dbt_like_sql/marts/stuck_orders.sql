@@ -37,7 +37,10 @@ as_of as (
 
 current_status as (
 
-    select amazon_order_id, status_since from status_history where is_current
+    -- the current status began at the order's last version that changed status
+    select amazon_order_id, max(valid_from) filter (where is_status_change) as status_since
+    from status_history
+    group by amazon_order_id
 
 ),
 

@@ -1,4 +1,4 @@
--- The items of the current version of every order.
+-- The items of the current version of every order, with the order attributes marts group by.
 -- GRAIN: one row per amazon_order_id and order_item_id.
 -- RULES: items in order_items/dt=D belong to the order version in orders/dt=D, so the current items are the
 -- ones in the same dt partition as the current order row of stg_orders. Older versions' items are dropped,
@@ -6,34 +6,35 @@
 -- (unit price x quantity) and is null while an order is Pending (is_unpriced). currency_code is the item
 -- price currency, else the order total currency, else the currency the marketplace's priced lines use, so
 -- an unpriced Pending line still belongs to one currency. Quantities are integers, money decimal.
+-- order_status, purchase_day, marketplace_id, sales_channel and fulfillment_channel are the current order's.
 with
 
 source as (
 
-    select * from {{ source('raw', 'order_items') }}
+    select
+        amazon_order_id, order_item_id, seller_sku, asin, title, quantity_ordered, quantity_shipped,
+        item_price_amount, item_price_currency_code, item_tax_amount, shipping_price_amount,
+        promotion_discount_amount, order_last_update_date, is_quarantined, dt
+    from {{ source('raw', 'order_items') }}
 
 ),
 
 orders as (
 
-    select amazon_order_id, dt, marketplace_id, order_total_currency_code from {{ ref('stg_orders') }}
+    select
+        amazon_order_id, dt, order_status, purchase_day, marketplace_id, sales_channel, fulfillment_channel,
+        order_total_currency_code
+    from {{ ref('stg_orders') }}
 
 ),
 
 current_items as (
 
-    select
-        source.*,
-        orders.marketplace_id,
-        orders.order_total_currency_code
+    select source.*, orders.* exclude (amazon_order_id, dt)
     from source
     inner join orders
         on source.amazon_order_id = orders.amazon_order_id
         and source.dt = orders.dt
-    qualify row_number() over (
-        partition by source.amazon_order_id, source.order_item_id
-        order by source.is_quarantined asc
-    ) = 1
 
 ),
 
@@ -75,6 +76,13 @@ final as (
         ----------  flags
         item_price_amount is null as is_unpriced,
         is_quarantined,
+
+        ----------  the current order
+        order_status,
+        purchase_day,
+        current_items.marketplace_id,
+        sales_channel,
+        fulfillment_channel,
 
         ----------  lineage
         order_last_update_date,

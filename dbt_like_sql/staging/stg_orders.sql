@@ -2,26 +2,44 @@
 -- GRAIN: one row per amazon_order_id.
 -- RULES: raw orders are a change feed (one row per observed version, partitioned by the UTC day of
 -- last_update_date). The current version is the row with the greatest last_update_date over all partitions;
--- ties go to the latest dt partition, then to the row not quarantined. Text is trimmed (Amazon sends values
--- like 'Standard '), purchase_day is the UTC date of purchase_date, dt is the partition the version came from.
+-- a tie goes to the latest dt partition (within a partition an order appears once). Text is trimmed (Amazon
+-- sends values like 'Standard '), purchase_day is the UTC date of purchase_date, dt is the partition the
+-- current version came from and version_count how many versions were observed.
 with
 
 source as (
 
-    select * from {{ source('raw', 'orders') }}
+    select
+        amazon_order_id, seller_order_id, marketplace_id, order_status, fulfillment_channel, sales_channel,
+        order_channel, order_type, ship_service_level, shipment_service_level_category,
+        order_total_amount, order_total_currency_code, number_of_items_shipped, number_of_items_unshipped,
+        is_business_order, is_prime, is_replacement_order, is_quarantined, quarantined_fields,
+        shipping_address_country_code, shipping_address_state_or_region,
+        purchase_date, last_update_date, earliest_ship_date, latest_ship_date, earliest_delivery_date,
+        latest_delivery_date, dt
+    from {{ source('raw', 'orders') }}
 
 ),
 
-versions as (
+latest_versions as (
 
     select
-        *,
-        count(*) over (partition by amazon_order_id) as version_count
+        amazon_order_id,
+        max({'last_update_date': last_update_date, 'dt': dt}) as latest,
+        count(*) as version_count
     from source
-    qualify row_number() over (
-        partition by amazon_order_id
-        order by last_update_date desc nulls last, dt desc, is_quarantined asc
-    ) = 1
+    group by amazon_order_id
+
+),
+
+current_versions as (
+
+    select source.*, latest_versions.version_count
+    from source
+    inner join latest_versions
+        on source.amazon_order_id = latest_versions.amazon_order_id
+        and source.last_update_date = latest_versions.latest.last_update_date
+        and source.dt = latest_versions.latest.dt
 
 ),
 
@@ -73,7 +91,7 @@ final as (
         dt,
         version_count
 
-    from versions
+    from current_versions
 
 )
 

@@ -15,6 +15,7 @@ import dagster as dg
 from pydantic import Field
 
 from orders_pipeline import sql
+from orders_pipeline import storage
 from orders_pipeline.warehouse import build_warehouse
 
 PROJECT = sql.load_project()
@@ -227,7 +228,7 @@ WAREHOUSE_SPEC = dg.AssetSpec(
 )
 def analytics_models(context: dg.AssetExecutionContext, config: AnalyticsConfig) -> Iterator[object]:
     """Build the selected SQL models in dependency order, publish them as Parquet, check them, refresh the warehouse."""
-    data_dir = Path(config.data_dir) if config.data_dir else sql.default_data_dir()
+    data_dir = Path(config.data_dir) if config.data_dir else storage.data_dir()
     selected = {key.path[-1] for key in context.selected_asset_keys}
     models = [name for name in PROJECT.order if name in selected]
     with sql.Build(PROJECT, data_dir, config.vars) as build:

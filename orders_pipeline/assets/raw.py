@@ -1,6 +1,6 @@
 """The raw daily-partitioned assets `orders` and `order_items`, fetched together from MWS."""
 
-from datetime import date
+from datetime import date, datetime, timezone
 
 import dagster as dg
 import pyarrow.compute as pc
@@ -10,7 +10,7 @@ from orders_pipeline.ingest import DayReport, ingest_day
 from orders_pipeline.mws.errors import MwsConnectionError, MwsError, MwsServerError, MwsThrottledError
 from orders_pipeline.partitions import daily_partitions
 from orders_pipeline.resources import ApiSource, MwsResource
-from orders_pipeline.storage import data_dir, partition_dir
+from orders_pipeline.storage import data_dir, partition_dir, write_manifest
 
 MWS_POOL = "mws_api"
 RAW_GROUP = "mws_raw"
@@ -58,6 +58,7 @@ def mws_orders(context: dg.AssetExecutionContext, mws: MwsResource):
             report = ingest_day(client, day, data_dir(), progress=context.log.info)
     except MwsError as error:
         raise _failure(day, error) from None
+    _write_manifests(report, source, context.run.run_id)
     context.log.info(_summary(report))
     yield dg.MaterializeResult(asset_key=ORDERS, metadata=_metadata(report, source, "orders"))
     yield dg.MaterializeResult(asset_key=ORDER_ITEMS, metadata=_metadata(report, source, "order_items"))
@@ -79,6 +80,25 @@ def _summary(report: DayReport) -> str:
         f"in {report.seconds:,.1f} s; window {report.window_start:%Y-%m-%dT%H:%M}Z..{report.covered_until}; {state}; "
         f"{report.quarantined_values} quarantined values, {report.duplicate_orders_dropped} duplicate versions dropped"
     )
+
+
+def _write_manifests(report: DayReport, source: ApiSource, run_id: str) -> None:
+    """A JSON sidecar per written partition, so `orders-pipeline status` can tell complete from partial without Dagster."""
+    for table, rows in (("orders", report.orders), ("order_items", report.order_items)):
+        write_manifest(
+            partition_dir(data_dir(), table, report.day),
+            {
+                "table": table,
+                "day": report.day.isoformat(),
+                "rows": rows,
+                "complete": report.complete,
+                "covered_until": report.covered_until.isoformat() if report.covered_until else None,
+                "quarantined_values": report.quarantined_values,
+                "embedded_simulator": source.is_embedded_simulator,
+                "dagster_run_id": run_id,
+                "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
 
 
 def _metadata(report: DayReport, source: ApiSource, table: str) -> dict:

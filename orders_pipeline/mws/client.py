@@ -270,6 +270,10 @@ class MwsOrdersClient:
             )
         return tuple(ids)
 
+    def now(self) -> datetime:
+        """The client's clock (UTC): what it signs requests with and clamps windows to (now − 2 min)."""
+        return _utc(self._now())
+
     @property
     def endpoint_url(self) -> str:
         """The full URL the client POSTs to (no credentials in it)."""
@@ -421,8 +425,9 @@ class MwsOrdersClient:
                     timeout=self._timeout,
                     allow_redirects=False,
                     proxies=self._proxies,
+                    stream=True,
                 )
-                content = response.content
+                content = _read_capped(response, action)
             except _NETWORK_ERRORS as exc:
                 self.stats.connection_errors += 1
                 if _never_connected(exc):
@@ -522,6 +527,29 @@ class MwsOrdersClient:
             "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
             "Accept": "text/xml, application/xml",
         }
+
+
+def _read_capped(response: requests.Response, action: str) -> bytes:
+    """The (decoded) body, refused once it exceeds MAX_BODY_BYTES: a huge or endless answer cannot exhaust memory."""
+    from orders_pipeline.mws.xml import MAX_BODY_BYTES
+
+    declared = response.headers.get("Content-Length", "")
+    chunks: list[bytes] = []
+    size = int(declared) if declared.isdigit() else 0
+    if size <= MAX_BODY_BYTES:
+        size = 0
+        for chunk in response.iter_content(chunk_size=1 << 16):
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                break
+            chunks.append(chunk)
+    if size > MAX_BODY_BYTES:
+        response.close()
+        raise MwsResponseFormatError(
+            f"{action} (RequestId {response.headers.get('x-mws-request-id')}) answered with a body larger than "
+            f"{MAX_BODY_BYTES:,} bytes; refused -> check MWS_ENDPOINT points at MWS"
+        )
+    return b"".join(chunks)
 
 
 def _never_connected(exc: BaseException) -> bool:

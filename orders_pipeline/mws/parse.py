@@ -33,6 +33,10 @@ ITEM_ORDER_ID_INDEX = [c.name for c in ORDER_ITEM_COLUMNS].index("amazon_order_i
 ITEM_ORDER_LAST_UPDATE_INDEX = [c.name for c in ORDER_ITEM_COLUMNS].index("order_last_update_date")
 
 _LIST = "list"
+_ORDER_RESPONSES = ("ListOrdersResponse", "ListOrdersByNextTokenResponse", "GetOrderResponse")
+_ITEM_RESPONSES = ("ListOrderItemsResponse", "ListOrderItemsByNextTokenResponse")
+_ORDER_REQUIRED = [(index, column) for index, column in enumerate(ORDER_COLUMNS) if column.required]
+_ITEM_REQUIRED = [(index, column) for index, column in enumerate(ORDER_ITEM_COLUMNS) if column.required]
 
 
 class TableBuilder:
@@ -119,25 +123,28 @@ def parse_orders_page(body: bytes, *, buyer_email_salt: str | None = None) -> Or
     """Read the orders and the paging envelope of a ListOrders-family or GetOrder body."""
     root = parse_xml(body)
     ns, name = _split_tag(root.tag)
-    if name not in ("ListOrdersResponse", "ListOrdersByNextTokenResponse", "GetOrderResponse"):
+    if name not in _ORDER_RESPONSES:
         raise MwsResponseFormatError(f"expected a ListOrders or GetOrder response, got <{name}>")
-    result = _required_child(root, ns, name.replace("Response", "Result"))
-    orders = _required_child(result, ns, "Orders")
+    top = _children(root)
+    result_name = name.replace("Response", "Result")
+    envelope = _children(_required(top, ns, result_name, name))
+    orders = _required(envelope, ns, "Orders", result_name)
     layout = _order_layout(ns)
+    width = len(ORDER_COLUMNS)
     email_tag = f"{ns}BuyerEmail" if buyer_email_salt else None
     rows: list[Row] = []
     for order in orders.iterchildren(f"{ns}Order"):
-        row = _read_record(order, layout, len(ORDER_COLUMNS))
+        row = _read_record(order, layout, width)
         if email_tag is not None:
             row[ORDER_EMAIL_HASH_INDEX] = _hash_email(order.findtext(email_tag), buyer_email_salt)
-        _check_required(row, ORDER_COLUMNS, "Order")
+        _check_required(row, _ORDER_REQUIRED, "Order")
         rows.append(row)
-    bound_text = result.findtext(f"{ns}LastUpdatedBefore") or result.findtext(f"{ns}CreatedBefore")
+    bound_text = _findtext(envelope, f"{ns}LastUpdatedBefore") or _findtext(envelope, f"{ns}CreatedBefore")
     return OrdersPage(
         rows=rows,
-        next_token=_clean_text(result.findtext(f"{ns}NextToken")),
+        next_token=_clean_text(_findtext(envelope, f"{ns}NextToken")),
         last_updated_before=_decode_bound(bound_text),
-        request_id=_request_id(root, ns),
+        request_id=_request_id(top, ns),
     )
 
 
@@ -145,25 +152,28 @@ def parse_order_items_page(body: bytes) -> OrderItemsPage:
     """Read the items and the paging envelope of a ListOrderItems-family body."""
     root = parse_xml(body)
     ns, name = _split_tag(root.tag)
-    if name not in ("ListOrderItemsResponse", "ListOrderItemsByNextTokenResponse"):
+    if name not in _ITEM_RESPONSES:
         raise MwsResponseFormatError(f"expected a ListOrderItems response, got <{name}>")
-    result = _required_child(root, ns, name.replace("Response", "Result"))
-    order_id = _clean_text(result.findtext(f"{ns}AmazonOrderId"))
+    top = _children(root)
+    result_name = name.replace("Response", "Result")
+    envelope = _children(_required(top, ns, result_name, name))
+    order_id = _clean_text(_findtext(envelope, f"{ns}AmazonOrderId"))
     if not order_id:
         raise MwsResponseFormatError(f"<{name}> has no AmazonOrderId")
-    items = _required_child(result, ns, "OrderItems")
+    items = _required(envelope, ns, "OrderItems", result_name)
     layout = _item_layout(ns)
+    width = len(ORDER_ITEM_COLUMNS)
     rows: list[Row] = []
     for item in items.iterchildren(f"{ns}OrderItem"):
-        row = _read_record(item, layout, len(ORDER_ITEM_COLUMNS))
+        row = _read_record(item, layout, width)
         row[ITEM_ORDER_ID_INDEX] = order_id
-        _check_required(row, ORDER_ITEM_COLUMNS, "OrderItem")
+        _check_required(row, _ITEM_REQUIRED, "OrderItem")
         rows.append(row)
     return OrderItemsPage(
         rows=rows,
-        next_token=_clean_text(result.findtext(f"{ns}NextToken")),
+        next_token=_clean_text(_findtext(envelope, f"{ns}NextToken")),
         amazon_order_id=order_id,
-        request_id=_request_id(root, ns),
+        request_id=_request_id(top, ns),
     )
 
 
@@ -182,7 +192,12 @@ def _fill(element, layout: dict, row: Row) -> None:
         if target.__class__ is int:
             row[target] = child.text
         elif target.__class__ is dict:
-            _fill(child, target, row)
+            for grandchild in child:  # one level inline: money and address groups are common, calls are not free
+                inner = target.get(grandchild.tag)
+                if inner.__class__ is int:
+                    row[inner] = grandchild.text
+                elif inner is not None:
+                    _fill(grandchild, inner, row)
         else:
             row[target[1]] = [grandchild.text for grandchild in child]
 
@@ -214,17 +229,28 @@ def _layout(columns: list[Column], ns: str) -> dict:
     return layout
 
 
-def _check_required(row: Row, columns: list[Column], record: str) -> None:
-    for index, column in enumerate(columns):
-        if column.required and not (row[index] or "").strip():
+def _check_required(row: Row, required: list[tuple[int, Column]], record: str) -> None:
+    for index, column in required:
+        if not (row[index] or "").strip():
             raise MwsResponseFormatError(f"an <{record}> has no {'/'.join(column.path)}, which MWS always sends")
 
 
-def _required_child(parent, ns: str, name: str):
-    child = parent.find(f"{ns}{name}")
+def _children(element) -> dict:
+    """The child elements of an envelope element by tag (a handful: one pass beats repeated find())."""
+    return {child.tag: child for child in element}
+
+
+def _required(children: dict, ns: str, name: str, parent: str):
+    child = children.get(f"{ns}{name}")
     if child is None:
-        raise MwsResponseFormatError(f"<{_split_tag(parent.tag)[1]}> has no <{name}> element (truncated body?)")
+        raise MwsResponseFormatError(f"<{parent}> has no <{name}> element (truncated body?)")
     return child
+
+
+def _findtext(children: dict, tag: str) -> str | None:
+    """Like Element.findtext on the parent: '' for an empty element, None for a missing one."""
+    child = children.get(tag)
+    return None if child is None else child.text or ""
 
 
 def _split_tag(tag: str) -> tuple[str, str]:
@@ -235,8 +261,8 @@ def _split_tag(tag: str) -> tuple[str, str]:
     return "", tag
 
 
-def _request_id(root, ns: str) -> str | None:
-    metadata = root.find(f"{ns}ResponseMetadata")
+def _request_id(top: dict, ns: str) -> str | None:
+    metadata = top.get(f"{ns}ResponseMetadata")
     return _clean_text(metadata.findtext(f"{ns}RequestId")) if metadata is not None else None
 
 

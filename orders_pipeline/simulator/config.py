@@ -28,7 +28,8 @@ class Faults:
     """Failures injected on purpose; every default is off."""
 
     server_error_every: int = 0
-    fail_request_numbers: frozenset[int] = frozenset()
+    fail_request_numbers: frozenset[int] = frozenset()  # answered 503 ServiceUnavailable
+    internal_error_request_numbers: frozenset[int] = frozenset()  # answered 500 InternalError
     reset_request_numbers: frozenset[int] = frozenset()
     slow_request_numbers: frozenset[int] = frozenset()
     slow_seconds: float = 5.0

@@ -115,6 +115,9 @@ class MwsService:
         if number in faults.slow_request_numbers:
             self.stats.count_fault()
             time.sleep(faults.slow_seconds)
+        if number in faults.internal_error_request_numbers:
+            self.stats.count_fault()
+            raise MwsError(500, "InternalError", "We encountered an internal error. Please try again.", "Receiver")
         every = faults.server_error_every
         failing = number in faults.fail_request_numbers
         periodic = every > 0 and number % every == 0
@@ -143,7 +146,8 @@ class MwsService:
                 "Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
             )
         sent_at = parse_timestamp("Timestamp", params["Timestamp"])
-        if abs(_utc_now() - sent_at) > TIMESTAMP_TOLERANCE:
+        # a client whose clock agrees with the simulated clock (SimulatorConfig.clock) is in time too
+        if min(abs(_utc_now() - sent_at), abs(self.now() - sent_at)) > TIMESTAMP_TOLERANCE:
             raise invalid_parameter(
                 f"Request has expired: Timestamp {params['Timestamp']} is more than 15 minutes away from the server time."
             )

@@ -1,0 +1,72 @@
+"""Shared pieces of the benchmark scripts: a client for a running simulator, captured bodies, machine facts."""
+
+from __future__ import annotations
+
+import os
+import platform
+from datetime import date, datetime, timezone
+
+import requests
+
+from orders_pipeline.mws.client import MwsCredentials, MwsOrdersClient
+from orders_pipeline.mws.throttle import Throttle
+from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, MwsSimulator
+
+DAY = date(2024, 3, 3)
+"""A past day, so every window is complete and the simulator's data for it is fixed."""
+
+
+class RecordingSession(requests.Session):
+    """A requests.Session that keeps every 200 response body it receives, keyed by the Action sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bodies: dict[str, list[bytes]] = {}
+
+    def post(self, url, data=None, **kwargs) -> requests.Response:  # type: ignore[override]
+        """POST as usual and remember the body of a successful answer."""
+        response = super().post(url, data=data, **kwargs)
+        if response.status_code == 200:
+            action = dict(pair.split("=", 1) for pair in data.split("&"))["Action"]
+            self.bodies.setdefault(action, []).append(response.content)
+        return response
+
+
+def client_for(
+    simulator: MwsSimulator, *, session: requests.Session | None = None, throttle: Throttle | None = None
+) -> MwsOrdersClient:
+    """The pipeline's client pointed at `simulator` with the demo seller's credentials."""
+    credentials = MwsCredentials(DEMO_CREDENTIALS.access_key_id, DEMO_CREDENTIALS.secret_key, DEMO_CREDENTIALS.seller_id)
+    return MwsOrdersClient(simulator.url, credentials, DEMO_MARKETPLACE_IDS, session=session, throttle=throttle)
+
+
+def machine() -> str:
+    """One line naming the machine and the versions that matter for the figures."""
+    import lxml.etree
+    import pyarrow
+
+    return (
+        f"{_cpu_model()}, {_cores()} cores; Python {platform.python_version()}, pyarrow {pyarrow.__version__}, "
+        f"lxml {'.'.join(map(str, lxml.etree.LXML_VERSION[:3]))} (libxml2 "
+        f"{'.'.join(map(str, lxml.etree.LIBXML_VERSION))}); {datetime.now(timezone.utc):%Y-%m-%d}"
+    )
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def say(line: str = "") -> None:
+    """Print a line at once (benchmarks run long; output should not wait for the buffer)."""
+    print(line, flush=True)

@@ -1,0 +1,57 @@
+"""The `mart_alerts` asset: reports the new stuck orders and SKU trend anomalies the sensor found (logs, metadata, webhook)."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from orders_pipeline.alerts import STUCK_ORDERS, TREND_ANOMALIES, new_alerts
+from orders_pipeline.webhook import WEBHOOK_URL_ENV, post_json
+
+ALERTS_GROUP = "alerts"
+MART_ALERTS = dg.AssetKey("mart_alerts")
+
+
+class AlertsConfig(dg.Config):
+    """What to report, as chosen by `mart_alerts_sensor`; files are the marts' own `path` metadata."""
+
+    stuck_orders_path: str = Field(description="stuck_orders.parquet to read the rows from")
+    trend_anomalies_path: str = Field(description="sku_trend_anomalies.parquet to read the rows from")
+    new_stuck_order_ids: list[str] = Field(default_factory=list)
+    new_trend_anomaly_keys: list[str] = Field(default_factory=list, description="SKU@YYYY-MM-DD")
+
+
+@dg.asset(
+    key=MART_ALERTS,
+    deps=[dg.AssetKey(STUCK_ORDERS), dg.AssetKey(TREND_ANOMALIES)],
+    group_name=ALERTS_GROUP,
+    kinds={"python"},
+    description=f"New stuck orders and SKU trend anomalies, launched by mart_alerts_sensor; also POSTed to ${WEBHOOK_URL_ENV} when set.",
+)
+def mart_alerts(context: dg.AssetExecutionContext, config: AlertsConfig) -> dg.MaterializeResult:
+    """Read the new flags from the marts, log them, post them, and keep them in the materialization's metadata."""
+    paths = {STUCK_ORDERS: Path(config.stuck_orders_path), TREND_ANOMALIES: Path(config.trend_anomalies_path)}
+    batch = new_alerts(paths, {STUCK_ORDERS: config.new_stuck_order_ids, TREND_ANOMALIES: config.new_trend_anomaly_keys})
+    announce = context.log.warning if batch else context.log.info
+    announce(batch.summary())
+    for line in batch.lines():
+        context.log.warning(line)
+    webhook = _post(batch.payload()) if batch else "nothing to post"
+    context.log.info(f"webhook: {webhook}")
+    return dg.MaterializeResult(
+        metadata={
+            "new_stuck_orders": len(batch.stuck_orders),
+            "new_trend_anomalies": len(batch.trend_anomalies),
+            "alerts": dg.MetadataValue.md(batch.markdown()),
+            "webhook": webhook,
+        }
+    )
+
+
+def _post(payload: dict) -> str:
+    """Deliver to the webhook if one is configured; a failed post is reported, never raised."""
+    url = os.environ.get(WEBHOOK_URL_ENV)
+    if not url:
+        return f"not configured (set {WEBHOOK_URL_ENV} to post alerts)"
+    return post_json(url, payload).describe()

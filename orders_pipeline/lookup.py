@@ -1,0 +1,44 @@
+"""One order's story from the stored raw tables: every version seen, and the items of its latest version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+HISTORY_COLUMNS = ("dt", "last_update_date", "order_status", "number_of_items_shipped", "number_of_items_unshipped")
+ORDER_COLUMNS = (
+    "purchase_date", "sales_channel", "fulfillment_channel", "marketplace_id",
+    "order_total_amount", "order_total_currency_code", "latest_ship_date",
+)
+ITEM_COLUMNS = ("order_item_id", "seller_sku", "asin", "quantity_ordered", "quantity_shipped", "item_price_amount", "item_price_currency_code")
+
+
+def order_versions(root: Path, amazon_order_id: str) -> list[dict]:
+    """Every stored version of the order across partitions, oldest first (empty when it was never seen)."""
+    columns = ", ".join(dict.fromkeys((*HISTORY_COLUMNS, *ORDER_COLUMNS)))
+    return _rows(
+        f"select {columns} from read_parquet($glob, hive_partitioning = true, union_by_name = true) "
+        "where amazon_order_id = $id order by last_update_date, dt",
+        {"glob": str(root / "orders" / "*" / "*.parquet"), "id": amazon_order_id},
+        root / "orders",
+    )
+
+
+def order_items(root: Path, amazon_order_id: str, day: str) -> list[dict]:
+    """The items stored with the order's version in partition `day`."""
+    return _rows(
+        f"select {', '.join(ITEM_COLUMNS)} from read_parquet($path) where amazon_order_id = $id order by order_item_id",
+        {"path": str(root / "order_items" / f"dt={day}" / "*.parquet"), "id": amazon_order_id},
+        root / "order_items" / f"dt={day}",
+    )
+
+
+def _rows(sql: str, parameters: dict, required: Path) -> list[dict]:
+    if not any(required.rglob("*.parquet")):
+        return []
+    with duckdb.connect() as con:
+        con.execute("set TimeZone = 'UTC'")
+        cursor = con.execute(sql, parameters)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
