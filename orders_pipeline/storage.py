@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 DATA_DIR_ENV = "ORDERS_DATA_DIR"
@@ -19,13 +20,24 @@ _TEMP_PREFIX = ".tmp-"
 
 
 def data_dir() -> Path:
-    """The root of all output: $ORDERS_DATA_DIR (a path or a file:// URI), default ./data."""
+    """The root of all output: $ORDERS_DATA_DIR (a path or a local filesystem URI), default ./data.
+
+    URIs are resolved by pyarrow.fs; only a local filesystem is accepted, because the atomic commit relies
+    on a same-folder rename, which object stores (s3://, gs://) do not have.
+    """
     configured = os.environ.get(DATA_DIR_ENV, "data")
-    if configured.startswith("file://"):
-        configured = configured[len("file://") :]
-    elif "://" in configured:
-        raise ValueError(f"{DATA_DIR_ENV}={configured!r}: only local paths and file:// URIs are supported")
-    return Path(configured).absolute()
+    if "://" not in configured:
+        return Path(configured).absolute()
+    try:
+        filesystem, path = pafs.FileSystem.from_uri(configured)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        raise ValueError(f"{DATA_DIR_ENV}={configured!r} is not a filesystem URI pyarrow understands: {exc}") from None
+    if not isinstance(filesystem, pafs.LocalFileSystem):
+        raise ValueError(
+            f"{DATA_DIR_ENV}={configured!r}: only local paths and file:// URIs are supported "
+            f"({filesystem.type_name} has no atomic rename; see README, Scaling)"
+        )
+    return Path(path).absolute()
 
 
 def partition_dir(root: Path, table: str, day: date) -> Path:
@@ -89,8 +101,7 @@ class PartitionWriter:
         self.version_column = version_column
         self.rows_written = 0
         self.duplicates_dropped = 0
-        self._seen_keys: set = set()
-        self._has_duplicates = False
+        self._keys: list[pa.Table] = []  # key columns of every batch, in Arrow: no Python object per row
         self._temp_path = directory / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
         self._writer: pq.ParquetWriter | None = None
 
@@ -105,7 +116,7 @@ class PartitionWriter:
     def commit(self) -> Path:
         """Finish the file, make it durable and atomically replace the partition with it."""
         self._open().close()
-        if self._has_duplicates:
+        if self._has_duplicates():
             self._rewrite_keeping_latest()
         _fsync_file(self._temp_path)
         final_path = self.directory / PART_FILE
@@ -136,12 +147,14 @@ class PartitionWriter:
         return self._writer
 
     def _note_keys(self, table: pa.Table) -> None:
-        keys = zip(*(table.column(name).to_pylist() for name in self.key_columns))
-        before = len(self._seen_keys)
-        batch = list(keys)
-        self._seen_keys.update(batch)
-        if len(self._seen_keys) - before < len(batch):
-            self._has_duplicates = True
+        self._keys.append(table.select(list(self.key_columns)).combine_chunks())
+
+    def _has_duplicates(self) -> bool:
+        """Whether any key was written twice (one hash aggregation over the key columns of all batches)."""
+        if not self._keys:
+            return False
+        keys = pa.concat_tables(self._keys)
+        return keys.group_by(list(self.key_columns)).aggregate([]).num_rows < keys.num_rows
 
     def _rewrite_keeping_latest(self) -> None:
         table = pq.read_table(self._temp_path, schema=self.schema)

@@ -1,10 +1,10 @@
-"""A session-wide data dir produced by real materializations: 21 days from the simulator, then the marts and charts."""
+"""A session-wide data dir produced by real materializations: 21 nightly runs against the simulator, then the marts and charts."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -30,13 +30,16 @@ class Landed:
 
 @pytest.fixture(scope="session")
 def landed(tmp_path_factory) -> Iterator[Landed]:
-    """Ingest DAYS one run per partition and build group `analytics`, as a user would; shared, so read-only."""
+    """Ingest DAYS one run per partition, each just after its midnight as the schedule would (so orders that change
+    later land again as new versions), then build group `analytics`; shared, so read-only."""
     root = tmp_path_factory.mktemp("landed") / "data"
+    server_now = [datetime.now(timezone.utc)]
     with pytest.MonkeyPatch.context() as patch, dg.DagsterInstance.ephemeral() as instance:
         patch.setenv("ORDERS_DATA_DIR", str(root))
-        with MwsSimulator(SimulatorConfig(time_scale=FAST)) as simulator:
+        with MwsSimulator(SimulatorConfig(time_scale=FAST, clock=lambda: server_now[0])) as simulator:
             ingest = defs.resolve_job_def("mws_ingest")
             for day in DAYS:
+                server_now[0] = datetime.combine(day + timedelta(days=1), time(0, 15), timezone.utc)
                 run = ingest.execute_in_process(
                     partition_key=day.isoformat(), instance=instance, resources={"mws": resource_for(simulator)}
                 )

@@ -44,7 +44,7 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_port}{SECRET_PATH}?token=s3cr3t"
 
     def __enter__(self) -> Receiver:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -123,7 +123,7 @@ def flagged(landed) -> dict[str, list[str]]:
 
 def run_config_of(result: dg.SensorResult) -> dict:
     (request,) = result.run_requests
-    return request.run_config.to_config_dict()["ops"]["mart_alerts"]["config"]
+    return request.run_config["ops"]["mart_alerts"]["config"]
 
 
 def test_the_first_evaluation_reports_everything_flagged_and_the_next_one_nothing(landed_env):
@@ -152,14 +152,14 @@ def test_a_refresh_with_nothing_new_moves_the_cursor_without_a_run(landed_env):
     assert "nothing newly flagged" in result.skip_reason.skip_message
 
 
-def materialize_alerts(landed, monkeypatch, url: str | None) -> dg.ExecuteInProcessResult:
+def materialize_alerts(landed, monkeypatch, url: str | None, instance=None) -> dg.ExecuteInProcessResult:
     if url:
         monkeypatch.setenv(WEBHOOK_URL_ENV, url)
     else:
         monkeypatch.delenv(WEBHOOK_URL_ENV, raising=False)
     result = evaluate(landed, None)
     (request,) = result.run_requests
-    return dg.materialize([mart_alerts], run_config=request.run_config, instance=dg.DagsterInstance.ephemeral())
+    return dg.materialize([mart_alerts], run_config=request.run_config, instance=instance or dg.DagsterInstance.ephemeral())
 
 
 def alert_metadata(result: dg.ExecuteInProcessResult) -> dict:
@@ -169,7 +169,8 @@ def alert_metadata(result: dg.ExecuteInProcessResult) -> dict:
 
 def test_the_alert_run_posts_after_a_failed_attempt_and_records_everything_without_the_url(landed_env, monkeypatch, receiver_factory):
     receiver = receiver_factory(500, 200)
-    result = materialize_alerts(landed_env, monkeypatch, receiver.url)
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize_alerts(landed_env, monkeypatch, receiver.url, instance)
     assert result.success
     metadata = alert_metadata(result)
     now = flagged(landed_env)
@@ -180,7 +181,7 @@ def test_the_alert_run_posts_after_a_failed_attempt_and_records_everything_witho
     body = receiver.bodies[-1]
     assert sorted(row["amazon_order_id"] for row in body["new_stuck_orders"]) == now[STUCK_ORDERS]
     assert len(body["new_sku_trend_anomalies"]) == len(now[TREND_ANOMALIES])
-    logs = "\n".join(event.message or "" for event in result.all_events) + json.dumps(metadata)
+    logs = "\n".join(entry.user_message for entry in instance.all_logs(result.run_id)) + json.dumps(metadata)
     assert "SECRET" not in logs and "s3cr3t" not in logs
     assert "new stuck orders" in logs and "stuck: " in logs
 

@@ -8,8 +8,23 @@ with
 
 source as (
 
-    select amazon_order_id, order_status, last_update_date, dt
+    select amazon_order_id, trim(order_status) as order_status, last_update_date, dt
     from {{ source('raw', 'orders') }}
+
+),
+
+versions as (
+
+    select
+        amazon_order_id,
+        row_number() over by_time as version_number,
+        order_status,
+        lag(order_status) over by_time as previous_status,
+        last_update_date as valid_from,
+        lead(last_update_date) over by_time as valid_to,
+        dt
+    from source
+    window by_time as (partition by amazon_order_id order by last_update_date, dt)
 
 ),
 
@@ -17,16 +32,15 @@ final as (
 
     select
         amazon_order_id,
-        row_number() over by_time as version_number,
-        trim(order_status) as order_status,
-        lag(trim(order_status)) over by_time as previous_status,
-        lag(trim(order_status)) over by_time is distinct from trim(order_status) as is_status_change,
-        last_update_date as valid_from,
-        lead(last_update_date) over by_time as valid_to,
-        lead(last_update_date) over by_time is null as is_current,
+        version_number,
+        order_status,
+        previous_status,
+        previous_status is distinct from order_status as is_status_change,
+        valid_from,
+        valid_to,
+        valid_to is null as is_current,
         dt
-    from source
-    window by_time as (partition by amazon_order_id order by last_update_date, dt)
+    from versions
 
 )
 

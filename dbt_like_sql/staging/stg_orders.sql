@@ -2,7 +2,8 @@
 -- GRAIN: one row per amazon_order_id.
 -- RULES: raw orders are a change feed (one row per observed version, partitioned by the UTC day of
 -- last_update_date). The current version is the row with the greatest last_update_date over all partitions;
--- a tie goes to the latest dt partition (within a partition an order appears once). Text is trimmed (Amazon
+-- a tie goes to the latest dt partition (within a partition an order appears once, so amazon_order_id and
+-- dt identify the version). Text is trimmed (Amazon
 -- sends values like 'Standard '), purchase_day is the UTC date of purchase_date, dt is the partition the
 -- current version came from and version_count how many versions were observed.
 with
@@ -23,12 +24,10 @@ source as (
 
 latest_versions as (
 
-    select
-        amazon_order_id,
-        max({'last_update_date': last_update_date, 'dt': dt}) as latest,
-        count(*) as version_count
-    from source
-    group by amazon_order_id
+    -- the version stg_order_status_history marks current; its version_number counts the versions
+    select amazon_order_id, dt, version_number as version_count
+    from {{ ref('stg_order_status_history') }}
+    where is_current
 
 ),
 
@@ -38,8 +37,7 @@ current_versions as (
     from source
     inner join latest_versions
         on source.amazon_order_id = latest_versions.amazon_order_id
-        and source.last_update_date = latest_versions.latest.last_update_date
-        and source.dt = latest_versions.latest.dt
+        and source.dt = latest_versions.dt
 
 ),
 

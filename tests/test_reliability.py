@@ -282,7 +282,7 @@ def test_two_partitions_run_at_once_take_turns_in_the_mws_api_pool(tmp_path, mon
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy("/tmp/nopool/dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     import dagster as dg
 
     dg.DagsterInstance.from_config(str(home)).dispose()  # create the storage once: two first runs would race on it
