@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 import requests
 
 from orders_pipeline.mws.client import MwsCredentials, MwsOrdersClient
 from orders_pipeline.mws.throttle import Throttle
-from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, MwsSimulator
+from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, MwsSimulator, SimulatorConfig
 
 DAY = date(2024, 3, 3)
 """A past day, so every window is complete and the simulator's data for it is fixed."""
@@ -32,8 +36,35 @@ class RecordingSession(requests.Session):
         return response
 
 
+@dataclass(frozen=True)
+class RemoteSimulator:
+    """A simulator serving from another process, as the real API does: only its URL is shared."""
+
+    url: str
+
+
+@contextmanager
+def remote_simulator(config: SimulatorConfig) -> Iterator[RemoteSimulator]:
+    """Serve `config` from a spawned process (so its memory and CPU are not the pipeline's) until the block ends."""
+    context = multiprocessing.get_context("spawn")
+    urls, stop = context.Queue(), context.Event()
+    process = context.Process(target=_serve_until, args=(config, urls, stop), daemon=True)
+    process.start()
+    try:
+        yield RemoteSimulator(urls.get(timeout=120))
+    finally:
+        stop.set()
+        process.join(timeout=10)
+
+
+def _serve_until(config: SimulatorConfig, urls, stop) -> None:
+    with MwsSimulator(config) as simulator:
+        urls.put(simulator.url)
+        stop.wait()
+
+
 def client_for(
-    simulator: MwsSimulator, *, session: requests.Session | None = None, throttle: Throttle | None = None
+    simulator: MwsSimulator | RemoteSimulator, *, session: requests.Session | None = None, throttle: Throttle | None = None
 ) -> MwsOrdersClient:
     """The pipeline's client pointed at `simulator` with the demo seller's credentials."""
     credentials = MwsCredentials(DEMO_CREDENTIALS.access_key_id, DEMO_CREDENTIALS.secret_key, DEMO_CREDENTIALS.seller_id)

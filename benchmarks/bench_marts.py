@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import resource
 import shutil
 import sys
@@ -42,6 +43,12 @@ CURRENCIES = np.array(["USD", "CAD"])
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process, all threads: steadier than wall time on a shared machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -350,31 +357,36 @@ def main(argv: list[str] | None = None) -> int:
     rss_start = peak_rss_mb()
 
     project = sql.load_project()
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    timings: dict[str, tuple[float, float]] = {}  # model -> (wall s, CPU s of this process, all threads)
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    last_wall, last_cpu = t0, c0
     with sql.Build(project, data_dir) as build:
         for result in build.run():
-            now = time.perf_counter()
-            timings[result.name] = now - t0 - sum(timings.values())
-    duck_models = time.perf_counter() - t0
+            now, cpu_now = time.perf_counter(), cpu_seconds()
+            timings[result.name] = (now - last_wall, cpu_now - last_cpu)
+            last_wall, last_cpu = now, cpu_now
+    duck_models, duck_cpu = time.perf_counter() - t0, cpu_seconds() - c0
     t1 = time.perf_counter()
     build_warehouse(data_dir, project)
     duck_total = duck_models + (time.perf_counter() - t1)
     rss_duck = peak_rss_mb()
-    staging = sum(v for k, v in timings.items() if project.models[k].layer == "staging")
-    print("\nDuckDB, per model (read + compute + write Parquet):")
-    for name, seconds in timings.items():
-        print(f"  {name:28s} {seconds:6.2f} s")
-    print(f"DuckDB: all models {duck_models:.2f} s (staging {staging:.2f} s, marts {duck_models - staging:.2f} s), "
-          f"with warehouse {duck_total:.2f} s; peak RSS {rss_duck:.0f} MB (before: {rss_start:.0f} MB)")
+    staging = sum(wall for name, (wall, _) in timings.items() if project.models[name].layer == "staging")
+    print("\nDuckDB, per model (compute + write Parquet; wall / CPU of both threads):")
+    for name, (wall, cpu) in timings.items():
+        print(f"  {name:28s} {wall:6.2f} s  {cpu:6.2f} s CPU")
+    print(f"DuckDB: all models {duck_models:.2f} s wall, {duck_cpu:.2f} s CPU (staging {staging:.2f} s, marts "
+          f"{duck_models - staging:.2f} s), with warehouse {duck_total:.2f} s; peak RSS {rss_duck:.0f} MB "
+          f"(before: {rss_start:.0f} MB); load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
     if args.skip_pandas:
         return 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     frames = pandas_marts(data_dir, args.out / "pandas")
-    pandas_total = time.perf_counter() - t0
-    print(f"pandas: all models {pandas_total:.2f} s; peak RSS of the process now {peak_rss_mb():.0f} MB")
-    print(f"ratio pandas / DuckDB: {pandas_total / duck_models:.1f}x")
+    pandas_total, pandas_cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    print(f"pandas: all models {pandas_total:.2f} s wall, {pandas_cpu:.2f} s CPU; peak RSS of the process now "
+          f"{peak_rss_mb():.0f} MB")
+    print(f"ratio pandas / DuckDB: {pandas_total / duck_models:.1f}x wall, {pandas_cpu / duck_cpu:.1f}x CPU")
 
     # cross-check: the two implementations agree on the totals
     import duckdb

@@ -2,8 +2,8 @@
 
 Each size runs in a fresh child process (so peaks do not mix): the child imports Python + Dagster + the
 pipeline, records its RSS (the baseline), ingests the day from the simulator into a temporary data dir and
-reports VmHWM (peak RSS) from /proc/self/status. The simulator runs in the same child, so its own memory for
-the day's orders is included in the peak.
+reports VmHWM (peak RSS) from /proc/self/status. The simulator is the remote API here: it serves from a
+process of its own (spawned before the baseline), so only the pipeline's memory is in the peak.
 
     python benchmarks/bench_memory.py            # 10,000 and 100,000 orders (~2-3 items each)
     python benchmarks/bench_memory.py --quick    # 2,000 and 20,000 orders
@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _harness import DAY, client_for, machine, say
+from _harness import DAY, client_for, machine, remote_simulator, say
 
 TARGET_MB = 150
 
@@ -36,11 +36,11 @@ def child(orders_per_day: int) -> None:
     import dagster  # noqa: F401 - part of the baseline, as in a Dagster run worker
 
     from orders_pipeline.ingest import ingest_day
-    from orders_pipeline.simulator import MwsSimulator, SimulatorConfig
+    from orders_pipeline.simulator import SimulatorConfig
 
-    baseline = _status_mb("VmRSS")
     config = SimulatorConfig(orders_per_day=orders_per_day, throttling=False, order_items_page_size=100)
-    with MwsSimulator(config) as simulator, client_for(simulator) as client, tempfile.TemporaryDirectory() as root:
+    with remote_simulator(config) as simulator, client_for(simulator) as client, tempfile.TemporaryDirectory() as root:
+        baseline = _status_mb("VmRSS")
         report = ingest_day(client, DAY, Path(root))
     print(json.dumps({"baseline": baseline, "peak": _status_mb("VmHWM"), "orders": report.orders,
                       "items": report.order_items, "seconds": report.seconds}))

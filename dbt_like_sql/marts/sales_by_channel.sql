@@ -29,6 +29,24 @@ order_lines as (
 
 ),
 
+order_totals as (
+
+    -- one row per order and grain first, so orders is a plain count below (cheaper than count distinct)
+    select
+        purchase_day,
+        sales_channel,
+        fulfillment_channel,
+        currency,
+        amazon_order_id,
+        sum(quantity_ordered) as units_ordered,
+        sum(quantity_shipped) as units_shipped,
+        sum(item_price_amount) as revenue,
+        sum(case when is_unpriced then quantity_ordered else 0 end) as unpriced_units
+    from order_lines
+    group by all
+
+),
+
 final as (
 
     select
@@ -36,12 +54,12 @@ final as (
         sales_channel,
         fulfillment_channel,
         currency,
-        count(distinct amazon_order_id) as orders,
-        cast(sum(quantity_ordered) as bigint) as units_ordered,
-        cast(sum(quantity_shipped) as bigint) as units_shipped,
-        cast(coalesce(sum(item_price_amount), 0) as decimal(18, 2)) as revenue,
-        cast(sum(case when is_unpriced then quantity_ordered else 0 end) as bigint) as unpriced_units
-    from order_lines
+        count(*) as orders,
+        cast(sum(units_ordered) as bigint) as units_ordered,
+        cast(sum(units_shipped) as bigint) as units_shipped,
+        cast(coalesce(sum(revenue), 0) as decimal(18, 2)) as revenue,
+        cast(sum(unpriced_units) as bigint) as unpriced_units
+    from order_totals
     group by all
 
 )

@@ -29,6 +29,14 @@ order_items as (
 
 ),
 
+open_orders as (
+
+    -- only a non-terminal status can be stuck (every rule below needs one), so the rest is left out early
+    select * from orders
+    where order_status in ('Pending', 'Unshipped', 'PartiallyShipped', 'PendingAvailability')
+
+),
+
 as_of as (
 
     select max(valid_from) as as_of from status_history
@@ -38,32 +46,36 @@ as_of as (
 current_status as (
 
     -- the current status began at the order's last version that changed status
-    select amazon_order_id, max(valid_from) filter (where is_status_change) as status_since
+    select status_history.amazon_order_id, max(status_history.valid_from) filter (
+        where status_history.is_status_change
+    ) as status_since
     from status_history
-    group by amazon_order_id
+    semi join open_orders on status_history.amazon_order_id = open_orders.amazon_order_id
+    group by status_history.amazon_order_id
 
 ),
 
 order_units as (
 
     select
-        amazon_order_id,
-        cast(sum(quantity_ordered) as bigint) as units_ordered,
-        cast(sum(quantity_ordered - quantity_shipped) as bigint) as units_unshipped
+        order_items.amazon_order_id,
+        cast(sum(order_items.quantity_ordered) as bigint) as units_ordered,
+        cast(sum(order_items.quantity_ordered - order_items.quantity_shipped) as bigint) as units_unshipped
     from order_items
-    group by amazon_order_id
+    semi join open_orders on order_items.amazon_order_id = open_orders.amazon_order_id
+    group by order_items.amazon_order_id
 
 ),
 
 aged as (
 
     select
-        orders.*,
+        open_orders.*,
         current_status.status_since,
         as_of.as_of,
         round(date_diff('second', current_status.status_since, as_of.as_of) / 3600.0, 2) as hours_in_status
-    from orders
-    inner join current_status on orders.amazon_order_id = current_status.amazon_order_id
+    from open_orders
+    inner join current_status on open_orders.amazon_order_id = current_status.amazon_order_id
     cross join as_of
 
 ),

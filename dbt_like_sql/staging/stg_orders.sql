@@ -2,10 +2,10 @@
 -- GRAIN: one row per amazon_order_id.
 -- RULES: raw orders are a change feed (one row per observed version, partitioned by the UTC day of
 -- last_update_date). The current version is the row with the greatest last_update_date over all partitions;
--- a tie goes to the latest dt partition (within a partition an order appears once, so amazon_order_id and
--- dt identify the version). Text is trimmed (Amazon
--- sends values like 'Standard '), purchase_day is the UTC date of purchase_date, dt is the partition the
--- current version came from and version_count how many versions were observed.
+-- a tie goes to the latest dt partition (within a partition an order appears once). That is the version
+-- stg_order_status_history marks is_current, so it is taken from there (amazon_order_id and dt identify it)
+-- and version_count is its version_number. Text is trimmed (Amazon sends values like 'Standard '),
+-- purchase_day is the UTC date of purchase_date and dt is the partition the current version came from.
 with
 
 source as (

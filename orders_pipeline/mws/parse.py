@@ -7,6 +7,7 @@ in one vectorised pass (`TableBuilder`), so small item documents do not each pay
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property, lru_cache
@@ -33,6 +34,8 @@ ITEM_ORDER_ID_INDEX = [c.name for c in ORDER_ITEM_COLUMNS].index("amazon_order_i
 ITEM_ORDER_LAST_UPDATE_INDEX = [c.name for c in ORDER_ITEM_COLUMNS].index("order_last_update_date")
 
 _LIST = "list"
+_DEFAULT_NS = re.compile(rb'<[A-Za-z][^<>]*?(\s+xmlns="[^"<>]*")')
+_NS_SCAN_BYTES = 1024
 _ORDER_RESPONSES = ("ListOrdersResponse", "ListOrdersByNextTokenResponse", "GetOrderResponse")
 _ITEM_RESPONSES = ("ListOrderItemsResponse", "ListOrderItemsByNextTokenResponse")
 _ORDER_REQUIRED = [(index, column) for index, column in enumerate(ORDER_COLUMNS) if column.required]
@@ -121,7 +124,7 @@ class OrderItemsPage:
 
 def parse_orders_page(body: bytes, *, buyer_email_salt: str | None = None) -> OrdersPage:
     """Read the orders and the paging envelope of a ListOrders-family or GetOrder body."""
-    root = parse_xml(body)
+    root = parse_xml(_without_default_namespace(body))
     ns, name = _split_tag(root.tag)
     if name not in _ORDER_RESPONSES:
         raise MwsResponseFormatError(f"expected a ListOrders or GetOrder response, got <{name}>")
@@ -150,7 +153,7 @@ def parse_orders_page(body: bytes, *, buyer_email_salt: str | None = None) -> Or
 
 def parse_order_items_page(body: bytes) -> OrderItemsPage:
     """Read the items and the paging envelope of a ListOrderItems-family body."""
-    root = parse_xml(body)
+    root = parse_xml(_without_default_namespace(body))
     ns, name = _split_tag(root.tag)
     if name not in _ITEM_RESPONSES:
         raise MwsResponseFormatError(f"expected a ListOrderItems response, got <{name}>")
@@ -175,6 +178,17 @@ def parse_order_items_page(body: bytes) -> OrderItemsPage:
         amazon_order_id=order_id,
         request_id=_request_id(top, ns),
     )
+
+
+def _without_default_namespace(body: bytes) -> bytes:
+    """The body minus the root's default namespace declaration: short tags cost less to read than `{ns}Tag`.
+
+    Only a speed-up: a body this misses (no or a different declaration) parses as before, namespaced.
+    """
+    match = _DEFAULT_NS.search(body, 0, _NS_SCAN_BYTES)
+    if match is None:
+        return body
+    return body[: match.start(1)] + body[match.end(1) :]
 
 
 def _read_record(record, layout: dict, width: int) -> Row:
