@@ -9,6 +9,7 @@ import dagster as dg
 
 from orders_pipeline.runs import ingest_days, refresh_marts
 from orders_pipeline.storage import data_dir
+from orders_pipeline.summary import mart_summary
 
 
 def run_demo(days: list[date], dagster_home: Path) -> bool:
@@ -17,6 +18,7 @@ def run_demo(days: list[date], dagster_home: Path) -> bool:
     print(f"Ingesting {len(days)} days into {data_dir()} (Dagster instance: {dagster_home})")
     ok = not ingest_days(days, instance) and refresh_marts(instance)
     if ok:
+        print("\n" + mart_summary(data_dir()))
         _print_next_steps(dagster_home)
     return ok
 

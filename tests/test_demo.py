@@ -1,0 +1,35 @@
+"""The demo command and its printed tour of the marts."""
+
+from __future__ import annotations
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from orders_pipeline.cli import main
+from orders_pipeline.storage import mart_path
+from orders_pipeline.summary import mart_summary
+
+
+def test_the_tour_names_the_best_seller_and_counts_stuck_orders(landed_env):
+    sales = pq.read_table(mart_path(landed_env.root, "sku_daily_sales")).group_by("seller_sku").aggregate([("units_ordered", "sum")])
+    best = sales.sort_by([("units_ordered_sum", "descending"), ("seller_sku", "ascending")]).to_pylist()[0]
+    stuck = pq.read_metadata(mart_path(landed_env.root, "stuck_orders")).num_rows
+    text = mart_summary(landed_env.root)
+    best_line = text.split("Best-selling SKUs")[1].splitlines()[5]
+    assert best["seller_sku"] in best_line and str(best["units_ordered_sum"]) in best_line
+    assert f"{stuck} orders are stuck in all" in text
+    for currency in pc.unique(pq.read_table(mart_path(landed_env.root, "sales_by_channel")).column("currency")).to_pylist():
+        assert currency in text.split("Sales by channel")[1]
+
+
+def test_demo_ingests_days_builds_marts_and_says_where_to_look(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MWS_ENDPOINT", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("ORDERS_DATA_DIR", str(tmp_path / "data"))
+    assert main(["demo", "--days", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "[1/2]" in out and "complete" in out and "[2/2]" in out and "partial (day still running)" in out
+    assert "Best-selling SKUs" in out and "Stuck orders" in out and "dagster dev" in out
+    assert len(list((tmp_path / "data" / "orders").glob("dt=*/part-0.parquet"))) == 2
+    assert (tmp_path / "data" / "warehouse.duckdb").exists()
