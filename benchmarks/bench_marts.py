@@ -3,7 +3,8 @@
 Generates a year of raw change-feed data (365 daily partitions, ~10 million item rows by default) with the
 contract's Arrow schemas, then, in this one process:
 
-1. builds all models with the real loader (`orders_pipeline.sql.build`: read Parquet, compute, write Parquet);
+1. builds all models with the real loader (`orders_pipeline.sql.Build`: read the raw Parquet, compute the staging
+   views once as session tables, compute the marts and write each to Parquet), then the warehouse file;
 2. computes the same models with pandas (read the same Parquet, compute, write Parquet);
 3. cross-checks a few totals between the two and prints both times, the ratio and the peak RSS.
 
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -73,6 +75,27 @@ def _money(cents: np.ndarray, valid: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.decimal128(18, 2), len(cents), [validity, pa.py_buffer(unscaled.tobytes())])
 
 
+def _digits(values: np.ndarray, width: int) -> pa.Array:
+    """Non-negative integers as zero-padded decimal strings of `width` characters (vectorized)."""
+    return pc.utf8_lpad(pa.array(values, pa.int64()).cast(pa.string()), width=width, padding="0")
+
+
+def _scatter(index: np.ndarray, modulus: int, seed: int) -> np.ndarray:
+    """A bijection of 0..modulus-1 that looks random: distinct inputs give distinct outputs (so ids stay unique)."""
+    multiplier = 6_364_136_223_846_793 % modulus | 1  # odd and not a multiple of 5: coprime with 10**k
+    while multiplier % 5 == 0:
+        multiplier += 2
+    return ((index.astype(object) * multiplier + seed) % modulus).astype(np.int64)
+
+
+def amazon_order_ids(n: int, seed: int) -> pa.Array:
+    """Ids shaped like Amazon's: 3-7-7 digits (`123-1234567-1234567`, 19 characters), unique, random-looking."""
+    body = _scatter(np.arange(n, dtype=np.int64), 10**14, seed)
+    prefix = 100 + body % 900  # Amazon's first group is 1xx-9xx (marketplace-specific)
+    return pc.binary_join_element_wise(
+        _digits(prefix, 3), _digits(body // 10**7, 7), _digits(body % 10**7, 7), "-")
+
+
 def generate(out: Path, item_rows: int, days: int = 365, n_skus: int = 2000, seed: int = 7) -> dict[str, int]:
     """Write `days` partitions of orders and order_items with about `item_rows` item rows; vectorized."""
     rng = np.random.default_rng(seed)
@@ -90,7 +113,7 @@ def generate(out: Path, item_rows: int, days: int = 365, n_skus: int = 2000, see
     final[roll < 0.03] = "Canceled"
     final[(roll >= 0.03) & (roll < 0.04)] = "Unshipped"
     final[(roll >= 0.04) & (roll < 0.045)] = "Pending"
-    order_ids = np.char.add("ORD-", np.arange(n_orders).astype(str))
+    order_ids = amazon_order_ids(n_orders, seed)  # 19 characters, as the API sends them
 
     # ----- versions: v1 Pending, v2 Unshipped, v3 final (k versions keep the last k of that path)
     o = np.repeat(np.arange(n_orders), n_versions)
@@ -123,7 +146,7 @@ def generate(out: Path, item_rows: int, days: int = 365, n_skus: int = 2000, see
     cents = unit_cents[sku] * q
 
     orders_cols = {
-        "amazon_order_id": order_ids[o],
+        "amazon_order_id": order_ids.take(pa.array(o)),
         "purchase_date": purchase[o],
         "last_update_date": lud,
         "order_status": status,
@@ -135,9 +158,9 @@ def generate(out: Path, item_rows: int, days: int = 365, n_skus: int = 2000, see
         "is_quarantined": np.zeros(len(o), bool),
     }
     item_cols = {
-        "amazon_order_id": order_ids[io],
+        "amazon_order_id": order_ids.take(pa.array(io)),
         "order_last_update_date": lud[iv],
-        "order_item_id": np.char.add(np.char.add(order_ids[io], "-"), slot.astype(str)),
+        "order_item_id": _digits(_scatter(io * 2 + slot, 10**14, seed + 1), 14),  # 14 digits, stable per line
         "seller_sku": np.char.add("SKU-", sku.astype(str)),
         "asin": np.char.add("B0", sku.astype(str)),
         "quantity_ordered": q.astype(np.int32),
@@ -155,8 +178,9 @@ def generate(out: Path, item_rows: int, days: int = 365, n_skus: int = 2000, see
         days_sorted = day_of[order_by]
         bounds = np.searchsorted(days_sorted, np.arange(days_sorted[0], days_sorted[-1] + 1))
         bounds = np.append(bounds, len(order_by))
-        full = _table({**{c: a[order_by] for c, a in cols.items()},
-                       **{c: a.take(pa.array(order_by)) for c, a in extra.items()}}, schema, len(order_by))
+        take = pa.array(order_by)
+        full = _table({**{c: (a.take(take) if isinstance(a, pa.Array) else a[order_by]) for c, a in cols.items()},
+                       **{c: a.take(take) for c, a in extra.items()}}, schema, len(order_by))
         first_day = days_sorted[0]
         for i in range(len(bounds) - 1):
             lo, hi = bounds[i], bounds[i + 1]
@@ -359,24 +383,30 @@ def main(argv: list[str] | None = None) -> int:
     project = sql.load_project()
     load_before = os.getloadavg()[0]
     timings: dict[str, tuple[float, float]] = {}  # model -> (wall s, CPU s of this process, all threads)
+    row_counts: dict[str, int] = {}
     t0, c0 = time.perf_counter(), cpu_seconds()
     last_wall, last_cpu = t0, c0
     with sql.Build(project, data_dir) as build:
         for result in build.run():
             now, cpu_now = time.perf_counter(), cpu_seconds()
             timings[result.name] = (now - last_wall, cpu_now - last_cpu)
+            row_counts[result.name] = result.row_count
             last_wall, last_cpu = now, cpu_now
     duck_models, duck_cpu = time.perf_counter() - t0, cpu_seconds() - c0
     t1 = time.perf_counter()
     build_warehouse(data_dir, project)
     duck_total = duck_models + (time.perf_counter() - t1)
     rss_duck = peak_rss_mb()
-    staging = sum(wall for name, (wall, _) in timings.items() if project.models[name].layer == "staging")
-    print("\nDuckDB, per model (compute + write Parquet; wall / CPU of both threads):")
+    views = [name for name in timings if project.models[name].is_view]
+    staging = sum(timings[name][0] for name in views)
+    staging_cpu = sum(timings[name][1] for name in views)
+    print("\nDuckDB, per model (wall / CPU of both threads; views: computed into a session table, not written; "
+          "tables: computed and written to Parquet):")
     for name, (wall, cpu) in timings.items():
-        print(f"  {name:28s} {wall:6.2f} s  {cpu:6.2f} s CPU")
-    print(f"DuckDB: all models {duck_models:.2f} s wall, {duck_cpu:.2f} s CPU (staging {staging:.2f} s, marts "
-          f"{duck_models - staging:.2f} s), with warehouse {duck_total:.2f} s; peak RSS {rss_duck:.0f} MB "
+        print(f"  {name:28s} {project.models[name].materialized:5s} {wall:6.2f} s  {cpu:6.2f} s CPU")
+    print(f"DuckDB: all models {duck_models:.2f} s wall, {duck_cpu:.2f} s CPU (staging views {staging:.2f} s / "
+          f"{staging_cpu:.2f} s CPU, marts {duck_models - staging:.2f} s / {duck_cpu - staging_cpu:.2f} s CPU), "
+          f"with warehouse {duck_total:.2f} s; peak RSS {rss_duck:.0f} MB "
           f"(before: {rss_start:.0f} MB); load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
     if args.skip_pandas:
@@ -397,8 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     pand = frames["sku_daily_sales"].groupby("currency_code")[["units_ordered", "revenue"]].sum().sort_index()
     print("check sku_daily_sales per currency  duckdb:", [(c, int(u), round(r, 2)) for c, u, r in duck])
     print("                                    pandas:", [(c, int(r.units_ordered), round(r.revenue, 2)) for c, r in pand.iterrows()])
-    counts = {name: duckdb.sql(f"select count(*) from '{project.models[name].output_path(data_dir)}'").fetchall()[0][0]
-              for name in frames}
+    counts = {name: row_counts[name] for name in frames}  # views have no file: the count the build reported
     mismatched = {name: (counts[name], len(df)) for name, df in frames.items() if counts[name] != len(df)}
     print("row counts (duckdb):", counts)
     print("row counts differ:", mismatched or "none")

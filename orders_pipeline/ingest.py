@@ -21,7 +21,7 @@ from orders_pipeline.mws.schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
 from orders_pipeline.storage import PartitionWriter, partition_dir
 
 SAFETY_LAG = timedelta(minutes=2)
-FLUSH_ROWS = 10_000
+FLUSH_ROWS = 2_000  # rows held as Python objects (~3 KB each) before they become Arrow (~0.5 KB)
 PROGRESS_EVERY_ORDERS = 500
 
 
@@ -98,20 +98,20 @@ def ingest_day(
     )
     with orders, items:
         order_rows, item_rows = orders_builder(), order_items_builder()
-        items_fetched: set[str] = set()
+        orders_fetched = 0
         # an order served twice (older version on an earlier page) gets its items again, tagged with the
         # newer version, so keep-latest on commit leaves the items tagged like the order row that is kept
-        versions_fetched: set[tuple[str, object]] = set()
+        versions_fetched: set[int] = set()
         for page in client.list_orders(window.start, window.requested_before):
             report.order_pages += 1
             order_rows.extend(page.rows)
             for row in page.rows:
                 order_id = row[ORDER_ID_INDEX]
-                version = (order_id, row[ORDER_LAST_UPDATE_INDEX])
+                version = _version_key(order_id, row[ORDER_LAST_UPDATE_INDEX])
                 if version in versions_fetched:
                     continue
                 versions_fetched.add(version)
-                items_fetched.add(order_id)
+                orders_fetched += 1
                 for item_page in client.list_order_items(order_id):
                     report.item_pages += 1
                     for item_row in item_page.rows:
@@ -119,8 +119,8 @@ def ingest_day(
                     item_rows.extend(item_page.rows)
                 _flush_if_full(order_rows, orders)
                 _flush_if_full(item_rows, items)
-                if len(items_fetched) % PROGRESS_EVERY_ORDERS == 0:
-                    progress(_progress_line(day, len(items_fetched), items.rows_written + len(item_rows), client))
+                if orders_fetched % PROGRESS_EVERY_ORDERS == 0:
+                    progress(_progress_line(day, orders_fetched, items.rows_written + len(item_rows), client))
         _flush(order_rows, orders)
         _flush(item_rows, items)
         orders.commit()
@@ -133,6 +133,11 @@ def ingest_day(
     report.api = client.stats.as_metadata()
     report.seconds = round(time.monotonic() - started, 3)
     return report
+
+
+def _version_key(order_id: str, last_update: str) -> int:
+    """One small int per (order, version) seen: 64-bit SipHash-keyed, ~1e-10 odds of a clash at 100,000 orders."""
+    return hash((order_id, last_update))
 
 
 def _flush_if_full(builder: TableBuilder, writer: PartitionWriter) -> None:

@@ -6,12 +6,19 @@ Every `.sql` file under the folder is a model named after its file stem. Models 
   partition has landed yet) and declares a dependency on the raw table;
 - `{{ ref('stg_orders') }}` reads another model and declares a dependency on it;
 - `{{ var('stuck_after_days', 7) }}` is a setting: an explicit override, else the environment variable
-  `ORDERS_VAR_STUCK_AFTER_DAYS`, else the default.
+  `ORDERS_VAR_STUCK_AFTER_DAYS`, else the default;
+- `{{ config(materialized='view') }}` (as in dbt) makes the model a view; the default is 'table'.
 
-A build runs the models in topological order in one in-memory DuckDB connection, writes each to
-`<data_dir>/<folder>/<model>.parquet` (COPY to a temporary file, then an atomic rename), and keeps the result
-in memory for the models downstream of it in the same run. A model whose upstream model is not part of the
-run reads that model's Parquet file. Errors name the file and, when DuckDB or jinja report one, the line.
+A build runs the models in topological order in one in-memory DuckDB connection.
+
+- A **table** model is computed once, written to `<data_dir>/<folder>/<model>.parquet` (COPY to a temporary
+  file, then an atomic rename) and kept in memory for the models downstream of it in the same run; a later run
+  that does not select it reads its Parquet file.
+- A **view** model is never written: within a run it is computed once into a TEMP table that the models
+  downstream of it read; a run that needs it without selecting it computes it inline from its own SQL (a view
+  over the raw Parquet); and the warehouse file holds it as a real view (see `warehouse.py`).
+
+Errors name the file and, when DuckDB or jinja report one, the line.
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ SQL_DIR = Path(__file__).resolve().parents[1] / "dbt_like_sql"
 """The repository's model folder."""
 
 VAR_ENV_PREFIX = "ORDERS_VAR_"
+
+MATERIALIZATIONS = ("table", "view")
+"""What `{{ config(materialized=...) }}` accepts; 'table' is the default."""
 
 PARTITION_COLUMN = pa.field("dt", pa.date32())
 """The hive partition column DuckDB adds to every raw row (`dt=YYYY-MM-DD`)."""
@@ -75,8 +85,14 @@ class Model:
     refs: tuple[str, ...]
     sources: tuple[tuple[str, str], ...]
     description: str
+    materialized: str = "table"
+
+    @property
+    def is_view(self) -> bool:
+        return self.materialized == "view"
 
     def output_path(self, data_dir: Path) -> Path:
+        """Where a table model is published (a view model has no file)."""
         return Path(data_dir) / self.layer / f"{self.name}.parquet"
 
 
@@ -152,8 +168,22 @@ def _parse(path: Path, sql_dir: Path, env: jinja2.Environment) -> Model:
     def var(name: str, default: Any = None) -> Any:
         return default if default is not None else 0
 
+    config: dict[str, Any] = {}
+
+    def capture_config(**settings: Any) -> str:
+        unknown = set(settings) - {"materialized"}
+        line = _line_of(text, r"config\(")
+        if unknown:
+            raise SqlProjectError(f"{label}:{line}: config() accepts only materialized= (got {', '.join(sorted(unknown))})")
+        if settings.get("materialized", "table") not in MATERIALIZATIONS:
+            raise SqlProjectError(
+                f"{label}:{line}: materialized={settings['materialized']!r} is not one of {', '.join(MATERIALIZATIONS)}"
+            )
+        config.update(settings)
+        return ""
+
     try:
-        env.from_string(text).render(ref=ref, source=source, var=var)
+        env.from_string(text).render(ref=ref, source=source, var=var, config=capture_config)
     except SqlProjectError:
         raise
     except jinja2.TemplateError as error:
@@ -167,6 +197,7 @@ def _parse(path: Path, sql_dir: Path, env: jinja2.Environment) -> Model:
         refs=tuple(dict.fromkeys(refs)),
         sources=tuple(dict.fromkeys(sources)),
         description=_header_comment(text),
+        materialized=config.get("materialized", "table"),
     )
 
 
@@ -238,10 +269,11 @@ class ModelResult:
     """What one model build produced."""
 
     name: str
-    path: Path
+    path: Path | None  # the Parquet file of a table model; None for a view model
     row_count: int
     preview: Any  # pandas.DataFrame of the first rows
-    sql: str
+    sql: str  # the rendered model, as run
+    materialized: str = "table"
 
 
 def sql_literal(text: str) -> str:
@@ -264,7 +296,8 @@ class Build:
     vars: Mapping[str, Any] = field(default_factory=dict)
     threads: int | None = None
     con: duckdb.DuckDBPyConnection = field(init=False)
-    _in_memory: set[str] = field(init=False, default_factory=set)
+    _in_memory: set[str] = field(init=False, default_factory=set)  # models computed by this session (tables)
+    _attached: set[str] = field(init=False, default_factory=set)  # unselected models: Parquet views, inline views
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -295,24 +328,44 @@ class Build:
         return f'"{name}"'
 
     def relation(self, name: str) -> str:
-        """A model's relation: its table from this run, else a view over its Parquet file."""
-        if name not in self._in_memory:
+        """A model's relation: its table from this run; else, for a table model, a view over its Parquet file, and
+        for a view model, a view of its own SQL (computed inline, from the raw Parquet and its own upstream)."""
+        if name not in self._in_memory and name not in self._attached:
             model = self.project.models[name]
-            path = model.output_path(self.data_dir)
-            if not path.exists():
-                raise SqlProjectError(
-                    f"{self.project.relpath(model)}: {path} does not exist; build {name} first "
-                    f"(it is upstream of the models selected)"
-                )
-            self.con.execute(f'create or replace view "{name}" as select * from read_parquet({sql_literal(str(path))})')
+            if model.is_view:
+                sql = self.render(name)
+                self._drop(name)
+                self.execute(self.project.relpath(model), f'create temp view "{name}" as {sql}\n')
+            else:
+                path = model.output_path(self.data_dir)
+                if not path.exists():
+                    raise SqlProjectError(
+                        f"{self.project.relpath(model)}: {path} does not exist; build {name} first "
+                        f"(it is upstream of the models selected)"
+                    )
+                self._drop(name)
+                self.con.execute(f'create temp view "{name}" as select * from read_parquet({sql_literal(str(path))})')
+            self._attached.add(name)
         return f'"{name}"'
+
+    def _drop(self, name: str) -> None:
+        """Remove whatever this session holds under the name (a table, or a view from `relation`)."""
+        kinds = self.con.execute(
+            "select 'table' from duckdb_tables() where table_name = $1"
+            " union all select 'view' from duckdb_views() where view_name = $1 and not internal",
+            [name],
+        ).fetchall()
+        for (kind,) in kinds:
+            self.con.execute(f'drop {kind} if exists "{name}"')
+        self._in_memory.discard(name)
+        self._attached.discard(name)
 
     def render(self, name: str) -> str:
         model = self.project.models[name]
         return self.render_text(model.template, self.project.relpath(model))
 
     def render_text(self, text: str, label: str) -> str:
-        """Render any SQL template against this build (refs resolve to this run's tables or Parquet)."""
+        """Render any SQL template against this build (refs resolve to this run's tables, Parquet or inline views)."""
         try:
             return (
                 _environment()
@@ -321,6 +374,7 @@ class Build:
                     ref=self.relation,
                     source=self.source_relation,
                     var=lambda var_name, default=None: resolve_var(var_name, default, self.vars),
+                    config=lambda **settings: "",
                 )
             )
         except SqlProjectError:
@@ -341,35 +395,43 @@ class Build:
             raise SqlProjectError(f"{where}: {message}") from error
 
     def build_model(self, name: str) -> ModelResult:
-        """Create the model's table (same line numbers as the file), then publish it as Parquet atomically."""
+        """Compute the model into a session table (same line numbers as the file); publish a table model as Parquet
+        atomically. A view model stays a TEMP table of this session, read by the models downstream of it."""
         model = self.project.models[name]
         label = self.project.relpath(model)
         sql = self.render(name)
-        self.con.execute(f'drop view if exists "{name}"')  # a view over the old Parquet, from a query
+        self._drop(name)  # a view over the old Parquet or an inline view, from a query before the run
         # The prefix stays on the file's first line, so DuckDB's LINE n is the file's line n.
-        self.execute(label, f'create or replace table "{name}" as {sql}\n')
+        # A view model becomes a TEMP table: computed once for all its consumers (measured: as a plain view, each
+        # consumer recomputed it and the build took 2.7x the CPU).
+        self.execute(label, f'create {"temp " if model.is_view else ""}table "{name}" as {sql}\n')
         self._in_memory.add(name)
-        out = model.output_path(self.data_dir)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        try:
-            self.execute(label, f'copy "{name}" to {sql_literal(str(tmp))} (format parquet)')
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
+        out = None
+        if not model.is_view:
+            out = model.output_path(self.data_dir)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+            try:
+                self.execute(label, f'copy "{name}" to {sql_literal(str(tmp))} (format parquet)')
+                os.replace(tmp, out)
+            finally:
+                tmp.unlink(missing_ok=True)
         row_count = self.con.execute(f'select count(*) from "{name}"').fetchone()[0]
         preview = self.con.execute(f'select * from "{name}" limit 10').df()
-        return ModelResult(name=name, path=out, row_count=row_count, preview=preview, sql=sql)
+        return ModelResult(name=name, path=out, row_count=row_count, preview=preview, sql=sql,
+                           materialized=model.materialized)
 
-    def run(self, names: Iterable[str] | None = None) -> Iterable[ModelResult]:
-        """Build the named models (default: all) in topological order, yielding each result as it is written.
+    def run(self, names: Iterable[str] | None = None, keep: Iterable[str] = ()) -> Iterable[ModelResult]:
+        """Build the named models (default: all) in topological order, yielding each result as it is done.
 
-        Tables no longer needed by a later model of this run are dropped to keep memory flat.
+        Tables no longer needed by a later model of this run are dropped to keep memory flat, except those in
+        `keep` (e.g. the models checks will query after the run).
         """
         selected = set(self.project.models if names is None else names)
         unknown = selected - set(self.project.models)
         if unknown:
             raise SqlProjectError(f"unknown models: {', '.join(sorted(unknown))}")
+        keep = set(keep)
         order = [name for name in self.project.order if name in selected]
         last_use = {name: i for i, name in enumerate(order)}
         for i, name in enumerate(order):
@@ -378,9 +440,8 @@ class Build:
         for i, name in enumerate(order):
             yield self.build_model(name)
             for done, last in list(last_use.items()):
-                if last <= i and done in self._in_memory:
-                    self.con.execute(f'drop table if exists "{done}"')
-                    self._in_memory.discard(done)
+                if last <= i and done in self._in_memory and done not in keep:
+                    self._drop(done)
                     del last_use[done]
 
     def query(self, sql_template: str, label: str = "<query>") -> Any:

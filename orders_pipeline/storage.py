@@ -17,6 +17,8 @@ DATA_DIR_ENV = "ORDERS_DATA_DIR"
 PART_FILE = "part-0.parquet"
 MANIFEST_FILE = "_manifest.json"
 _TEMP_PREFIX = ".tmp-"
+ROW_GROUP_ROWS = 10_000
+_KEY_SEPARATOR = "\x1f"  # a control character XML text cannot carry, so joined keys stay distinct
 
 
 def data_dir() -> Path:
@@ -102,6 +104,8 @@ class PartitionWriter:
         self.rows_written = 0
         self.duplicates_dropped = 0
         self._keys: list[pa.Table] = []  # key columns of every batch, in Arrow: no Python object per row
+        self._pending: list[pa.Table] = []  # small batches held until they make one row group
+        self._pending_rows = 0
         self._temp_path = directory / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
         self._writer: pq.ParquetWriter | None = None
 
@@ -110,11 +114,16 @@ class PartitionWriter:
         if table.num_rows == 0:
             return
         self._note_keys(table)
-        self._open().write_table(table.cast(self.schema))
+        self._open()  # the temp file exists from the first batch on, whatever the row-group size
+        self._pending.append(table.cast(self.schema))
+        self._pending_rows += table.num_rows
         self.rows_written += table.num_rows
+        if self._pending_rows >= ROW_GROUP_ROWS:
+            self._write_pending()
 
     def commit(self) -> Path:
         """Finish the file, make it durable and atomically replace the partition with it."""
+        self._write_pending()
         self._open().close()
         if self._has_duplicates():
             self._rewrite_keeping_latest()
@@ -146,15 +155,25 @@ class PartitionWriter:
             self._writer = pq.ParquetWriter(self._temp_path, self.schema, compression="zstd")
         return self._writer
 
+    def _write_pending(self) -> None:
+        """Write the held batches as one row group (Python memory per batch stays small, row groups do not)."""
+        if self._pending:
+            self._open().write_table(pa.concat_tables(self._pending))
+        self._pending, self._pending_rows = [], 0
+
     def _note_keys(self, table: pa.Table) -> None:
-        self._keys.append(table.select(list(self.key_columns)).combine_chunks())
+        """Keep a compact copy of the key columns (a slice would pin the whole batch's buffers)."""
+        keys = table.select(list(self.key_columns))
+        self._keys.append(pa.table([pa.concat_arrays(column.chunks) for column in keys.columns], names=keys.column_names))
 
     def _has_duplicates(self) -> bool:
-        """Whether any key was written twice (one hash aggregation over the key columns of all batches)."""
+        """Whether any key was written twice (one distinct count over the keys of all batches, no query plan)."""
         if not self._keys:
             return False
         keys = pa.concat_tables(self._keys)
-        return keys.group_by(list(self.key_columns)).aggregate([]).num_rows < keys.num_rows
+        columns = [keys.column(name).cast(pa.string()) for name in self.key_columns]
+        joined = columns[0] if len(columns) == 1 else pc.binary_join_element_wise(*columns, _KEY_SEPARATOR)
+        return pc.count_distinct(joined, mode="all").as_py() < keys.num_rows
 
     def _rewrite_keeping_latest(self) -> None:
         table = pq.read_table(self._temp_path, schema=self.schema)

@@ -1,6 +1,8 @@
-"""Rebuild `<data_dir>/warehouse.duckdb`: views over the raw Parquet and the model Parquet files (no Dagster here).
+"""Rebuild `<data_dir>/warehouse.duckdb`: views over the raw Parquet and the models (no Dagster here).
 
-The file only holds views with absolute paths, so it is tiny and cheap to rebuild. It is written to a temporary
+A table model (a mart) is a view over its Parquet file; a view model (staging) is a real view whose SQL is the
+rendered model, over the raw views, so `from stg_orders` computes the current orders from the raw Parquet when
+queried. The file only holds views with absolute paths, so it is tiny and cheap to rebuild. It is written to a temporary
 file and renamed over the old one, so a user holding the old file open in the DuckDB CLI never blocks the
 pipeline (they keep reading the old inode until they reconnect).
 """
@@ -8,17 +10,53 @@ pipeline (they keep reading the old inode until they reconnect).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import jinja2
 
-from orders_pipeline.sql import SOURCES, Project, empty_source_table, sql_literal
+from orders_pipeline.sql import (
+    SOURCES,
+    Project,
+    SqlProjectError,
+    _environment,
+    _template_error,
+    empty_source_table,
+    resolve_var,
+    sql_literal,
+)
 
+STORAGE_VERSION = "v1.0.0"  # readable by the `duckdb` CLI package (1.x) as well as by duckdb 2.x
 WAREHOUSE_FILE = "warehouse.duckdb"
 
 
-def build_warehouse(data_dir: Path | str, project: Project) -> tuple[Path, list[str]]:
-    """Write the warehouse file and return its path and the names of the relations it holds."""
+def view_sql(project: Project, name: str, vars: Mapping[str, Any] | None = None) -> str:
+    """A view model rendered for the warehouse: refs and sources name the warehouse's own relations."""
+    model = project.models[name]
+    label = project.relpath(model)
+    try:
+        return (
+            _environment()
+            .from_string(model.template)
+            .render(
+                ref=lambda ref_name: f'"{ref_name}"',
+                source=lambda source_name, table: f'"{SOURCES[(source_name, table)].table}"',
+                var=lambda var_name, default=None: resolve_var(var_name, default, vars),
+                config=lambda **settings: "",
+            )
+        )
+    except jinja2.TemplateError as error:
+        raise _template_error(label, error) from error
+
+
+def build_warehouse(
+    data_dir: Path | str, project: Project, vars: Mapping[str, Any] | None = None
+) -> tuple[Path, list[str]]:
+    """Write the warehouse file and return its path and the names of the relations it holds.
+
+    A table model is present once its Parquet file exists; a view model once everything it refs is present."""
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     target = data_dir / WAREHOUSE_FILE
@@ -27,7 +65,7 @@ def build_warehouse(data_dir: Path | str, project: Project) -> tuple[Path, list[
         leftover.unlink(missing_ok=True)
     names: list[str] = []
     try:
-        con = duckdb.connect(str(tmp))
+        con = duckdb.connect(str(tmp), config={"storage_compatibility_version": STORAGE_VERSION})
         try:
             con.execute("set TimeZone = 'UTC'")
             for source in SOURCES.values():
@@ -43,7 +81,16 @@ def build_warehouse(data_dir: Path | str, project: Project) -> tuple[Path, list[
                     con.unregister("__empty")
                 names.append(source.table)
             for name in project.order:
-                path = project.models[name].output_path(data_dir)
+                model = project.models[name]
+                if model.is_view:
+                    if all(ref in names for ref in model.refs):
+                        try:
+                            con.execute(f'create view "{name}" as {view_sql(project, name, vars)}\n')
+                        except duckdb.Error as error:
+                            raise SqlProjectError(f"{project.relpath(model)}: {error}") from error
+                        names.append(name)
+                    continue
+                path = model.output_path(data_dir)
                 if path.exists():
                     con.execute(f'create view "{name}" as select * from read_parquet({sql_literal(str(path))})')
                     names.append(name)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -33,3 +37,13 @@ def test_demo_ingests_days_builds_marts_and_says_where_to_look(tmp_path, monkeyp
     assert "Best-selling SKUs" in out and "Stuck orders" in out and "dagster dev" in out
     assert len(list((tmp_path / "data" / "orders").glob("dt=*/part-0.parquet"))) == 2
     assert (tmp_path / "data" / "warehouse.duckdb").exists()
+
+
+def test_the_warehouse_answers_the_duckdb_cli_installed_with_the_package(landed_env):
+    """`duckdb data/warehouse.duckdb -c "from sales_by_channel"` works, with the CLI the package depends on."""
+    cli = Path(sys.executable).with_name("duckdb")
+    warehouse = landed_env.root / "warehouse.duckdb"
+    command = [str(cli), "-csv", str(warehouse), "-c", "select count(*) as n from sales_by_channel"]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["n", str(pq.read_metadata(mart_path(landed_env.root, "sales_by_channel")).num_rows)]

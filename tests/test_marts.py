@@ -23,6 +23,7 @@ import pytest
 
 from orders_pipeline import sql
 from orders_pipeline.mws.schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
+from orders_pipeline.warehouse import build_warehouse
 
 US, CA = "ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"
 
@@ -152,10 +153,16 @@ def series_versions() -> list[tuple[str, dict, list[dict]]]:
 
 
 def query(data_dir: Path, model: str, sql_text: str = "select * from m") -> list[dict]:
-    layer = "staging" if model.startswith("stg_") else "marts"
+    """Rows of a model: a table model from its Parquet file, a view model (staging, never written) through the
+    warehouse file's view of it, as a user would query it."""
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
-    con.execute(f"create view m as select * from read_parquet('{data_dir / layer / model}.parquet')")
+    if sql.load_project().models[model].is_view:
+        path, _ = build_warehouse(data_dir, sql.load_project())
+        con.execute(f"attach '{path}' as warehouse (read_only)")
+        con.execute(f'create view m as select * from warehouse."{model}"')
+    else:
+        con.execute(f"create view m as select * from read_parquet('{data_dir / 'marts' / model}.parquet')")
     cursor = con.execute(sql_text)
     columns = [d[0] for d in cursor.description]
     return [dict(zip(columns, row)) for row in cursor.fetchall()]
@@ -369,6 +376,12 @@ def test_materialize_through_dagster(tmp_path, monkeypatch):
     meta = result.asset_materializations_for_node("analytics_models")
     counts = {m.asset_key.path[-1]: m.metadata["dagster/row_count"].value for m in meta if "dagster/row_count" in m.metadata}
     assert counts["sales_by_channel"] == 6 and counts["stuck_orders"] == 3
+    # staging models are views: materialized with their definition and row count, never written to Parquet
+    assert counts["stg_orders"] == 8 and counts["stg_order_items"] == 9 and counts["stg_order_status_history"] == 13
+    by_key = {m.asset_key.path[-1]: m.metadata for m in meta}
+    assert by_key["stg_orders"]["materialized"].value == "view" and "definition" in by_key["stg_orders"]
+    assert by_key["sku_daily_sales"]["materialized"].value == "table" and "path" in by_key["sku_daily_sales"]
+    assert not (tmp_path / "staging").exists()
 
     evaluations = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
     failed = {key for key, e in evaluations.items() if not e.passed}
@@ -381,10 +394,17 @@ def test_materialize_through_dagster(tmp_path, monkeypatch):
         assert con.execute("select count(*) from sales_by_channel").fetchone() == (6,)
         assert con.execute("select count(*) from orders").fetchone() == (13,)
         assert con.execute("select sum(units_ordered) from sku_daily_sales").fetchone() == (14,)
+        assert con.execute("select count(*) from stg_orders").fetchone() == (8,)  # a view over the raw Parquet
 
-    # a subset run reads its unselected upstream models from their Parquet
+    # a subset run reads its unselected upstream tables from their Parquet
     (tmp_path / "marts" / "sku_sales_trends.parquet").unlink()
     subset = dg.materialize(analytics_assets, instance=instance, selection=["sku_sales_trends"])
     assert subset.success
     assert {e.asset_key.path[-1] for e in subset.get_asset_materialization_events()} == {"sku_sales_trends"}
     assert (tmp_path / "marts" / "sku_sales_trends.parquet").exists()
+
+    # ... and computes its unselected upstream views inline, from the raw Parquet
+    (tmp_path / "marts" / "sku_daily_sales.parquet").unlink()
+    subset = dg.materialize(analytics_assets, instance=instance, selection=["sku_daily_sales"])
+    assert subset.success
+    assert query(tmp_path, "sku_daily_sales", "select sum(units_ordered) as u from m") == [{"u": 14}]

@@ -7,7 +7,6 @@ import re
 import xml.etree.ElementTree as ET
 from datetime import date
 
-import dagster as dg
 import duckdb
 
 from orders_pipeline.assets.reports import SALES_CHARTS

@@ -34,6 +34,8 @@ def test_the_repository_models_and_their_dependencies():
     assert models["sku_daily_sales"].refs == ("stg_order_items",)
     assert set(models["stuck_orders"].refs) == {"stg_orders", "stg_order_status_history", "stg_order_items"}
     assert models["sku_trend_anomalies"].refs == ("sku_sales_trends",)
+    assert {name for name, model in models.items() if model.is_view} == {
+        "stg_orders", "stg_order_items", "stg_order_status_history"}  # staging: views; marts: tables
     position = {name: i for i, name in enumerate(project.order)}
     for name, model in models.items():
         assert all(position[upstream] < position[name] for upstream in model.refs), name
@@ -144,7 +146,7 @@ def test_empty_data_dir_builds_empty_marts_and_a_warehouse(tmp_path):
     assert {r.name for r in results} == set(project.models)
     assert all(r.row_count == 0 for r in results)
     assert (tmp_path / "marts" / "sales_by_channel.parquet").exists()
-    assert (tmp_path / "staging" / "stg_orders.parquet").exists()
+    assert not (tmp_path / "staging").exists()  # staging models are views: never written
     columns = [c[0] for c in duckdb.sql(f"describe from '{tmp_path}/marts/sku_daily_sales.parquet'").fetchall()]
     assert {"purchase_day", "seller_sku", "currency", "units_ordered", "revenue", "has_unpriced_lines"} <= set(columns)
 
@@ -153,6 +155,7 @@ def test_empty_data_dir_builds_empty_marts_and_a_warehouse(tmp_path):
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("select count(*) from sales_by_channel").fetchone() == (0,)
         assert con.execute("select count(*) from orders").fetchone() == (0,)
+        assert con.execute("select count(*) from stg_order_items").fetchone() == (0,)
 
 
 def test_warehouse_rebuild_does_not_wait_for_a_reader(tmp_path):
@@ -165,3 +168,71 @@ def test_warehouse_rebuild_does_not_wait_for_a_reader(tmp_path):
         assert reader.execute("select count(*) from stuck_orders").fetchone() == (0,)
     finally:
         reader.close()
+
+
+VIEW_PROJECT = {
+    "staging/a.sql": "-- a doc\n{{ config(materialized='view') }}\nselect 41 as x\n",
+    "staging/b.sql": "{{ config(materialized='view') }}\nselect x + 1 as y from {{ ref('a') }}\n",
+    "marts/c.sql": "select y * 2 as z from {{ ref('b') }}\n",
+}
+
+
+def test_config_materialized_view(tmp_path):
+    project = sql.load_project(write_models(tmp_path, VIEW_PROJECT))
+    assert [project.models[n].materialized for n in ("a", "b", "c")] == ["view", "view", "table"]
+    assert project.models["a"].description == "a doc"
+    results = {r.name: r for r in sql.build(tmp_path / "data", project=project)}
+    assert (results["a"].path, results["a"].row_count, results["a"].materialized) == (None, 1, "view")
+    assert "select 41 as x" in results["a"].sql
+    assert results["c"].path == tmp_path / "data" / "marts" / "c.parquet"
+    assert not (tmp_path / "data" / "staging").exists()  # views are never written
+    assert duckdb.sql(f"from '{results['c'].path}'").fetchall() == [(84,)]
+
+
+def test_subset_computes_unselected_views_inline(tmp_path):
+    project = sql.load_project(write_models(tmp_path, VIEW_PROJECT))
+    (result,) = sql.build(tmp_path / "data", select=["c"], project=project)  # a and b: no file, computed inline
+    assert result.row_count == 1 and duckdb.sql(f"from '{result.path}'").fetchall() == [(84,)]
+    with sql.Build(project, tmp_path / "data") as build:
+        assert build.query("select * from {{ ref('b') }}").to_dict("records") == [{"y": 42}]
+        list(build.run(["b"]))  # now a table of the session, read by later queries
+        assert build.query("select * from {{ ref('b') }}").to_dict("records") == [{"y": 42}]
+
+
+def test_warehouse_holds_view_models_as_views(tmp_path):
+    project = sql.load_project(write_models(tmp_path, VIEW_PROJECT))
+    path, relations = build_warehouse(tmp_path / "data", project)  # nothing built: views need no file
+    assert {"a", "b"} <= set(relations) and "c" not in relations
+    sql.build(tmp_path / "data", project=project)
+    path, relations = build_warehouse(tmp_path / "data", project)
+    with duckdb.connect(str(path), read_only=True) as con:
+        kinds = dict(con.execute("select table_name, table_type from information_schema.tables").fetchall())
+        assert (kinds["a"], kinds["b"], kinds["c"]) == ("VIEW", "VIEW", "VIEW")
+        sql_of_b = con.execute("select sql from duckdb_views() where view_name = 'b'").fetchone()[0]
+        assert "x + 1" in sql_of_b and "parquet" not in sql_of_b  # the model's own SQL, not a file
+        assert con.execute("from b").fetchall() == [(42,)] and con.execute("from c").fetchall() == [(84,)]
+
+
+def test_staging_views_agree_between_session_and_warehouse(tmp_path):
+    from tests.test_marts import shop_versions, write_raw
+
+    write_raw(tmp_path, shop_versions())
+    project = sql.load_project()
+    path, _ = build_warehouse(tmp_path, project)
+    with sql.Build(project, tmp_path) as build:
+        staging = ["stg_order_status_history", "stg_orders", "stg_order_items"]
+        results = {r.name: r for r in build.run(staging, keep=staging)}
+        with duckdb.connect(str(path), read_only=True) as con:
+            for name, result in results.items():
+                in_session = build.con.execute(f'select * from "{name}" order by all').fetchall()
+                in_warehouse = con.execute(f'select * from "{name}" order by all').fetchall()
+                assert in_session == in_warehouse and len(in_session) == result.row_count > 0, name
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{{ config(materialized='incremental') }}\nselect 1\n", r"staging/a\.sql:1: materialized='incremental' is not"),
+    ("select 1\n{{ config(schema='x') }}\n", r"staging/a\.sql:2: config\(\) accepts only materialized="),
+])
+def test_bad_config_names_file_and_line(tmp_path, text, message):
+    with pytest.raises(sql.SqlProjectError, match=message):
+        sql.load_project(write_models(tmp_path, {"staging/a.sql": text}))

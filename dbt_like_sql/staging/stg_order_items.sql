@@ -7,6 +7,7 @@
 -- price currency, else the order total currency, else the currency the marketplace's priced lines use, so
 -- an unpriced Pending line still belongs to one currency. Quantities are integers, money decimal.
 -- order_status, purchase_day, marketplace_id, sales_channel and fulfillment_channel are the current order's.
+{{ config(materialized='view') }}
 with
 
 source as (

@@ -4,6 +4,7 @@
 -- until the next version's (valid_to is null for the current one, is_current). previous_status is the status
 -- of the version before; is_status_change marks versions whose status differs from it (the first version
 -- always counts as a change), so an order entered its current status at the last version with a change.
+{{ config(materialized='view') }}
 with
 
 source as (

@@ -6,6 +6,7 @@
 -- stg_order_status_history marks is_current, so it is taken from there (amazon_order_id and dt identify it)
 -- and version_count is its version_number. Text is trimmed (Amazon sends values like 'Standard '),
 -- purchase_day is the UTC date of purchase_date and dt is the partition the current version came from.
+{{ config(materialized='view') }}
 with
 
 source as (
@@ -78,7 +79,7 @@ final as (
 
         ----------  timestamps
         purchase_date,
-        cast(purchase_date as date) as purchase_day,
+        cast(timezone('UTC', purchase_date) as date) as purchase_day,
         last_update_date,
         earliest_ship_date,
         latest_ship_date,

@@ -1,12 +1,16 @@
 """The `dbt_like_sql/` models as Dagster assets (group `analytics`), their checks and their automation.
 
 One multi-asset holds every model plus the `warehouse` file: one process and one DuckDB connection build the
-selected models in dependency order (a subset run reads unselected upstream models from their Parquet).
+selected models in dependency order. Table models (marts) are published as Parquet; view models (staging,
+`{{ config(materialized='view') }}`) are computed once per run for the models downstream and never written:
+their materialization records the rendered definition and the row count, and the warehouse holds them as
+views. A subset run reads unselected table models from their Parquet and computes unselected view models inline.
 The raw assets `orders` and `order_items` are upstream; when their partitions land, the automation sensor
 refreshes the models.
 """
 
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +58,11 @@ class SqlCheck:
     @property
     def key(self) -> dg.AssetCheckKey:
         return dg.AssetCheckKey(dg.AssetKey(self.asset), self.name)
+
+    @property
+    def refs(self) -> set[str]:
+        """The models the check's SQL reads (kept in the session until the checks have run)."""
+        return {self.asset, *re.findall(r"ref\(\s*['\"](\w+)['\"]", self.sql)}
 
 
 def unique(model: str, *columns: str) -> SqlCheck:
@@ -199,10 +208,10 @@ def _spec(model: sql.Model) -> dg.AssetSpec:
         deps=_deps(model),
         description=model.description,
         group_name=GROUP,
-        kinds={"duckdb", "sql", "parquet"},
-        tags={"layer": model.layer},
+        kinds={"duckdb", "sql"} if model.is_view else {"duckdb", "sql", "parquet"},
+        tags={"layer": model.layer, "materialized": model.materialized},
         code_version=hashlib.sha256(model.template.encode()).hexdigest()[:12],
-        metadata={"sql_file": PROJECT.relpath(model)},
+        metadata={"sql_file": PROJECT.relpath(model), "materialized": model.materialized},
         automation_condition=AUTOMATION,
         skippable=True,
     )
@@ -231,24 +240,27 @@ def analytics_models(context: dg.AssetExecutionContext, config: AnalyticsConfig)
     data_dir = Path(config.data_dir) if config.data_dir else storage.data_dir()
     selected = {key.path[-1] for key in context.selected_asset_keys}
     models = [name for name in PROJECT.order if name in selected]
+    selected_checks = [check for check in CHECKS if check.key in context.selected_asset_check_keys]
+    keep = set().union(*(check.refs for check in selected_checks))
     with sql.Build(PROJECT, data_dir, config.vars) as build:
-        for result in build.run(models):
-            context.log.info(f"{result.name}: {result.row_count} rows -> {result.path}")
-            yield dg.MaterializeResult(
-                asset_key=result.name,
-                metadata={
-                    "dagster/row_count": result.row_count,
-                    "path": dg.MetadataValue.path(str(result.path)),
-                    "preview": dg.MetadataValue.md(result.preview.head(10).to_markdown(index=False)),
-                    "data_dir": str(build.data_dir),
-                },
-            )
-        selected_checks = context.selected_asset_check_keys
-        for check in CHECKS:
-            if check.key in selected_checks:
-                yield _run_check(build, check)
+        for result in build.run(models, keep=keep):
+            metadata: dict[str, object] = {
+                "dagster/row_count": result.row_count,
+                "materialized": result.materialized,
+                "preview": dg.MetadataValue.md(result.preview.head(10).to_markdown(index=False)),
+                "data_dir": str(build.data_dir),
+            }
+            if result.path is None:  # a view: what it is, not where it is
+                context.log.info(f"{result.name}: view, {result.row_count} rows (not written)")
+                metadata["definition"] = dg.MetadataValue.md(f"```sql\n{result.sql.strip()}\n```")
+            else:
+                context.log.info(f"{result.name}: {result.row_count} rows -> {result.path}")
+                metadata["path"] = dg.MetadataValue.path(str(result.path))
+            yield dg.MaterializeResult(asset_key=result.name, metadata=metadata)
+        for check in selected_checks:
+            yield _run_check(build, check)
     if WAREHOUSE_KEY in context.selected_asset_keys:
-        path, relations = build_warehouse(data_dir, PROJECT)
+        path, relations = build_warehouse(data_dir, PROJECT, config.vars)
         yield dg.MaterializeResult(
             asset_key=WAREHOUSE_KEY,
             metadata={

@@ -34,7 +34,7 @@ ITEM_ORDER_ID_INDEX = [c.name for c in ORDER_ITEM_COLUMNS].index("amazon_order_i
 ITEM_ORDER_LAST_UPDATE_INDEX = [c.name for c in ORDER_ITEM_COLUMNS].index("order_last_update_date")
 
 _LIST = "list"
-_DEFAULT_NS = re.compile(rb'<[A-Za-z][^<>]*?(\s+xmlns="[^"<>]*")')
+_START_TAG = re.compile(rb"<[A-Za-z_]")
 _NS_SCAN_BYTES = 1024
 _ORDER_RESPONSES = ("ListOrdersResponse", "ListOrdersByNextTokenResponse", "GetOrderResponse")
 _ITEM_RESPONSES = ("ListOrderItemsResponse", "ListOrderItemsByNextTokenResponse")
@@ -183,12 +183,15 @@ def parse_order_items_page(body: bytes) -> OrderItemsPage:
 def _without_default_namespace(body: bytes) -> bytes:
     """The body minus the root's default namespace declaration: short tags cost less to read than `{ns}Tag`.
 
-    Only a speed-up: a body this misses (no or a different declaration) parses as before, namespaced.
+    Only a speed-up, looked for in the first start tag alone: a body it misses parses as before, namespaced.
     """
-    match = _DEFAULT_NS.search(body, 0, _NS_SCAN_BYTES)
-    if match is None:
+    first = _START_TAG.search(body, 0, _NS_SCAN_BYTES)
+    if first is None:
         return body
-    return body[: match.start(1)] + body[match.end(1) :]
+    tag_end = body.find(b">", first.start())
+    start = body.find(b' xmlns="', first.start(), tag_end)
+    end = body.find(b'"', start + 8, tag_end) if start >= 0 else -1
+    return body if end < 0 else body[:start] + body[end + 1 :]
 
 
 def _read_record(record, layout: dict, width: int) -> Row:
@@ -277,7 +280,7 @@ def _split_tag(tag: str) -> tuple[str, str]:
 
 def _request_id(top: dict, ns: str) -> str | None:
     metadata = top.get(f"{ns}ResponseMetadata")
-    return _clean_text(metadata.findtext(f"{ns}RequestId")) if metadata is not None else None
+    return _clean_text(_findtext(_children(metadata), f"{ns}RequestId")) if metadata is not None else None
 
 
 def _clean_text(text: str | None) -> str | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from itertools import chain
 from typing import Any, Callable, Sequence
 from urllib.parse import unquote
 
@@ -69,7 +71,11 @@ def convert_columns(
 ) -> tuple[list[pa.Array], list[pa.Array], int]:
     """Typed arrays for each column, the two quality-flag arrays, and the number of values quarantined."""
     quarantine: dict[int, list[str]] = {}
-    arrays = [_convert(column, column_values, length, quarantine) for column, column_values in zip(columns, values)]
+    converted: dict[int, pa.Array] = {}
+    for kind, positions in _positions_by_kind(tuple(columns)).items():
+        group = [columns[position] for position in positions]
+        converted.update(zip(positions, _convert_kind(kind, group, [values[p] for p in positions], length, quarantine)))
+    arrays = [converted[position] for position in range(len(columns))]
     flagged = [quarantine.get(row) for row in range(length)] if quarantine else [None] * length
     flags = [
         pa.array([entry is not None for entry in flagged], pa.bool_()),
@@ -78,14 +84,34 @@ def convert_columns(
     return arrays, flags, sum(len(entry) for entry in quarantine.values())
 
 
-def _convert(column: Column, values: Sequence[Any], length: int, quarantine: dict[int, list[str]]) -> pa.Array:
+@lru_cache(maxsize=8)
+def _positions_by_kind(columns: tuple[Column, ...]) -> dict[Kind, list[int]]:
+    positions: dict[Kind, list[int]] = {}
+    for position, column in enumerate(columns):
+        positions.setdefault(column.kind, []).append(position)
+    return positions
+
+
+def _convert_kind(
+    kind: Kind, columns: list[Column], values: list[Sequence[Any]], length: int, quarantine: dict[int, list[str]]
+) -> list[pa.Array]:
+    """All columns of one kind in one pass over a single array (Arrow calls cost per call, not per value)."""
     if length == 0:
-        return pa.array([], column.kind.value)
-    if column.kind is Kind.STRING_LIST:
-        return pa.array([_clean_list(value) for value in values], column.kind.value)
-    text = _blank_to_null(pc.utf8_trim_whitespace(pa.array(values, pa.string())))
-    if column.kind is Kind.STRING:
-        return text
+        return [pa.array([], kind.value) for _ in columns]
+    if kind is Kind.STRING_LIST:
+        return [pa.array([_clean_list(value) for value in column], kind.value) for column in values]
+    text = _blank_to_null(pc.utf8_trim_whitespace(pa.array(list(chain.from_iterable(values)), pa.string())))
+    texts = [text.slice(index * length, length) for index in range(len(columns))]
+    if kind is Kind.STRING:
+        return texts
+    try:
+        typed = text.cast(kind.value)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # only the failing columns go value by value
+        return [_cast_text(column, column_text, quarantine) for column, column_text in zip(columns, texts)]
+    return [typed.slice(index * length, length) for index in range(len(columns))]
+
+
+def _cast_text(column: Column, text: pa.Array, quarantine: dict[int, list[str]]) -> pa.Array:
     try:
         return text.cast(column.kind.value)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
