@@ -8,6 +8,10 @@ import shutil
 import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orders_pipeline.resources import MwsResource
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -49,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
         )
 
     demo = command("demo", "ingest the last few days from the embedded simulator and build the marts")
-    demo.add_argument("--days", type=int, default=3, help="complete days before today to ingest (default 3); today is added as a partial day")
+    demo.add_argument("--days", type=_positive, default=3, help="complete days before today to ingest (default 3); today is added as a partial day")
     demo.set_defaults(run=_demo)
 
     simulator = command("simulator", "serve the MWS simulator on loopback until Ctrl-C")
@@ -82,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--csv", action="store_true", help="print every row as CSV instead of a table")
     query.set_defaults(run=_query)
     return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days, 1 or more")
+    return int(text)
 
 
 def _day(text: str) -> date:
@@ -228,14 +238,22 @@ def _query(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------- helpers
 
 
-def _dagster_home() -> Path:
-    """$DAGSTER_HOME, or ./.dagster_home seeded with the repo's dagster.yaml so the UI later shows the CLI's runs."""
+def _dagster_home_path() -> Path:
+    """$DAGSTER_HOME, else ./.dagster_home: the instance the CLI's runs go to and `dagster dev` can show."""
     configured = os.environ.get("DAGSTER_HOME")
-    home = Path(configured) if configured else Path(".dagster_home").absolute()
+    return Path(configured) if configured else Path(".dagster_home").absolute()
+
+
+def _dagster_home() -> Path:
+    """The instance folder, created and seeded with ./dagster.yaml (the mws_api pool) when it has none."""
+    home = _dagster_home_path()
     home.mkdir(parents=True, exist_ok=True)
     instance_config = Path("dagster.yaml")
-    if not (home / "dagster.yaml").exists() and instance_config.exists():
-        shutil.copy(instance_config, home / "dagster.yaml")
+    if not (home / "dagster.yaml").exists():
+        if instance_config.exists():
+            shutil.copy(instance_config, home / "dagster.yaml")
+        else:
+            print(f"note: no dagster.yaml here, so {home} has no mws_api pool limit; run from the repo root", file=sys.stderr)
     return home
 
 
@@ -245,9 +263,8 @@ def _print_flush(line: str) -> None:
 
 def _print_last_dagster_run() -> None:
     """The newest run in the Dagster instance the CLI and `dagster dev` share, if there is one."""
-    configured = os.environ.get("DAGSTER_HOME")
-    home = Path(configured) if configured else Path(".dagster_home").absolute()
-    if not (home / "dagster.yaml").exists() and not configured:
+    home = _dagster_home_path()
+    if not (home / "dagster.yaml").exists() and "DAGSTER_HOME" not in os.environ:
         return
     import dagster as dg
 
@@ -303,11 +320,11 @@ def _print_live_order(amazon_order_id: str) -> int:
     return EXIT_OK
 
 
-def _resource():
-    """The MWS resource with the environment's values resolved now (the CLI runs outside Dagster)."""
-    from orders_pipeline.resources import ENVIRONMENT, MwsResource
+def _resource() -> MwsResource:
+    """The MWS resource reading the environment as it is now (the CLI runs outside Dagster)."""
+    from orders_pipeline.resources import MwsResource
 
-    return MwsResource(**{field: os.environ[variable] for field, variable in ENVIRONMENT.items() if variable in os.environ})
+    return MwsResource()
 
 
 def _table(rows: list[list[str]], header: tuple[str, ...]) -> str:

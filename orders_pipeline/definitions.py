@@ -3,7 +3,7 @@
 import dagster as dg
 
 from orders_pipeline.assets.alerts import mart_alerts
-from orders_pipeline.assets.analytics import analytics_assets, analytics_checks, analytics_sensors
+from orders_pipeline.assets.analytics import analytics_assets, analytics_sensors
 from orders_pipeline.assets.raw import mws_orders
 from orders_pipeline.assets.reports import sales_charts
 from orders_pipeline.jobs import alerts_job, analytics_job, ingest_job
@@ -13,7 +13,6 @@ from orders_pipeline.sensors import mart_alerts_sensor, reports_automation
 
 defs = dg.Definitions(
     assets=[mws_orders, *analytics_assets, sales_charts, mart_alerts],
-    asset_checks=analytics_checks,
     jobs=[ingest_job, analytics_job, alerts_job],
     schedules=[daily_ingest_schedule],
     sensors=[*analytics_sensors, reports_automation, mart_alerts_sensor],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional
@@ -43,7 +43,11 @@ class ApiSource:
 
 
 class MwsResource(dg.ConfigurableResource):
-    """Endpoint and credentials of the MWS Orders API; without an endpoint, the embedded simulator."""
+    """Endpoint and credentials of the MWS Orders API; without an endpoint, the embedded simulator.
+
+    A field left unset falls back to its environment variable as it is when the run starts, so a code location
+    loaded before the credentials were exported still uses them.
+    """
 
     endpoint: Optional[str] = None
     access_key_id: Optional[str] = None
@@ -56,8 +60,9 @@ class MwsResource(dg.ConfigurableResource):
     @contextmanager
     def open_client(self) -> Iterator[tuple[MwsOrdersClient, ApiSource]]:
         """A ready client and where it points: the configured endpoint, or a freshly started simulator."""
-        if self.endpoint:
-            with self._client(self.endpoint, self._credentials(), self._marketplaces()) as client:
+        endpoint = self._setting("endpoint")
+        if endpoint:
+            with self._client(endpoint, self._credentials(), self._marketplaces()) as client:
                 yield client, ApiSource(client.endpoint_url, is_embedded_simulator=False)
             return
         from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, MwsSimulator, SimulatorConfig
@@ -69,20 +74,25 @@ class MwsResource(dg.ConfigurableResource):
             with self._client(simulator.url, credentials, DEMO_MARKETPLACE_IDS) as client:
                 yield client, ApiSource(simulator.url, is_embedded_simulator=True)
 
-    def _client(self, endpoint: str, credentials: MwsCredentials, marketplaces) -> MwsOrdersClient:
-        return MwsOrdersClient(endpoint, credentials, marketplaces, buyer_email_salt=self.buyer_email_salt)
+    def _setting(self, name: str) -> str | None:
+        """The configured value of a field, else its environment variable now; None when neither is set."""
+        return getattr(self, name) or os.environ.get(ENVIRONMENT[name]) or None
+
+    def _client(self, endpoint: str, credentials: MwsCredentials, marketplaces: Sequence[str]) -> MwsOrdersClient:
+        return MwsOrdersClient(endpoint, credentials, marketplaces, buyer_email_salt=self._setting("buyer_email_salt"))
 
     def _credentials(self) -> MwsCredentials:
-        missing = [ENVIRONMENT[name] for name in ("access_key_id", "secret_key", "seller_id") if not getattr(self, name)]
+        access_key_id, secret_key, seller_id = (self._setting(name) for name in ("access_key_id", "secret_key", "seller_id"))
+        missing = [variable for variable, value in zip(("MWS_ACCESS_KEY_ID", "MWS_SECRET_KEY", "MWS_SELLER_ID"), (access_key_id, secret_key, seller_id)) if not value]
         if missing:
             raise MwsConfigurationError(
                 f"MWS_ENDPOINT is set but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: "
                 "export the seller's MWS credentials, or unset MWS_ENDPOINT to use the embedded simulator"
             )
-        return MwsCredentials(self.access_key_id, self.secret_key, self.seller_id, self.auth_token or None)
+        return MwsCredentials(access_key_id, secret_key, seller_id, self._setting("auth_token"))
 
     def _marketplaces(self) -> list[str]:
-        ids = [part.strip() for part in (self.marketplace_ids or "").split(",") if part.strip()]
+        ids = [part.strip() for part in (self._setting("marketplace_ids") or "").split(",") if part.strip()]
         if not ids:
             raise MwsConfigurationError(
                 "MWS_MARKETPLACE_IDS is not set: give the seller's marketplace ids, comma-separated (e.g. ATVPDKIKX0DER)"

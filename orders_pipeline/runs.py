@@ -10,7 +10,6 @@ import dagster as dg
 from orders_pipeline.assets.raw import ORDER_ITEMS, ORDERS
 from orders_pipeline.definitions import defs
 from orders_pipeline.jobs import analytics_job, ingest_job
-from orders_pipeline.resources import mws_resource_from_environment
 
 Progress = Callable[[str], None]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -20,11 +19,10 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 def ingest_days(days: Sequence[date], instance: dg.DagsterInstance, progress: Progress = print) -> list[date]:
     """Materialize `days` one run per partition, oldest first, as a UI backfill would; return the days that failed."""
     job = defs.resolve_job_def(ingest_job.name)
-    resources = {"mws": mws_resource_from_environment()}  # today's environment, not the one at import time
     failed = []
     for number, day in enumerate(days, start=1):
         result = job.execute_in_process(
-            partition_key=day.isoformat(), instance=instance, resources=resources, run_config=QUIET, raise_on_error=False
+            partition_key=day.isoformat(), instance=instance, run_config=QUIET, raise_on_error=False
         )
         if not result.success:
             failed.append(day)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import timedelta
 
 import dagster as dg
@@ -15,7 +16,10 @@ DEFAULT_RESWEEP_DAYS = 3
 
 def resweep_days() -> int:
     """How many days before yesterday are fetched again each night ($ORDERS_RESWEEP_DAYS, default 3)."""
-    return int(os.environ.get(RESWEEP_DAYS_ENV, DEFAULT_RESWEEP_DAYS))
+    configured = os.environ.get(RESWEEP_DAYS_ENV, str(DEFAULT_RESWEEP_DAYS))
+    if not configured.strip().isdigit():
+        raise ValueError(f"{RESWEEP_DAYS_ENV}={configured!r}: give a whole number of days, 0 or more (default 3)")
+    return int(configured)
 
 
 @dg.schedule(
@@ -25,7 +29,7 @@ def resweep_days() -> int:
     default_status=dg.DefaultScheduleStatus.STOPPED,
     description="00:15 UTC: ingest yesterday and re-sweep the previous days (ORDERS_RESWEEP_DAYS, default 3).",
 )
-def daily_ingest_schedule(context: dg.ScheduleEvaluationContext):
+def daily_ingest_schedule(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
     """One run per partition, yesterday first; the mws_api pool runs them one at a time."""
     yesterday = context.scheduled_execution_time.date() - timedelta(days=1)
     for offset in range(resweep_days() + 1):

@@ -36,7 +36,7 @@ import jinja2
 import pyarrow as pa
 
 from orders_pipeline.mws.schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
-from orders_pipeline.storage import data_dir
+from orders_pipeline import storage
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "dbt_like_sql"
 """The repository's model folder."""
@@ -457,5 +457,6 @@ def build(
 ) -> list[ModelResult]:
     """Build models (default: all) from what has landed in `data_dir` and return what was written."""
     project = project or load_project()
-    with Build(project, Path(data_dir) if data_dir is not None else data_dir(), dict(vars or {})) as run:
+    root = Path(data_dir) if data_dir is not None else storage.data_dir()
+    with Build(project, root, dict(vars or {})) as run:
         return list(run.run(select))

@@ -101,3 +101,29 @@ def test_unknown_marketplace_fails_clearly(data_root, simulator, marketplace):
     message = failure.step_failure_data.user_failure_data.description
     assert "InvalidParameterValue" in message and marketplace in message and "MWS_MARKETPLACE_IDS" in message
     assert not (data_root / "orders").exists()
+
+
+def test_an_unconfigured_resource_reads_the_environment_when_the_run_starts(data_root, simulator, monkeypatch):
+    from orders_pipeline.resources import MwsResource
+    from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS
+
+    resource = MwsResource()  # as if the code location loaded before the variables were exported
+    monkeypatch.setenv("MWS_ENDPOINT", simulator.url)
+    monkeypatch.setenv("MWS_ACCESS_KEY_ID", DEMO_CREDENTIALS.access_key_id)
+    monkeypatch.setenv("MWS_SECRET_KEY", DEMO_CREDENTIALS.secret_key)
+    monkeypatch.setenv("MWS_SELLER_ID", DEMO_CREDENTIALS.seller_id)
+    monkeypatch.setenv("MWS_MARKETPLACE_IDS", ",".join(DEMO_MARKETPLACE_IDS))
+    result = materialize(resource)
+    assert result.success
+    metadata = next(m.metadata for m in result.asset_materializations_for_node("mws_orders") if m.asset_key == ORDERS)
+    assert metadata["embedded_simulator"].value is False and metadata["source"].value.startswith(simulator.url)
+    assert simulator.stats.requests_by_action["ListOrders"] >= 1
+
+
+def test_an_unusable_data_dir_fails_with_one_line_naming_orders_data_dir(tmp_path, simulator, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("ORDERS_DATA_DIR", str(blocker / "data"))
+    result = materialize(resource_for(simulator), raise_on_error=False)
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "ORDERS_DATA_DIR" in failure.step_failure_data.user_failure_data.description

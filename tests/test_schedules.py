@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import dagster as dg
+import pytest
 
 from orders_pipeline.assets.raw import MWS_POOL, mws_orders
 from orders_pipeline.definitions import defs
 from orders_pipeline.partitions import daily_partitions
-from orders_pipeline.schedules import daily_ingest_schedule
+from orders_pipeline.schedules import daily_ingest_schedule, resweep_days
 
 TICK = datetime(2024, 3, 10, 0, 15, tzinfo=timezone.utc)
 
@@ -45,3 +46,9 @@ def test_the_schedule_targets_the_ingest_job_and_backfills_run_one_partition_per
     assert schedule.job_name == "mws_ingest"
     assert mws_orders.backfill_policy is None  # default: one run per partition, each retried on its own
     assert mws_orders.op.pool == MWS_POOL
+
+
+def test_a_bad_resweep_setting_names_the_variable(monkeypatch):
+    monkeypatch.setenv("ORDERS_RESWEEP_DAYS", "three")
+    with pytest.raises(ValueError, match="ORDERS_RESWEEP_DAYS"):
+        resweep_days()

@@ -209,7 +209,8 @@ def test_plain_http_is_refused_off_loopback(endpoint):
 
 @pytest.mark.parametrize("endpoint", ["http://127.0.0.1:9", "http://localhost:9", "http://[::1]:9", "https://mws.amazonservices.com"])
 def test_https_anywhere_and_http_on_loopback_are_accepted(endpoint):
-    MwsOrdersClient(endpoint, MwsCredentials("AKID", "k", "A1"), ["M1"])
+    client = MwsOrdersClient(endpoint, MwsCredentials("AKID", "k", "A1"), ["M1"])
+    assert client.endpoint_url == endpoint + "/Orders/2013-09-01"
 
 
 def test_tls_verification_cannot_be_switched_off(monkeypatch):

@@ -236,3 +236,9 @@ def test_staging_views_agree_between_session_and_warehouse(tmp_path):
 def test_bad_config_names_file_and_line(tmp_path, text, message):
     with pytest.raises(sql.SqlProjectError, match=message):
         sql.load_project(write_models(tmp_path, {"staging/a.sql": text}))
+
+
+def test_build_defaults_to_orders_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("ORDERS_DATA_DIR", str(tmp_path / "from_env"))
+    results = sql.build()
+    assert results and all(str(result.path).startswith(str(tmp_path / "from_env")) for result in results if result.path)

@@ -272,7 +272,6 @@ def analytics_models(context: dg.AssetExecutionContext, config: AnalyticsConfig)
 
 
 analytics_assets: list[dg.AssetsDefinition] = [analytics_models]
-analytics_checks: list[dg.AssetChecksDefinition] = []  # checks are inline in analytics_models (one DuckDB session)
 analytics_sensors = [
     dg.AutomationConditionSensorDefinition(
         "analytics_automation",

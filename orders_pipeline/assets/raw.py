@@ -1,5 +1,6 @@
 """The raw daily-partitioned assets `orders` and `order_items`, fetched together from MWS."""
 
+from collections.abc import Iterator
 from datetime import date, datetime, timezone
 
 import dagster as dg
@@ -48,16 +49,22 @@ _raw_checks = [
     pool=MWS_POOL,
     retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
 )
-def mws_orders(context: dg.AssetExecutionContext, mws: MwsResource):
+def mws_orders(context: dg.AssetExecutionContext, mws: MwsResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Fetch the day's changed orders and their items from MWS and replace the day's partitions."""
     day = date.fromisoformat(context.partition_key)
     try:
+        root = data_dir()
         with mws.open_client() as (client, source):
             announce = context.log.warning if source.is_embedded_simulator else context.log.info
             announce(source.describe())
-            report = ingest_day(client, day, data_dir(), progress=context.log.info)
+            report = ingest_day(client, day, root, progress=context.log.info)
     except MwsError as error:
         raise _failure(day, error) from None
+    except (ValueError, OSError) as error:
+        raise dg.Failure(
+            description=f"Partition {day} not written: cannot use the data directory ({error}) -> check ORDERS_DATA_DIR",
+            allow_retries=False,
+        ) from None
     _write_manifests(report, source, context.run.run_id)
     context.log.info(_summary(report))
     yield dg.MaterializeResult(asset_key=ORDERS, metadata=_metadata(report, source, "orders"))
@@ -121,7 +128,7 @@ def _metadata(report: DayReport, source: ApiSource, table: str) -> dict:
     }
 
 
-def _check_results(day: date, report: DayReport):
+def _check_results(day: date, report: DayReport) -> Iterator[dg.AssetCheckResult]:
     """Checks read back the committed files, so they test what readers will see."""
     root = data_dir()
     orders = pq.read_table(partition_dir(root, "orders", day), columns=["amazon_order_id", "is_quarantined"])

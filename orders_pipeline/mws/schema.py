@@ -162,7 +162,6 @@ QUALITY_FIELDS = [
 """Every raw row says whether any value was unparseable (kept as null) and which, with the raw text."""
 
 
-
 def _schema(columns: list[Column]) -> pa.Schema:
     """The Arrow schema of a raw table: its typed columns followed by the quality flags."""
     return pa.schema([pa.field(c.name, c.kind.value) for c in columns] + QUALITY_FIELDS)
