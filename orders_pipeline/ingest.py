@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
@@ -70,12 +70,6 @@ class DayReport:
         end = datetime(self.day.year, self.day.month, self.day.day, tzinfo=timezone.utc) + timedelta(days=1)
         return self.covered_until is not None and self.covered_until >= end
 
-    def as_dict(self) -> dict:
-        """Plain values for logs and metadata."""
-        values = asdict(self)
-        values["complete"] = self.complete
-        return values
-
 
 def ingest_day(
     client: MwsOrdersClient,
@@ -98,33 +92,28 @@ def ingest_day(
     )
     with orders, items:
         order_rows, item_rows = orders_builder(), order_items_builder()
-        orders_fetched = 0
-        # an order served twice (older version on an earlier page) gets its items again, tagged with the
-        # newer version, so keep-latest on commit leaves the items tagged like the order row that is kept
-        versions_fetched: set[int] = set()
+        # order id -> the LastUpdateDate text of the version whose items were fetched: an order served again in
+        # another version gets its items again, tagged with that version, so keep-latest keeps matching items
+        items_version: dict[str, str] = {}
         for page in client.list_orders(window.start, window.requested_before):
             report.order_pages += 1
             order_rows.extend(page.rows)
             for row in page.rows:
-                order_id = row[ORDER_ID_INDEX]
-                version = _version_key(order_id, row[ORDER_LAST_UPDATE_INDEX])
-                if version in versions_fetched:
+                order_id, version = row[ORDER_ID_INDEX], row[ORDER_LAST_UPDATE_INDEX]
+                if items_version.get(order_id) == version:
                     continue
-                versions_fetched.add(version)
-                orders_fetched += 1
-                for item_page in client.list_order_items(order_id):
-                    report.item_pages += 1
-                    for item_row in item_page.rows:
-                        item_row[ITEM_ORDER_LAST_UPDATE_INDEX] = row[ORDER_LAST_UPDATE_INDEX]
-                    item_rows.extend(item_page.rows)
+                items_version[order_id] = version
+                report.item_pages += _fetch_items(client, order_id, version, item_rows)
                 _flush_if_full(order_rows, orders)
                 _flush_if_full(item_rows, items)
-                if orders_fetched % PROGRESS_EVERY_ORDERS == 0:
-                    progress(_progress_line(day, orders_fetched, items.rows_written + len(item_rows), client))
+                if len(items_version) % PROGRESS_EVERY_ORDERS == 0:
+                    progress(_progress_line(day, len(items_version), items.rows_written + len(item_rows), client))
         _flush(order_rows, orders)
         _flush(item_rows, items)
-        orders.commit()
-        items.commit()
+        orders.prepare()
+        items.prepare()
+        orders.publish()  # two renames back to back: the window where orders and items disagree is tiny
+        items.publish()
     report.covered_until = client.last_covered_until
     report.orders = orders.rows_written
     report.order_items = items.rows_written
@@ -135,9 +124,15 @@ def ingest_day(
     return report
 
 
-def _version_key(order_id: str, last_update: str) -> int:
-    """One small int per (order, version) seen: 64-bit SipHash-keyed, ~1e-10 odds of a clash at 100,000 orders."""
-    return hash((order_id, last_update))
+def _fetch_items(client: MwsOrdersClient, order_id: str, version: str, item_rows: TableBuilder) -> int:
+    """Queue every item of one order, tagged with the order version they belong to; returns the pages read."""
+    pages = 0
+    for item_page in client.list_order_items(order_id):
+        pages += 1
+        for item_row in item_page.rows:
+            item_row[ITEM_ORDER_LAST_UPDATE_INDEX] = version
+        item_rows.extend(item_page.rows)
+    return pages
 
 
 def _flush_if_full(builder: TableBuilder, writer: PartitionWriter) -> None:

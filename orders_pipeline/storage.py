@@ -122,17 +122,25 @@ class PartitionWriter:
             self._write_pending()
 
     def commit(self) -> Path:
-        """Finish the file, make it durable and atomically replace the partition with it."""
+        """Prepare and publish in one go."""
+        self.prepare()
+        return self.publish()
+
+    def prepare(self) -> None:
+        """Finish the temp file, resolve repeated keys and make it durable; readers still see the old partition."""
         self._write_pending()
         self._open().close()
         if self._has_duplicates():
             self._rewrite_keeping_latest()
         _fsync_file(self._temp_path)
+
+    def publish(self) -> Path:
+        """Atomically replace the partition with the prepared file and remove what earlier runs left behind."""
         final_path = self.directory / PART_FILE
         os.replace(self._temp_path, final_path)
-        for stale in self.directory.glob("*.parquet"):
+        for stale in [*self.directory.glob("*.parquet"), *self.directory.glob(f"{_TEMP_PREFIX}*")]:
             if stale.name != PART_FILE:
-                stale.unlink()
+                stale.unlink(missing_ok=True)
         _fsync_dir(self.directory)
         return final_path
 
@@ -167,13 +175,14 @@ class PartitionWriter:
         self._keys.append(pa.table([pa.concat_arrays(column.chunks) for column in keys.columns], names=keys.column_names))
 
     def _has_duplicates(self) -> bool:
-        """Whether any key was written twice (one distinct count over the keys of all batches, no query plan)."""
+        """Whether any key was written twice (distinct counts over the keys of all batches, no query plan)."""
         if not self._keys:
             return False
         keys = pa.concat_tables(self._keys)
         columns = [keys.column(name).cast(pa.string()) for name in self.key_columns]
-        joined = columns[0] if len(columns) == 1 else pc.binary_join_element_wise(*columns, _KEY_SEPARATOR)
-        return pc.count_distinct(joined, mode="all").as_py() < keys.num_rows
+        if any(_distinct(column) == keys.num_rows for column in columns):
+            return False  # one column unique on its own makes the whole key unique, with no joined copy
+        return len(columns) == 1 or _distinct(pc.binary_join_element_wise(*columns, _KEY_SEPARATOR)) < keys.num_rows
 
     def _rewrite_keeping_latest(self) -> None:
         table = pq.read_table(self._temp_path, schema=self.schema)
@@ -181,6 +190,10 @@ class PartitionWriter:
         self.duplicates_dropped = table.num_rows - latest.num_rows
         self.rows_written = latest.num_rows
         pq.write_table(latest, self._temp_path, compression="zstd")
+
+
+def _distinct(column: pa.ChunkedArray) -> int:
+    return pc.count_distinct(column, mode="all").as_py()
 
 
 def keep_latest(table: pa.Table, key_columns: tuple[str, ...], version_column: str) -> pa.Table:
@@ -212,20 +225,6 @@ def _first_of_each_key(sorted_table: pa.Table, key_columns: tuple[str, ...]) -> 
         differs = pc.fill_null(pc.not_equal(column.slice(1), column.slice(0, count - 1)), True)
         changed = pc.or_(changed, pa.concat_arrays([pa.array([True]), differs]))
     return changed
-
-
-def write_table_atomically(table: pa.Table, path: Path) -> Path:
-    """Write one whole Parquet file via a temp file in the same folder and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp_path = path.parent / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
-    try:
-        pq.write_table(table, temp_path, compression="zstd")
-        _fsync_file(temp_path)
-        os.replace(temp_path, path)
-    finally:
-        temp_path.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-    return path
 
 
 def _fsync_file(path: Path) -> None:

@@ -200,3 +200,10 @@ def test_timestamps_are_microsecond_utc_and_money_is_decimal():
     assert ORDERS_SCHEMA.field("purchase_date").type == TIMESTAMP == pa.timestamp("us", tz="UTC")
     assert pa.types.is_decimal(ORDERS_SCHEMA.field("order_total_amount").type)
     assert pa.types.is_integer(ORDER_ITEMS_SCHEMA.field("quantity_ordered").type)
+
+
+def test_quarantined_values_are_counted_per_value_not_per_order():
+    page = parse_orders_page(orders_body(order(IsPrime="maybe", NumberOfItemsShipped="two"), order("111-0000000-0000002")))
+    assert page.quarantined_values == 2
+    assert page.table.column("is_quarantined").to_pylist() == [True, False]
+    assert page.table.column("quarantined_fields").to_pylist()[0] == "number_of_items_shipped=two; is_prime=maybe"

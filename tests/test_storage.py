@@ -78,3 +78,15 @@ def test_data_dir_accepts_a_path_or_a_file_uri(monkeypatch, tmp_path):
     monkeypatch.setenv("ORDERS_DATA_DIR", "ftp://host/dir")
     with pytest.raises(ValueError, match="ORDERS_DATA_DIR"):
         data_dir()
+
+
+def test_publishing_removes_temp_files_a_killed_run_left_behind(tmp_path):
+    directory = partition_dir(tmp_path, "orders", DAY)
+    directory.mkdir(parents=True)
+    (directory / ".tmp-from-a-killed-run").write_bytes(b"half a parquet file")
+    partition = writer(tmp_path)
+    partition.write(rows(("A", 1, "Pending")))
+    partition.prepare()
+    assert (directory / ".tmp-from-a-killed-run").exists()  # prepared, not yet published
+    partition.publish()
+    assert [p.name for p in directory.iterdir()] == ["part-0.parquet"]

@@ -77,9 +77,10 @@ def order_items_builder() -> TableBuilder:
     return TableBuilder(ORDER_ITEM_COLUMNS, ORDER_ITEMS_SCHEMA)
 
 
-def _table_of(builder: TableBuilder, rows: list[Row]) -> pa.Table:
+def _typed(builder: TableBuilder, rows: list[Row]) -> tuple[pa.Table, int]:
+    """Rows of one page as a typed table, and how many of their values were quarantined."""
     builder.extend([list(row) for row in rows])
-    return builder.build()
+    return builder.build(), builder.quarantined_values
 
 
 @dataclass(frozen=True)
@@ -92,14 +93,18 @@ class OrdersPage:
     request_id: str | None
 
     @cached_property
+    def _typed(self) -> tuple[pa.Table, int]:
+        return _typed(orders_builder(), self.rows)
+
+    @property
     def table(self) -> pa.Table:
         """This page alone as a typed table (the pipeline batches pages with a TableBuilder instead)."""
-        return _table_of(orders_builder(), self.rows)
+        return self._typed[0]
 
     @property
     def quarantined_values(self) -> int:
         """Values on this page that could not be decoded."""
-        return sum(self.table.column("is_quarantined").to_pylist())
+        return self._typed[1]
 
 
 @dataclass(frozen=True)
@@ -112,14 +117,18 @@ class OrderItemsPage:
     request_id: str | None
 
     @cached_property
+    def _typed(self) -> tuple[pa.Table, int]:
+        return _typed(order_items_builder(), self.rows)
+
+    @property
     def table(self) -> pa.Table:
         """This page alone as a typed table."""
-        return _table_of(order_items_builder(), self.rows)
+        return self._typed[0]
 
     @property
     def quarantined_values(self) -> int:
         """Values on this page that could not be decoded."""
-        return sum(self.table.column("is_quarantined").to_pylist())
+        return self._typed[1]
 
 
 def parse_orders_page(body: bytes, *, buyer_email_salt: str | None = None) -> OrdersPage:
