@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -24,10 +26,18 @@ def run_demo(days: list[date], dagster_home: Path) -> bool:
 
 
 def _print_next_steps(dagster_home: Path) -> None:
+    tools = _tools_prefix()
     print(
         "\nNext:\n"
-        f"  Dagster UI:  DAGSTER_HOME={dagster_home} dagster dev -h 127.0.0.1 -p 3000   (then open http://127.0.0.1:3000)\n"
-        "  Status:      orders-pipeline status\n"
-        "  Query:       orders-pipeline query \"from sales_by_channel limit 10\"\n"
+        f"  Dagster UI:  DAGSTER_HOME={dagster_home} {tools}dagster dev -h 127.0.0.1 -p 3000   (then open http://127.0.0.1:3000)\n"
+        f"  Status:      {tools}orders-pipeline status\n"
+        f"  Query:       {tools}duckdb {data_dir() / 'warehouse.duckdb'} -c \"from sales_by_channel limit 10\"\n"
         f"  Charts:      {data_dir() / 'reports'}"
     )
+
+
+def _tools_prefix() -> str:
+    """The folder of this environment's commands when it is not on PATH (a virtualenv that is not activated)."""
+    bin_dir = Path(sys.executable).parent
+    on_path = any(Path(entry).resolve() == bin_dir.resolve() for entry in os.environ.get("PATH", "").split(os.pathsep) if entry)
+    return "" if on_path else f"{bin_dir}/"

@@ -22,9 +22,11 @@ class AlertCursor:
 
     @classmethod
     def parse(cls, text: str | None) -> AlertCursor:
+        """The cursor from its stored text (empty when the sensor has never run)."""
         return cls(**json.loads(text)) if text else cls()
 
     def dump(self) -> str:
+        """The cursor as the text the sensor stores."""
         return json.dumps(asdict(self), sort_keys=True)
 
 

@@ -58,9 +58,11 @@ class Source:
     schema: pa.Schema
 
     def glob(self, data_dir: Path) -> str:
+        """The Parquet glob of every partition of this source."""
         return str(data_dir / self.table / "*" / "*.parquet")
 
     def has_data(self, data_dir: Path) -> bool:
+        """Whether any partition of this source has landed."""
         return any((data_dir / self.table).glob("*/*.parquet"))
 
 
@@ -89,6 +91,7 @@ class Model:
 
     @property
     def is_view(self) -> bool:
+        """Whether the model is computed, not written (config materialized=view)."""
         return self.materialized == "view"
 
     def output_path(self, data_dir: Path) -> Path:
@@ -105,9 +108,11 @@ class Project:
     order: list[str]
 
     def upstream(self, name: str) -> tuple[str, ...]:
+        """The models this one refs."""
         return self.models[name].refs
 
     def relpath(self, model: Model) -> str:
+        """The model file relative to the project folder, for messages."""
         return str(model.path.relative_to(self.sql_dir.parent))
 
 
@@ -277,10 +282,12 @@ class ModelResult:
 
 
 def sql_literal(text: str) -> str:
+    """A SQL string literal, quotes doubled."""
     return "'" + text.replace("'", "''") + "'"
 
 
 def empty_source_table(schema: pa.Schema) -> pa.Table:
+    """An empty table with the raw schema, for a source with no partition yet."""
     return pa.table({f.name: pa.array([], f.type) for f in [*schema, PARTITION_COLUMN]})
 
 
@@ -361,6 +368,7 @@ class Build:
         self._attached.discard(name)
 
     def render(self, name: str) -> str:
+        """The model SQL with ref/source/var resolved for this build."""
         model = self.project.models[name]
         return self.render_text(model.template, self.project.relpath(model))
 

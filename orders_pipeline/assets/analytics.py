@@ -57,6 +57,7 @@ class SqlCheck:
 
     @property
     def key(self) -> dg.AssetCheckKey:
+        """The Dagster key of this check."""
         return dg.AssetCheckKey(dg.AssetKey(self.asset), self.name)
 
     @property
@@ -66,6 +67,7 @@ class SqlCheck:
 
 
 def unique(model: str, *columns: str) -> SqlCheck:
+    """A check that the columns form a unique key of the model."""
     cols = ", ".join(columns)
     return SqlCheck(
         model,
@@ -76,6 +78,7 @@ def unique(model: str, *columns: str) -> SqlCheck:
 
 
 def not_null(model: str, *columns: str) -> SqlCheck:
+    """A check that the key columns are never null."""
     condition = " or ".join(f"{c} is null" for c in columns)
     return SqlCheck(
         model,
@@ -86,6 +89,7 @@ def not_null(model: str, *columns: str) -> SqlCheck:
 
 
 def non_negative(model: str, *columns: str) -> SqlCheck:
+    """A check that the quantity columns are never negative."""
     condition = " or ".join(f"{c} < 0" for c in columns)
     return SqlCheck(
         model,
@@ -244,31 +248,43 @@ def analytics_models(context: dg.AssetExecutionContext, config: AnalyticsConfig)
     keep = set().union(*(check.refs for check in selected_checks))
     with sql.Build(PROJECT, data_dir, config.vars) as build:
         for result in build.run(models, keep=keep):
-            metadata: dict[str, object] = {
-                "dagster/row_count": result.row_count,
-                "materialized": result.materialized,
-                "preview": dg.MetadataValue.md(result.preview.head(10).to_markdown(index=False)),
-                "data_dir": str(build.data_dir),
-            }
-            if result.path is None:  # a view: what it is, not where it is
-                context.log.info(f"{result.name}: view, {result.row_count} rows (not written)")
-                metadata["definition"] = dg.MetadataValue.md(f"```sql\n{result.sql.strip()}\n```")
-            else:
-                context.log.info(f"{result.name}: {result.row_count} rows -> {result.path}")
-                metadata["path"] = dg.MetadataValue.path(str(result.path))
-            yield dg.MaterializeResult(asset_key=result.name, metadata=metadata)
+            context.log.info(_built_line(result))
+            yield dg.MaterializeResult(asset_key=result.name, metadata=_model_metadata(result, build.data_dir))
         for check in selected_checks:
             yield _run_check(build, check)
     if WAREHOUSE_KEY in context.selected_asset_keys:
         path, relations = build_warehouse(data_dir, PROJECT, config.vars)
-        yield dg.MaterializeResult(
-            asset_key=WAREHOUSE_KEY,
-            metadata={
-                "path": dg.MetadataValue.path(str(path)),
-                "relations": ", ".join(relations),
-                "query": dg.MetadataValue.md(f"```\nduckdb {path} -c \"from sales_by_channel\"\n```"),
-            },
-        )
+        yield dg.MaterializeResult(asset_key=WAREHOUSE_KEY, metadata=_warehouse_metadata(path, relations))
+
+
+def _built_line(result: sql.ModelResult) -> str:
+    """One log line per model: rows, and where it went."""
+    where = f"-> {result.path}" if result.path is not None else "(view, not written)"
+    return f"{result.name}: {result.row_count} rows {where}"
+
+
+def _model_metadata(result: sql.ModelResult, data_dir: Path) -> dict[str, object]:
+    """Row count, a preview, and the file (table) or the definition (view) of one model."""
+    metadata: dict[str, object] = {
+        "dagster/row_count": result.row_count,
+        "materialized": result.materialized,
+        "preview": dg.MetadataValue.md(result.preview.head(10).to_markdown(index=False)),
+        "data_dir": str(data_dir),
+    }
+    if result.path is None:
+        metadata["definition"] = dg.MetadataValue.md(f"```sql\n{result.sql.strip()}\n```")
+    else:
+        metadata["path"] = dg.MetadataValue.path(str(result.path))
+    return metadata
+
+
+def _warehouse_metadata(path: Path, relations: list[str]) -> dict[str, object]:
+    """Where the warehouse file is, what it holds and how to query it."""
+    return {
+        "path": dg.MetadataValue.path(str(path)),
+        "relations": ", ".join(relations),
+        "query": dg.MetadataValue.md(f"```\nduckdb {path} -c \"from sales_by_channel\"\n```"),
+    }
 
 
 analytics_assets: list[dg.AssetsDefinition] = [analytics_models]

@@ -102,11 +102,13 @@ class _Bucket:
         self.stamp = now
 
     def refill(self, now: float) -> None:
+        """Add the tokens restored since the last look, up to the burst."""
         if now > self.stamp:
             self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
             self.stamp = now
 
     def seconds_until(self, need: float) -> float:
+        """How long until the bucket holds `need` tokens."""
         missing = need - self.tokens
         return 0.0 if missing <= 0 else missing / self.rate
 
