@@ -109,7 +109,7 @@ def generate_day(
         premium=(ship_category >= 2) & (rng.random(n) < 0.3),
         replacement=rng.random(n) < 0.01,
         buyer=rng.integers(0, 2**62, size=n),
-        messy=np.where(rng.random(n) < 0.04, rng.integers(1, MESSY_KINDS + 1, size=n), 0).astype(np.int8),
+        messy=_messy_kinds(rng.random(n) < 0.04),
         event_times=event_times,
         event_status=event_status,
         item_start=item_start,
@@ -162,3 +162,8 @@ def _avoid_repeated_skus(item_sku: np.ndarray, item_start: np.ndarray, sku_count
         if not clash.any():
             return
         item_sku[clash] = (item_sku[clash] + 1) % sku_count
+
+
+def _messy_kinds(is_messy: np.ndarray) -> np.ndarray:
+    """The messy orders take the kinds in turn, so every kind shows up in any day with a handful of them."""
+    return np.where(is_messy, np.cumsum(is_messy) % MESSY_KINDS + 1, 0).astype(np.int8)
