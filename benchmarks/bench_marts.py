@@ -22,7 +22,6 @@ import resource
 import shutil
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np

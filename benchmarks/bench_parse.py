@@ -94,25 +94,23 @@ def _flush_if_full(builder: TableBuilder) -> int:
 
 def naive_orders(bodies: list[bytes]) -> int:
     """xmltodict + json_normalize per page."""
-    rows = 0
-    for body in bodies:
-        document = xmltodict.parse(body)
-        result = next(iter(document.values()))
-        result = next(value for key, value in result.items() if key.endswith("Result"))
-        orders = (result.get("Orders") or {}).get("Order") or []
-        rows += len(pd.json_normalize(orders if isinstance(orders, list) else [orders], sep="_"))
-    return rows
+    return _naive(bodies, "Orders", "Order")
 
 
 def naive_items(bodies: list[bytes]) -> int:
     """xmltodict + json_normalize per items document."""
+    return _naive(bodies, "OrderItems", "OrderItem")
+
+
+def _naive(bodies: list[bytes], list_tag: str, record_tag: str) -> int:
+    """What a user would write first: each body to nested dicts, the records flattened by pandas."""
     rows = 0
     for body in bodies:
         document = xmltodict.parse(body)
         result = next(iter(document.values()))
         result = next(value for key, value in result.items() if key.endswith("Result"))
-        items = (result.get("OrderItems") or {}).get("OrderItem") or []
-        rows += len(pd.json_normalize(items if isinstance(items, list) else [items], sep="_"))
+        records = (result.get(list_tag) or {}).get(record_tag) or []
+        rows += len(pd.json_normalize(records if isinstance(records, list) else [records], sep="_"))
     return rows
 
 

@@ -8,12 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import duckdb
-import pyarrow.parquet as pq
-import pytest
 
 from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, Faults, MwsSimulator, SimulatorConfig
 from orders_pipeline.storage import partition_dir

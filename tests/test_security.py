@@ -17,7 +17,7 @@ import requests
 
 from orders_pipeline.mws.client import MwsCredentials, MwsOrdersClient
 from orders_pipeline.mws.errors import MwsConfigurationError
-from orders_pipeline.simulator import DEMO_MARKETPLACE_IDS, Credentials, Faults, MwsSimulator, SimulatorConfig
+from orders_pipeline.simulator import Credentials, Faults, MwsSimulator, SimulatorConfig
 from orders_pipeline.storage import partition_dir
 
 from .conftest import FAST, day_bounds, read_partition, resource_for
