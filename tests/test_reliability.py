@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 
+from orders_pipeline.assets.raw import MWS_POOL
 from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, Faults, MwsSimulator, SimulatorConfig
 from orders_pipeline.storage import partition_dir
 
@@ -283,7 +284,10 @@ def test_two_partitions_run_at_once_take_turns_in_the_mws_api_pool(tmp_path, mon
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     import dagster as dg
 
-    dg.DagsterInstance.from_config(str(home)).dispose()  # create the storage once: two first runs would race on it
+    # create the storage and the pool's slot once, as a first command would: Dagster creates both lazily, and two
+    # first runs on a brand-new instance can race (two SQLite schemas, or two slots counted-then-inserted at once)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.event_log_storage.initialize_concurrency_limit_to_default(MWS_POOL)
     days = (date(2024, 3, 3), date(2024, 3, 4))
     with MwsSimulator(SimulatorConfig(time_scale=20, orders_per_day=40)) as sim:
         calls = recording(sim)
