@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from orders_pipeline.mws.schema import Column, Kind
 
-_LT, _GT, _SLASH = ord("<"), ord(">"), ord("/")
+_LT, _GT, _SLASH, _AMPERSAND = ord("<"), ord(">"), ord("/"), ord("&")
 _PLAIN_TAG = r"^</?[A-Za-z_][A-Za-z0-9_.:\-]*/?>$"  # a name and nothing else: no attributes, no whitespace
 _ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&"))  # &amp; last
 _UNREADABLE = (b"\r", b"&#")  # end-of-line normalisation and character references: left to lxml
@@ -131,14 +131,13 @@ def _read(fragments: list[bytes], record_counts: list[int], columns: tuple[Colum
     members = np.flatnonzero(in_record & (depth == 3) & (plan.list_parent[child] >= 0))
 
     slots = np.concatenate([column[leaf] * records + record[leaf], list_of_child[lists] * records + record[lists]])
-    unique, counts = np.unique(slots, return_counts=True)
-    if (counts > 1).any():  # an element given twice in one record: the walk decides which one counts
-        return set(record_fragment[unique[counts > 1] % records].tolist())
+    given = np.bincount(slots, minlength=1)
+    if given.max() > 1:  # an element given twice in one record: the walk decides which one counts
+        return set(record_fragment[np.flatnonzero(given > 1) % records].tolist())
 
     text_of = np.where(is_empty, -1, 2 * elements + 1)  # the piece after a start tag; no text for <Name/>
-    has_entities = b"&" in joined
-    values = _scattered(pieces, slots[: len(leaf)], text_of[leaf], len(columns) * records, has_entities)
-    member_values = _scattered(pieces, np.arange(len(members)), text_of[members], len(members), has_entities)
+    values = _scattered(pieces, slots[: len(leaf)], text_of[leaf], len(columns) * records)
+    member_values = _scattered(pieces, np.arange(len(members)), text_of[members], len(members))
     arrays: list[pa.Array | None] = []
     for index, col in enumerate(columns):
         if not col.path:
@@ -162,21 +161,21 @@ def _tag_ends(lt: np.ndarray, gt: np.ndarray) -> np.ndarray | None:
     return None if (ends < lt).any() else ends
 
 
-def _scattered(pieces: pa.StringArray, slots: np.ndarray, sources: np.ndarray, length: int, has_entities: bool) -> pa.Array:
+def _scattered(pieces: pa.StringArray, slots: np.ndarray, sources: np.ndarray, length: int) -> pa.Array:
     """A string array of `length` holding piece `sources[i]` at `slots[i]` (null where a source is -1) and null elsewhere."""
-    order = np.argsort(slots, kind="stable")
-    slots, sources = slots[order], sources[order]
-    present = np.zeros(length, bool)
-    present[slots[sources >= 0]] = True
-    dense = pieces.take(pa.array(sources[sources >= 0]))
-    dense = _decoded(dense, has_entities)
-    lengths = np.zeros(length, np.int64)
-    lengths[present] = np.diff(np.frombuffer(dense.buffers()[1], np.int32)[dense.offset : dense.offset + len(dense) + 1])
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    where = np.full(length, -1, np.int64)
+    where[slots] = sources
+    present = where >= 0
+    dense = _decoded(pieces.take(pa.array(where[present])))
+    dense_offsets = np.frombuffer(dense.buffers()[1], np.int32)[dense.offset : dense.offset + len(dense) + 1]
+    lengths = np.zeros(length, np.int32)
+    lengths[present] = np.diff(dense_offsets)
+    offsets = np.empty(length + 1, np.int32)
+    offsets[0] = dense_offsets[0]
+    np.cumsum(lengths, out=offsets[1:])
+    offsets[1:] += dense_offsets[0]
     validity = pa.py_buffer(np.packbits(present, bitorder="little"))
-    data = dense.buffers()[2]
-    first = int(np.frombuffer(dense.buffers()[1], np.int32)[dense.offset]) if len(dense) else 0
-    return pa.StringArray.from_buffers(length, pa.py_buffer(offsets + first), data, validity)
+    return pa.StringArray.from_buffers(length, pa.py_buffer(offsets), dense.buffers()[2], validity, length - len(dense))
 
 
 def _list_array(records: int, with_list: np.ndarray, member_records: np.ndarray, members: pa.Array) -> pa.Array:
@@ -188,8 +187,16 @@ def _list_array(records: int, with_list: np.ndarray, member_records: np.ndarray,
     return pa.ListArray.from_arrays(pa.array(offsets), members, mask=pa.array(~present))
 
 
-def _decoded(texts: pa.Array, has_entities: bool) -> pa.Array:
+def _decoded(texts: pa.StringArray) -> pa.StringArray:
     """The five predefined entities decoded, as the XML parser does (character references never get here)."""
-    for entity, character in _ENTITIES if has_entities else ():
-        texts = pc.replace_substring(texts, entity, character)
-    return texts
+    offsets = np.frombuffer(texts.buffers()[1], np.int32)[texts.offset : texts.offset + len(texts) + 1]
+    data = np.frombuffer(texts.buffers()[2], np.uint8)[offsets[0] : offsets[-1]] if len(texts) else ()
+    if not len(data) or not (data == _AMPERSAND).any():
+        return texts
+    with_entities = pc.fill_null(pc.match_substring(texts, "&"), False).to_numpy(zero_copy_only=False)
+    decoded = texts.filter(pa.array(with_entities))
+    for entity, character in _ENTITIES:
+        decoded = pc.replace_substring(decoded, entity, character)
+    index = np.arange(len(texts))
+    index[with_entities] = len(texts) + np.arange(len(decoded))
+    return pa.concat_arrays([texts, decoded]).take(pa.array(index))

@@ -61,7 +61,7 @@ def raw_columns(columns: tuple[Column, ...], rows: Sequence[Row]) -> list[pa.Arr
         if slow_rows or fast is None:
             parts.append(pa.array([row[position] for row in slow_rows], column.kind.value if column.kind is Kind.STRING_LIST else pa.string()))
         arrays.append(parts[0] if len(parts) == 1 else pa.concat_arrays(parts))
-    if fast is not None and not slow_rows and np.array_equal(index, np.arange(len(rows))):
+    if not slow_rows and fast_length == len(rows) and np.array_equal(index, np.arange(len(rows))):
         return arrays
     positions = pa.array(index)
     return [array.take(positions) for array in arrays]
