@@ -1,9 +1,7 @@
 """lxml → raw column values → typed pyarrow Tables, for ListOrders / GetOrder and ListOrderItems bodies.
 
-Each body is parsed and checked at once (envelope, required elements), but its records are left as XML bytes
-(a `RecordFragment`) when the vectorised reader can read them; a `TableBuilder` then reads the records of many
-bodies in one numpy/Arrow pass and converts them to Arrow together, so no element costs a Python step. Bodies
-the vectorised reader cannot vouch for are read by the Python walk instead, at once or when building.
+Pages are read into plain rows of element text (cheap), and rows from many pages are converted to Arrow
+in one vectorised pass (`TableBuilder`), so small item documents do not each pay for a table.
 """
 
 from __future__ import annotations
@@ -12,7 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import pyarrow as pa
 
@@ -24,10 +22,10 @@ from orders_pipeline.mws.schema import (
     ORDERS_SCHEMA,
     Column,
 )
-from orders_pipeline.mws.fragments import FragmentRow, RecordFragment, raw_columns
 from orders_pipeline.mws.values import convert_columns, decode_timestamp
-from orders_pipeline.mws.walk import Row, read_record
 from orders_pipeline.mws.xml import parse_xml
+
+Row = list  # raw element text (or list of texts) per column, in schema column order
 
 ORDER_ID_INDEX = [c.name for c in ORDER_COLUMNS].index("amazon_order_id")
 ORDER_LAST_UPDATE_INDEX = [c.name for c in ORDER_COLUMNS].index("last_update_date")
@@ -35,21 +33,19 @@ ORDER_EMAIL_HASH_INDEX = [c.name for c in ORDER_COLUMNS].index("buyer_email_sha2
 ITEM_ORDER_ID_INDEX = [c.name for c in ORDER_ITEM_COLUMNS].index("amazon_order_id")
 ITEM_ORDER_LAST_UPDATE_INDEX = [c.name for c in ORDER_ITEM_COLUMNS].index("order_last_update_date")
 
+_LIST = "list"
 _START_TAG = re.compile(rb"<[A-Za-z_]")
 _NS_SCAN_BYTES = 1024
 _ORDER_RESPONSES = ("ListOrdersResponse", "ListOrdersByNextTokenResponse", "GetOrderResponse")
 _ITEM_RESPONSES = ("ListOrderItemsResponse", "ListOrderItemsByNextTokenResponse")
-_ORDER_FIELDS = tuple(ORDER_COLUMNS)
-_ITEM_FIELDS = tuple(ORDER_ITEM_COLUMNS)
 _ORDER_REQUIRED = [(index, column) for index, column in enumerate(ORDER_COLUMNS) if column.required]
 _ITEM_REQUIRED = [(index, column) for index, column in enumerate(ORDER_ITEM_COLUMNS) if column.required]
-_UTF8 = ("UTF-8", "utf-8")
 
 
 class TableBuilder:
     """Collects raw rows from many pages and turns them into one typed table at a time."""
 
-    def __init__(self, columns: tuple[Column, ...], schema: pa.Schema) -> None:
+    def __init__(self, columns: list[Column], schema: pa.Schema) -> None:
         self.columns = columns
         self.schema = schema
         self.rows: list[Row] = []
@@ -65,24 +61,25 @@ class TableBuilder:
     def build(self) -> pa.Table:
         """Convert the queued rows into a table of `schema` and start afresh; counts quarantined values."""
         rows, self.rows = self.rows, []
-        arrays, flags, quarantined = convert_columns(self.columns, raw_columns(self.columns, rows), len(rows))
+        values = list(zip(*rows)) if rows else [() for _ in self.columns]
+        arrays, flags, quarantined = convert_columns(self.columns, values, len(rows))
         self.quarantined_values += quarantined
         return pa.Table.from_arrays([*arrays, *flags], schema=self.schema)
 
 
 def orders_builder() -> TableBuilder:
     """A builder of the `orders` table."""
-    return TableBuilder(_ORDER_FIELDS, ORDERS_SCHEMA)
+    return TableBuilder(ORDER_COLUMNS, ORDERS_SCHEMA)
 
 
 def order_items_builder() -> TableBuilder:
     """A builder of the `order_items` table."""
-    return TableBuilder(_ITEM_FIELDS, ORDER_ITEMS_SCHEMA)
+    return TableBuilder(ORDER_ITEM_COLUMNS, ORDER_ITEMS_SCHEMA)
 
 
 def _typed(builder: TableBuilder, rows: list[Row]) -> tuple[pa.Table, int]:
     """Rows of one page as a typed table, and how many of their values were quarantined."""
-    builder.extend(rows)
+    builder.extend([list(row) for row in rows])
     return builder.build(), builder.quarantined_values
 
 
@@ -136,8 +133,7 @@ class OrderItemsPage:
 
 def parse_orders_page(body: bytes, *, buyer_email_salt: str | None = None) -> OrdersPage:
     """Read the orders and the paging envelope of a ListOrders-family or GetOrder body."""
-    body = _without_default_namespace(body)
-    root = parse_xml(body)
+    root = parse_xml(_without_default_namespace(body))
     ns, name = _split_tag(root.tag)
     if name not in _ORDER_RESPONSES:
         raise MwsResponseFormatError(f"expected a ListOrders or GetOrder response, got <{name}>")
@@ -145,11 +141,12 @@ def parse_orders_page(body: bytes, *, buyer_email_salt: str | None = None) -> Or
     result_name = name.replace("Response", "Result")
     envelope = _children(_required(top, ns, result_name, name))
     orders = _required(envelope, ns, "Orders", result_name)
-    fragment = _fragment(body, root, ns, orders, "Order")
+    layout = _order_layout(ns)
+    width = len(ORDER_COLUMNS)
     email_tag = f"{ns}BuyerEmail" if buyer_email_salt else None
     rows: list[Row] = []
     for order in orders.iterchildren(f"{ns}Order"):
-        row = _read(order, fragment, _ORDER_FIELDS, _ORDER_REQUIRED, ns)
+        row = _read_record(order, layout, width)
         if email_tag is not None:
             row[ORDER_EMAIL_HASH_INDEX] = _hash_email(order.findtext(email_tag), buyer_email_salt)
         _check_required(row, _ORDER_REQUIRED, "Order")
@@ -165,8 +162,7 @@ def parse_orders_page(body: bytes, *, buyer_email_salt: str | None = None) -> Or
 
 def parse_order_items_page(body: bytes) -> OrderItemsPage:
     """Read the items and the paging envelope of a ListOrderItems-family body."""
-    body = _without_default_namespace(body)
-    root = parse_xml(body)
+    root = parse_xml(_without_default_namespace(body))
     ns, name = _split_tag(root.tag)
     if name not in _ITEM_RESPONSES:
         raise MwsResponseFormatError(f"expected a ListOrderItems response, got <{name}>")
@@ -177,10 +173,11 @@ def parse_order_items_page(body: bytes) -> OrderItemsPage:
     if not order_id:
         raise MwsResponseFormatError(f"<{name}> has no AmazonOrderId")
     items = _required(envelope, ns, "OrderItems", result_name)
-    fragment = _fragment(body, root, ns, items, "OrderItem")
+    layout = _item_layout(ns)
+    width = len(ORDER_ITEM_COLUMNS)
     rows: list[Row] = []
     for item in items.iterchildren(f"{ns}OrderItem"):
-        row = _read(item, fragment, _ITEM_FIELDS, _ITEM_REQUIRED, ns)
+        row = _read_record(item, layout, width)
         row[ITEM_ORDER_ID_INDEX] = order_id
         _check_required(row, _ITEM_REQUIRED, "OrderItem")
         rows.append(row)
@@ -206,33 +203,56 @@ def _without_default_namespace(body: bytes) -> bytes:
     return body if end < 0 else body[:start] + body[end + 1 :]
 
 
-def _fragment(body: bytes, root, ns: str, container, record_tag: str) -> RecordFragment | None:
-    """The records element's content as bytes, if the vectorised reader may read it: a UTF-8 body, no namespaces
-    in scope, and the element's start and end tags found exactly once, with no attributes."""
-    if ns or container.nsmap or root.getroottree().docinfo.encoding not in _UTF8:
-        return None
-    name = _split_tag(container.tag)[1].encode()
-    start, end = body.find(b"<" + name + b">"), body.rfind(b"</" + name + b">")
-    if start < 0 or end < start or body.find(b"<" + name) != start or body.rfind(b"</" + name) != end:
-        return None
-    if body.find(b"<" + name, start + 1) >= 0 or body.find(b"</" + name, 0, end) >= 0:
-        return None
-    return RecordFragment(body[start + len(name) + 2 : end], record_tag)
-
-
-def _read(record, fragment: RecordFragment | None, columns: tuple[Column, ...], required, ns: str) -> Row:
-    """A record's row: walked now, or (with a fragment) only its required elements now and the rest later."""
-    if fragment is None:
-        return read_record(record, columns, ns)
-    row = FragmentRow([None] * len(columns))
-    row.fragment, row.position = fragment, fragment.record_count
-    fragment.record_count += 1
-    for index, column in required:
-        last = None
-        for last in record.iterchildren(column.path[0]):
-            pass
-        row[index] = None if last is None else last.text
+def _read_record(record, layout: dict, width: int) -> Row:
+    """Copy the text of every known element of one record into a row; unknown elements are ignored."""
+    row: Row = [None] * width
+    _fill(record, layout, row)
     return row
+
+
+def _fill(element, layout: dict, row: Row) -> None:
+    for child in element:
+        target = layout.get(child.tag)
+        if target is None:
+            continue
+        if target.__class__ is int:
+            row[target] = child.text
+        elif target.__class__ is dict:
+            for grandchild in child:  # one level inline: money and address groups are common, calls are not free
+                inner = target.get(grandchild.tag)
+                if inner.__class__ is int:
+                    row[inner] = grandchild.text
+                elif inner is not None:
+                    _fill(grandchild, inner, row)
+        else:
+            row[target[1]] = [grandchild.text for grandchild in child]
+
+
+@lru_cache(maxsize=8)
+def _order_layout(ns: str) -> dict:
+    return _layout(ORDER_COLUMNS, ns)
+
+
+@lru_cache(maxsize=8)
+def _item_layout(ns: str) -> dict:
+    return _layout(ORDER_ITEM_COLUMNS, ns)
+
+
+def _layout(columns: list[Column], ns: str) -> dict:
+    """Map namespaced tags to column positions: ints for leaves, nested dicts for groups, tuples for lists."""
+    layout: dict = {}
+    for index, column in enumerate(columns):
+        if not column.path:
+            continue
+        if column.kind.name == "STRING_LIST":
+            parent, _member = column.path
+            layout[f"{ns}{parent}"] = (_LIST, index)
+            continue
+        node = layout
+        for tag in column.path[:-1]:
+            node = node.setdefault(f"{ns}{tag}", {})
+        node[f"{ns}{column.path[-1]}"] = index
+    return layout
 
 
 def _check_required(row: Row, required: list[tuple[int, Column]], record: str) -> None:

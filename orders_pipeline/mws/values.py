@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from itertools import chain
 from typing import Any, Callable, Sequence
 from urllib.parse import unquote
 
@@ -66,9 +67,9 @@ _DECODERS: dict[Kind, Callable[[str], Any]] = {
 
 
 def convert_columns(
-    columns: Sequence[Column], values: Sequence[pa.Array], length: int
+    columns: list[Column], values: Sequence[Sequence[Any]], length: int
 ) -> tuple[list[pa.Array], list[pa.Array], int]:
-    """Typed arrays from each column's raw text, the two quality-flag arrays, and the number of values quarantined."""
+    """Typed arrays for each column, the two quality-flag arrays, and the number of values quarantined."""
     quarantine: dict[int, list[str]] = {}
     converted: dict[int, pa.Array] = {}
     for kind, positions in _positions_by_kind(tuple(columns)).items():
@@ -92,14 +93,14 @@ def _positions_by_kind(columns: tuple[Column, ...]) -> dict[Kind, list[int]]:
 
 
 def _convert_kind(
-    kind: Kind, columns: list[Column], values: list[pa.Array], length: int, quarantine: dict[int, list[str]]
+    kind: Kind, columns: list[Column], values: list[Sequence[Any]], length: int, quarantine: dict[int, list[str]]
 ) -> list[pa.Array]:
     """All columns of one kind in one pass over a single array (Arrow calls cost per call, not per value)."""
     if length == 0:
         return [pa.array([], kind.value) for _ in columns]
     if kind is Kind.STRING_LIST:
-        return [pa.array([_clean_list(value) for value in column.to_pylist()], kind.value) for column in values]
-    text = _blank_to_null(pc.utf8_trim_whitespace(pa.concat_arrays(values)))
+        return [pa.array([_clean_list(value) for value in column], kind.value) for column in values]
+    text = _blank_to_null(pc.utf8_trim_whitespace(pa.array(list(chain.from_iterable(values)), pa.string())))
     texts = [text.slice(index * length, length) for index in range(len(columns))]
     if kind is Kind.STRING:
         return texts
