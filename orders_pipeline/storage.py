@@ -226,6 +226,8 @@ class PartitionWriter:
                 group = parquet.read_row_group(index, columns=columns)
                 yield start, group
                 start += group.num_rows
+                del group
+                pa.default_memory_pool().release_unused()  # mimalloc keeps freed pages, and each group frees a lot
 
 
 def row_hashes(keys: pa.Table) -> np.ndarray:
