@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
+from orders_pipeline.keyset import KeySet
 from orders_pipeline.mws.client import MwsOrdersClient
 from orders_pipeline.mws.parse import (
     ITEM_ORDER_LAST_UPDATE_INDEX,
@@ -23,6 +24,7 @@ from orders_pipeline.storage import PartitionWriter, partition_dir
 SAFETY_LAG = timedelta(minutes=2)
 FLUSH_ROWS = 2_000  # rows held as Python objects (~3 KB each) before they become Arrow (~0.5 KB)
 PROGRESS_EVERY_ORDERS = 500
+_VERSION_SEPARATOR = "\x1f"  # a control character XML text cannot carry, so (id, version) pairs stay distinct
 
 
 @dataclass(frozen=True)
@@ -90,24 +92,22 @@ def ingest_day(
         ("amazon_order_id", "order_item_id"),
         "order_last_update_date",
     )
-    with orders, items:
+    # (order id, LastUpdateDate text) of every version whose items were fetched: an order served again in
+    # another version gets its items again, tagged with that version, so keep-latest keeps matching items
+    with orders, items, KeySet() as fetched_versions:
         order_rows, item_rows = orders_builder(), order_items_builder()
-        # order id -> the LastUpdateDate text of the version whose items were fetched: an order served again in
-        # another version gets its items again, tagged with that version, so keep-latest keeps matching items
-        items_version: dict[str, str] = {}
         for page in client.list_orders(window.start, window.requested_before):
             report.order_pages += 1
             order_rows.extend(page.rows)
             for row in page.rows:
                 order_id, version = row[ORDER_ID_INDEX], row[ORDER_LAST_UPDATE_INDEX]
-                if items_version.get(order_id) == version:
+                if not fetched_versions.add(f"{order_id}{_VERSION_SEPARATOR}{version}"):
                     continue
-                items_version[order_id] = version
                 report.item_pages += _fetch_items(client, order_id, version, item_rows)
                 _flush_if_full(order_rows, orders)
                 _flush_if_full(item_rows, items)
-                if len(items_version) % PROGRESS_EVERY_ORDERS == 0:
-                    progress(_progress_line(day, len(items_version), items.rows_written + len(item_rows), client))
+                if len(fetched_versions) % PROGRESS_EVERY_ORDERS == 0:
+                    progress(_progress_line(day, len(fetched_versions), items.rows_written + len(item_rows), client))
         _flush(order_rows, orders)
         _flush(item_rows, items)
         orders.prepare()

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
@@ -18,7 +21,9 @@ PART_FILE = "part-0.parquet"
 MANIFEST_FILE = "_manifest.json"
 _TEMP_PREFIX = ".tmp-"
 ROW_GROUP_ROWS = 10_000
-_KEY_SEPARATOR = "\x1f"  # a control character XML text cannot carry, so joined keys stay distinct
+_ROW = "__row"  # the position of a row in the temp file, while repeated keys are resolved
+
+KeyHash = Callable[[pa.Table], np.ndarray]
 
 
 def data_dir() -> Path:
@@ -93,17 +98,27 @@ class PartitionWriter:
 
     Readers glob `*.parquet`, so they never see the temp file; `os.replace` makes the swap atomic, so a
     crash leaves either the previous partition or the new one. Rows repeating a key are resolved on
-    commit by keeping the one with the greatest `version_column`.
+    commit by keeping the one with the greatest `version_column`. Only a 64-bit hash per row is held for
+    that (8 bytes, whatever the key); hashes seen twice are confirmed on the keys read back from the file.
     """
 
-    def __init__(self, directory: Path, schema: pa.Schema, key_columns: tuple[str, ...], version_column: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        schema: pa.Schema,
+        key_columns: tuple[str, ...],
+        version_column: str,
+        *,
+        key_hash: KeyHash | None = None,
+    ) -> None:
         self.directory = directory
         self.schema = schema
         self.key_columns = key_columns
         self.version_column = version_column
         self.rows_written = 0
         self.duplicates_dropped = 0
-        self._keys: list[pa.Table] = []  # key columns of every batch, in Arrow: no Python object per row
+        self._key_hash = key_hash or row_hashes
+        self._hashes: list[np.ndarray] = []  # one int64 array of key hashes per batch, in file order
         self._pending: list[pa.Table] = []  # small batches held until they make one row group
         self._pending_rows = 0
         self._temp_path = directory / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
@@ -113,9 +128,10 @@ class PartitionWriter:
         """Append a table of `schema` to the pending partition."""
         if table.num_rows == 0:
             return
-        self._note_keys(table)
+        table = table.cast(self.schema)
+        self._hashes.append(self._key_hash(table.select(list(self.key_columns))))
         self._open()  # the temp file exists from the first batch on, whatever the row-group size
-        self._pending.append(table.cast(self.schema))
+        self._pending.append(table)
         self._pending_rows += table.num_rows
         self.rows_written += table.num_rows
         if self._pending_rows >= ROW_GROUP_ROWS:
@@ -130,8 +146,9 @@ class PartitionWriter:
         """Finish the temp file, resolve repeated keys and make it durable; readers still see the old partition."""
         self._write_pending()
         self._open().close()
-        if self._has_duplicates():
-            self._rewrite_keeping_latest()
+        repeated = self._repeated_hashes()
+        if len(repeated):
+            self._drop_superseded(self._superseded_rows(repeated))
         _fsync_file(self._temp_path)
 
     def publish(self) -> Path:
@@ -169,31 +186,55 @@ class PartitionWriter:
             self._open().write_table(pa.concat_tables(self._pending))
         self._pending, self._pending_rows = [], 0
 
-    def _note_keys(self, table: pa.Table) -> None:
-        """Keep a compact copy of the key columns (a slice would pin the whole batch's buffers)."""
-        keys = table.select(list(self.key_columns))
-        self._keys.append(pa.table([pa.concat_arrays(column.chunks) for column in keys.columns], names=keys.column_names))
+    def _repeated_hashes(self) -> np.ndarray:
+        """Key hashes written more than once: every repeated key, and any two distinct keys that collide."""
+        hashes, self._hashes = np.concatenate([np.empty(0, np.int64), *self._hashes]), []
+        hashes.sort()
+        return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
 
-    def _has_duplicates(self) -> bool:
-        """Whether any key was written twice (distinct counts over the keys of all batches, no query plan)."""
-        if not self._keys:
-            return False
-        keys = pa.concat_tables(self._keys)
-        columns = [keys.column(name).cast(pa.string()) for name in self.key_columns]
-        if any(_distinct(column) == keys.num_rows for column in columns):
-            return False  # one column unique on its own makes the whole key unique, with no joined copy
-        return len(columns) == 1 or _distinct(pc.binary_join_element_wise(*columns, _KEY_SEPARATOR)) < keys.num_rows
+    def _superseded_rows(self, repeated: np.ndarray) -> np.ndarray:
+        """File positions of rows whose exact key comes again with a later version (or later with the same one)."""
+        candidates = []
+        for start, group in self._row_groups([*self.key_columns, self.version_column]):
+            hit = np.flatnonzero(np.isin(self._key_hash(group.select(list(self.key_columns))), repeated))
+            candidates.append(group.take(hit).append_column(_ROW, pa.array(hit + start, pa.int64())))
+        rows = pa.concat_tables(candidates)
+        kept = keep_latest(rows, self.key_columns, self.version_column).column(_ROW).to_numpy()
+        return np.setdiff1d(rows.column(_ROW).to_numpy(), kept)
 
-    def _rewrite_keeping_latest(self) -> None:
-        table = pq.read_table(self._temp_path, schema=self.schema)
-        latest = keep_latest(table, self.key_columns, self.version_column)
-        self.duplicates_dropped = table.num_rows - latest.num_rows
-        self.rows_written = latest.num_rows
-        pq.write_table(latest, self._temp_path, compression="zstd")
+    def _drop_superseded(self, superseded: np.ndarray) -> None:
+        """Copy the temp file without the superseded rows, one row group at a time, and swap the copy in."""
+        if not len(superseded):
+            return  # only distinct keys whose hashes collided
+        copy_path = self.directory / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
+        try:
+            with pq.ParquetWriter(copy_path, self.schema, compression="zstd") as copy:
+                for start, group in self._row_groups():
+                    kept = ~np.isin(np.arange(start, start + group.num_rows), superseded)
+                    copy.write_table(group.filter(pa.array(kept)))
+            os.replace(copy_path, self._temp_path)
+        finally:
+            copy_path.unlink(missing_ok=True)
+        self.duplicates_dropped = len(superseded)
+        self.rows_written -= len(superseded)
+
+    def _row_groups(self, columns: list[str] | None = None) -> Iterator[tuple[int, pa.Table]]:
+        """The temp file one row group at a time (bounded memory), each with the file position of its first row."""
+        with pq.ParquetFile(self._temp_path) as parquet:
+            start = 0
+            for index in range(parquet.metadata.num_row_groups):
+                group = parquet.read_row_group(index, columns=columns)
+                yield start, group
+                start += group.num_rows
+                del group
+                pa.default_memory_pool().release_unused()  # mimalloc keeps freed pages, and each group frees a lot
 
 
-def _distinct(column: pa.ChunkedArray) -> int:
-    return pc.count_distinct(column, mode="all").as_py()
+def row_hashes(keys: pa.Table) -> np.ndarray:
+    """A 64-bit hash of each row's key values (Python's own hash: C speed, stable within the process)."""
+    columns = [column.to_pylist() for column in keys.columns]
+    values = columns[0] if len(columns) == 1 else zip(*columns)
+    return np.fromiter(map(hash, values), np.int64, keys.num_rows)
 
 
 def keep_latest(table: pa.Table, key_columns: tuple[str, ...], version_column: str) -> pa.Table:

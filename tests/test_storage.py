@@ -2,10 +2,12 @@
 
 from datetime import date, datetime, timezone
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from orders_pipeline import storage
 from orders_pipeline.storage import PartitionWriter, data_dir, keep_latest, partition_days, partition_dir
 
 SCHEMA = pa.schema([("amazon_order_id", pa.string()), ("last_update_date", pa.timestamp("us", tz="UTC")), ("status", pa.string())])
@@ -90,3 +92,47 @@ def test_publishing_removes_temp_files_a_killed_run_left_behind(tmp_path):
     assert (directory / ".tmp-from-a-killed-run").exists()  # prepared, not yet published
     partition.publish()
     assert [p.name for p in directory.iterdir()] == ["part-0.parquet"]
+
+
+def colliding_writer(root) -> PartitionWriter:
+    """A writer whose key hash is the same for every row, so each row is a candidate for the exact check."""
+    return PartitionWriter(
+        partition_dir(root, "orders", DAY), SCHEMA, ("amazon_order_id",), "last_update_date",
+        key_hash=lambda keys: np.zeros(keys.num_rows, np.int64),
+    )
+
+
+def test_colliding_hashes_of_distinct_keys_drop_nothing(tmp_path):
+    partition = colliding_writer(tmp_path)
+    partition.write(rows(("A", 1, "Pending"), ("B", 1, "Pending")))
+    partition.write(rows(("C", 2, "Shipped")))
+    partition.commit()
+    table = pq.read_table(partition_dir(tmp_path, "orders", DAY))
+    assert table.column("amazon_order_id").to_pylist() == ["A", "B", "C"]
+    assert partition.duplicates_dropped == 0 and partition.rows_written == 3
+
+
+def test_colliding_hashes_still_drop_exactly_the_superseded_versions(tmp_path):
+    partition = colliding_writer(tmp_path)
+    partition.write(rows(("A", 1, "Pending"), ("B", 4, "Shipped")))
+    partition.write(rows(("A", 3, "Unshipped"), ("B", 2, "Pending"), ("C", 1, "Pending")))
+    partition.commit()
+    table = pq.read_table(partition_dir(tmp_path, "orders", DAY))
+    assert [(r["amazon_order_id"], r["status"]) for r in table.to_pylist()] == [("B", "Shipped"), ("A", "Unshipped"), ("C", "Pending")]
+    assert partition.duplicates_dropped == 2 and partition.rows_written == 3
+
+
+def test_duplicates_in_different_row_groups_are_resolved_one_row_group_at_a_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(storage, "ROW_GROUP_ROWS", 2)
+    partition = writer(tmp_path)
+    for batch in (rows(("A", 1, "Pending"), ("B", 1, "Pending")), rows(("C", 1, "Pending"), ("A", 2, "Shipped")),
+                  rows(("B", 3, "Canceled"), ("D", 1, "Pending")), rows(("A", 1, "Pending"))):
+        partition.write(batch)
+    partition.commit()
+    path = partition_dir(tmp_path, "orders", DAY) / "part-0.parquet"
+    assert pq.ParquetFile(path).metadata.num_row_groups > 1
+    table = pq.read_table(path)
+    assert table.schema == SCHEMA
+    assert [(r["amazon_order_id"], r["status"]) for r in table.to_pylist()] == [("C", "Pending"), ("A", "Shipped"), ("B", "Canceled"), ("D", "Pending")]
+    assert partition.duplicates_dropped == 3 and partition.rows_written == 4
+    assert [p.name for p in path.parent.iterdir()] == ["part-0.parquet"]

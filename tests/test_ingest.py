@@ -1,0 +1,45 @@
+"""Version tracking in `ingest_day`: items are fetched once per order version served, and kept for the latest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+
+from orders_pipeline.ingest import ingest_day
+from orders_pipeline.mws.client import MwsCredentials, MwsOrdersClient
+from orders_pipeline.mws.parse import ORDER_ID_INDEX, ORDER_LAST_UPDATE_INDEX, OrdersPage
+from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, Faults, MwsSimulator, SimulatorConfig
+
+from .conftest import assert_matches_simulator, read_partition
+
+DAY = date(2024, 3, 3)
+
+
+class EveryPageTwice(MwsOrdersClient):
+    """The real client, except that each ListOrders page is handed on twice, as a server repeating itself would."""
+
+    served: list[tuple[str, str]]
+
+    def list_orders(self, updated_after: datetime, updated_before: datetime) -> Iterator[OrdersPage]:
+        """Every page, twice in a row; `served` records each (order id, LastUpdateDate text) handed on."""
+        self.served = []
+        for page in super().list_orders(updated_after, updated_before):
+            for _ in range(2):
+                self.served += [(row[ORDER_ID_INDEX], row[ORDER_LAST_UPDATE_INDEX]) for row in page.rows]
+                yield page
+
+
+def test_items_are_fetched_once_per_version_served_and_the_latest_version_is_kept(tmp_path):
+    """Pages repeat (same versions) and older versions come a page before newer ones (different versions)."""
+    config = SimulatorConfig(throttling=False, orders_per_day=150, list_orders_page_size_cap=20,
+                             faults=Faults(duplicate_across_pages=True))
+    credentials = MwsCredentials(DEMO_CREDENTIALS.access_key_id, DEMO_CREDENTIALS.secret_key, DEMO_CREDENTIALS.seller_id)
+    with MwsSimulator(config) as sim, EveryPageTwice(sim.url, credentials, DEMO_MARKETPLACE_IDS) as client:
+        report = ingest_day(client, DAY, tmp_path)
+        assert_matches_simulator(tmp_path, sim, DAY)
+    versions = set(client.served)
+    orders = {order_id for order_id, _ in versions}
+    assert len(versions) > len(orders)  # some orders were served in two versions
+    assert client.stats.calls["ListOrderItems"] == len(versions)
+    assert report.orders == len(orders) == len(read_partition(tmp_path, "orders", DAY))
+    assert report.duplicate_orders_dropped == len(client.served) - len(orders)
