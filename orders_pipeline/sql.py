@@ -547,13 +547,13 @@ class Build:
         later_refs = [self._refs_of(template, label) for label, template in later]
         full_width = set(keep)
         keep = full_width.union(*later_refs)
-        readers: dict[str, list[tuple[str, str]]] = {}
-        for name in order:
-            if self.project.models[name].is_view and name not in full_width:
-                readers[name] = [
-                    (self.project.relpath(self.project.models[reader]), self.project.models[reader].template)
-                    for reader in order if name in self.project.upstream(reader)
-                ] + [query for query, refs in zip(later, later_refs) if name in refs]
+        models = self.project.models
+        readers = {  # each view of the run that may be narrowed -> the queries that read it, models first
+            name: [(self.project.relpath(models[reader]), models[reader].template)
+                   for reader in order if name in models[reader].refs]
+            + [query for query, refs in zip(later, later_refs) if name in refs]
+            for name in order if models[name].is_view and name not in full_width
+        }
         inline = {name for name, queries in readers.items() if len(queries) < 2}
         columns = columns_read(
             self.project, {name: queries for name, queries in readers.items() if name not in inline}, self.vars
