@@ -14,9 +14,11 @@ A build runs the models in topological order in one in-memory DuckDB connection.
 - A **table** model is computed once, written to `<data_dir>/<folder>/<model>.parquet` (COPY to a temporary
   file, then an atomic rename) and kept in memory for the models downstream of it in the same run; a later run
   that does not select it reads its Parquet file.
-- A **view** model is never written: within a run it is computed once into a TEMP table that the models
-  downstream of it read; a run that needs it without selecting it computes it inline from its own SQL (a view
-  over the raw Parquet); and the warehouse file holds it as a real view (see `warehouse.py`).
+- A **view** model is never written. Within a run, a view read by two or more models of the run (or by queries
+  announced with `reads`) is computed once into a TEMP table holding only the columns its readers take (DuckDB's
+  own projection pushdown tells which, see `columns_read`); a view read once, or not at all, stays a TEMP view,
+  computed inside its one reader with pushdown. A run that needs it without selecting it computes it inline from
+  its own SQL (a view over the raw Parquet); and the warehouse file holds it as a real view (see `warehouse.py`).
 
 Errors name the file and, when DuckDB or jinja report one, the line.
 """
@@ -24,9 +26,10 @@ Errors name the file and, when DuckDB or jinja report one, the line.
 from __future__ import annotations
 
 import graphlib
+import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -276,7 +279,7 @@ class ModelResult:
     name: str
     path: Path | None  # the Parquet file of a table model; None for a view model
     row_count: int
-    preview: Any  # pandas.DataFrame of the first rows
+    preview: Any  # pandas.DataFrame of the first rows; None for a view that stayed a view (not computed)
     sql: str  # the rendered model, as run
     materialized: str = "table"
 
@@ -289,6 +292,107 @@ def sql_literal(text: str) -> str:
 def empty_source_table(schema: pa.Schema) -> pa.Table:
     """An empty table with the raw schema, for a source with no partition yet."""
     return pa.table({f.name: pa.array([], f.type) for f in [*schema, PARTITION_COLUMN]})
+
+
+def render_template(
+    text: str,
+    label: str,
+    ref: Callable[[str], str],
+    source: Callable[[str, str], str],
+    vars: Mapping[str, Any] | None = None,
+) -> str:
+    """Render a model template with the given `ref` and `source` resolvers; errors name the file and line."""
+    try:
+        return (
+            _environment()
+            .from_string(text)
+            .render(
+                ref=ref,
+                source=source,
+                var=lambda var_name, default=None: resolve_var(var_name, default, vars),
+                config=lambda **settings: "",
+            )
+        )
+    except SqlProjectError:
+        raise
+    except jinja2.TemplateError as error:
+        raise _template_error(label, error) from error
+
+
+PLACEHOLDER_OPTIMIZERS_OFF = "statistics_propagation,empty_result_pullup,filter_pushdown"
+"""Optimizers that would hide what a query reads from an empty table: statistics of empty columns fold filters
+and scans away, and a filter pushed into a scan lists its columns only as text."""
+
+
+def _scanned_columns(plan: list | dict, table: str) -> set[str]:
+    """The columns every scan of `table` in an EXPLAIN (FORMAT JSON) plan projects."""
+    columns: set[str] = set()
+    nodes = plan if isinstance(plan, list) else [plan]
+    for node in nodes:
+        info = node.get("extra_info", {})
+        if isinstance(info, dict) and str(info.get("Table", "")).split(".")[-1].strip('"') == table:
+            projections = info.get("Projections", [])
+            columns.update([projections] if isinstance(projections, str) else projections)
+        columns |= _scanned_columns(node.get("children", []), table)
+    return columns
+
+
+def execute_sql(con: duckdb.DuckDBPyConnection, label: str, sql: str) -> duckdb.DuckDBPyConnection:
+    """Run SQL; a DuckDB error becomes `file:line: message` (lines of the rendered file match the source)."""
+    try:
+        return con.execute(sql)
+    except duckdb.Error as error:
+        message = str(error)
+        match = re.search(r"LINE (\d+):", message)
+        where = f"{label}:{match.group(1)}" if match else label
+        raise SqlProjectError(f"{where}: {message}") from error
+
+
+def columns_read(
+    project: Project, readers: Mapping[str, Iterable[tuple[str, str]]], vars: Mapping[str, Any] | None = None
+) -> dict[str, list[str]]:
+    """For each model in `readers` (name -> the (label, SQL template) of the queries that read it), the columns
+    those queries take from it, in the model's column order.
+
+    The models are created as empty tables in a scratch connection (each when a query first refs it) and every
+    reader is EXPLAINed there, so the answer is DuckDB's own projection pushdown: a column it missed would make
+    the reader fail loudly, never return wrong rows."""
+    scratch = duckdb.connect(":memory:")
+    try:
+        scratch.execute(f"set disabled_optimizers = '{PLACEHOLDER_OPTIMIZERS_OFF}'")
+        created: set[str] = set()
+
+        def source(source_name: str, table: str) -> str:
+            name = f"{source_name}__{table}"
+            if name not in created:
+                scratch.register(name, empty_source_table(SOURCES[(source_name, table)].schema))
+                created.add(name)
+            return f'"{name}"'
+
+        def ref(name: str) -> str:
+            if name not in created:
+                model = project.models[name]
+                label = project.relpath(model)
+                sql = render_template(model.template, label, ref, source, vars)
+                execute_sql(scratch, label, f'create table "{name}" as {sql}\n')
+                created.add(name)
+            return f'"{name}"'
+
+        used: dict[str, set[str]] = {}
+        for name, queries in readers.items():
+            ref(name)
+            used[name] = set()
+            for label, template in queries:
+                sql = render_template(template, label, ref, source, vars)
+                ((_, plan),) = execute_sql(scratch, label, f"explain (format json) {sql}").fetchall()
+                used[name] |= _scanned_columns(json.loads(plan), name)
+        read: dict[str, list[str]] = {}
+        for name, columns_used in used.items():
+            columns = [row[0] for row in scratch.execute(f'describe "{name}"').fetchall()]
+            read[name] = [column for column in columns if column in columns_used] or columns[:1]
+        return read
+    finally:
+        scratch.close()
 
 
 @dataclass
@@ -374,45 +478,30 @@ class Build:
 
     def render_text(self, text: str, label: str) -> str:
         """Render any SQL template against this build (refs resolve to this run's tables, Parquet or inline views)."""
-        try:
-            return (
-                _environment()
-                .from_string(text)
-                .render(
-                    ref=self.relation,
-                    source=self.source_relation,
-                    var=lambda var_name, default=None: resolve_var(var_name, default, self.vars),
-                    config=lambda **settings: "",
-                )
-            )
-        except SqlProjectError:
-            raise
-        except jinja2.TemplateError as error:
-            raise _template_error(label, error) from error
+        return render_template(text, label, self.relation, self.source_relation, self.vars)
 
     # ----- execution
 
     def execute(self, label: str, sql: str) -> duckdb.DuckDBPyConnection:
-        """Run SQL; a DuckDB error becomes `file:line: message` (lines of the rendered file match the source)."""
-        try:
-            return self.con.execute(sql)
-        except duckdb.Error as error:
-            message = str(error)
-            match = re.search(r"LINE (\d+):", message)
-            where = f"{label}:{match.group(1)}" if match else label
-            raise SqlProjectError(f"{where}: {message}") from error
+        """Run SQL in this session; a DuckDB error becomes `file:line: message`."""
+        return execute_sql(self.con, label, sql)
 
-    def build_model(self, name: str) -> ModelResult:
+    def build_model(self, name: str, columns: list[str] | None = None, inline: bool = False) -> ModelResult:
         """Compute the model into a session table (same line numbers as the file); publish a table model as Parquet
-        atomically. A view model stays a TEMP table of this session, read by the models downstream of it."""
+        atomically. A view model becomes a TEMP table of this session (of `columns` only, when given) read by the
+        models downstream of it, or with `inline` a TEMP view that its one reader computes."""
         model = self.project.models[name]
         label = self.project.relpath(model)
         sql = self.render(name)
         self._drop(name)  # a view over the old Parquet or an inline view, from a query before the run
         # The prefix stays on the file's first line, so DuckDB's LINE n is the file's line n.
-        # A view model becomes a TEMP table: computed once for all its consumers (measured: as a plain view, each
-        # consumer recomputed it and the build took 2.7x the CPU).
-        self.execute(label, f'create {"temp " if model.is_view else ""}table "{name}" as {sql}\n')
+        if inline:
+            self.execute(label, f'create temp view "{name}" as {sql}\n')
+        elif columns is not None:
+            selected = ", ".join(f'"{column}"' for column in columns)
+            self.execute(label, f'create temp table "{name}" as select {selected} from ({sql}\n)')
+        else:
+            self.execute(label, f'create {"temp " if model.is_view else ""}table "{name}" as {sql}\n')
         self._in_memory.add(name)
         out = None
         if not model.is_view:
@@ -424,31 +513,61 @@ class Build:
                 os.replace(tmp, out)
             finally:
                 tmp.unlink(missing_ok=True)
-        row_count = self.con.execute(f'select count(*) from "{name}"').fetchone()[0]
-        preview = self.con.execute(f'select * from "{name}" limit 10').df()
+        ((row_count,),) = self.con.execute(f'select count(*) from "{name}"').fetchall()
+        preview = None if inline else self.con.execute(f'select * from "{name}" limit 10').df()
         return ModelResult(name=name, path=out, row_count=row_count, preview=preview, sql=sql,
                            materialized=model.materialized)
 
-    def run(self, names: Iterable[str] | None = None, keep: Iterable[str] = ()) -> Iterable[ModelResult]:
+    def _refs_of(self, template: str, label: str) -> set[str]:
+        """The models a SQL template refs."""
+        refs: set[str] = set()
+
+        def capture(name: str) -> str:
+            refs.add(name)
+            return f'"{name}"'
+
+        render_template(template, label, capture, lambda source_name, table: '"source"', self.vars)
+        return refs
+
+    def run(
+        self, names: Iterable[str] | None = None, keep: Iterable[str] = (), reads: Iterable[str] = ()
+    ) -> Iterable[ModelResult]:
         """Build the named models (default: all) in topological order, yielding each result as it is done.
 
-        Tables no longer needed by a later model of this run are dropped to keep memory flat, except those in
-        `keep` (e.g. the models checks will query after the run).
+        `reads` are the SQL templates that will query the session after the run (e.g. checks): the models they ref
+        are kept, with the columns they read. A model in `keep` is kept with all its columns. Everything else is
+        dropped once no later model of the run needs it, to keep memory flat.
         """
         selected = set(self.project.models if names is None else names)
         unknown = selected - set(self.project.models)
         if unknown:
             raise SqlProjectError(f"unknown models: {', '.join(sorted(unknown))}")
-        keep = set(keep)
         order = [name for name in self.project.order if name in selected]
-        last_use = {name: i for i, name in enumerate(order)}
-        for i, name in enumerate(order):
+        later = [(f"<read {i + 1}>", template) for i, template in enumerate(reads)]
+        later_refs = [self._refs_of(template, label) for label, template in later]
+        full_width = set(keep)
+        keep = full_width.union(*later_refs)
+        models = self.project.models
+        readers = {  # each view of the run that may be narrowed -> the queries that read it, models first
+            name: [(self.project.relpath(models[reader]), models[reader].template)
+                   for reader in order if name in models[reader].refs]
+            + [query for query, refs in zip(later, later_refs) if name in refs]
+            for name in order if models[name].is_view and name not in full_width
+        }
+        inline = {name for name, queries in readers.items() if len(queries) < 2}
+        columns = columns_read(
+            self.project, {name: queries for name, queries in readers.items() if name not in inline}, self.vars
+        )
+        position = {name: i for i, name in enumerate(order)}
+        last_use = {name: len(order) if name in keep else i for i, name in enumerate(order)}
+        for name in reversed(order):  # an inline view reads its upstream when its reader runs
+            needed_until = last_use[name] if name in inline else position[name]
             for upstream in self.project.upstream(name):
-                last_use[upstream] = max(last_use.get(upstream, i), i)
+                last_use[upstream] = max(last_use.get(upstream, needed_until), needed_until)
         for i, name in enumerate(order):
-            yield self.build_model(name)
+            yield self.build_model(name, columns.get(name), inline=name in inline)
             for done, last in list(last_use.items()):
-                if last <= i and done in self._in_memory and done not in keep:
+                if last <= i and done in self._in_memory:
                     self._drop(done)
                     del last_use[done]
 

@@ -243,6 +243,23 @@ def test_sku_daily_sales(shop):
     }  # O4 (Canceled) appears nowhere
 
 
+def test_an_order_with_two_lines_of_one_sku_counts_once(tmp_path):
+    lud = "2024-03-01T12:00"
+    write_raw(tmp_path, [
+        ("2024-03-01", order("R1", lud, "Shipped", "2024-03-01T10:00", "Amazon.com", "AFN", US, "30.00", "USD"),
+         [item("R1", lud, "R1-1", "SKU-A", 1, 1, "10.00", "USD"), item("R1", lud, "R1-2", "SKU-A", 2, 2, "20.00", "USD")]),
+        ("2024-03-01", order("R2", lud, "Shipped", "2024-03-01T11:00", "Amazon.com", "AFN", US, "10.00", "USD"),
+         [item("R2", lud, "R2-1", "SKU-A", 1, 1, "10.00", "USD")]),
+    ])
+    sql.build(tmp_path, select=["stg_orders", "stg_order_items", "sku_daily_sales", "sales_by_channel"])
+    (sku_day,) = query(tmp_path, "sku_daily_sales")
+    assert (sku_day["orders"], sku_day["units_ordered"], sku_day["revenue"]) == (2, 4, Decimal("40.00"))
+    (channel_day,) = query(tmp_path, "sales_by_channel")
+    assert (channel_day["orders"], channel_day["units_ordered"], channel_day["revenue"]) == (2, 4, Decimal("40.00"))
+    types = {name: kind for name, kind, *_ in duckdb.sql(f"describe from '{tmp_path}/marts/sku_daily_sales.parquet'").fetchall()}
+    assert types["orders"] == "BIGINT"
+
+
 def test_sales_by_channel_never_adds_currencies(shop):
     got = {
         (str(r["purchase_day"]), r["sales_channel"], r["fulfillment_channel"], r["currency"]):

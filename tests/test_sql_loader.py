@@ -242,3 +242,45 @@ def test_build_defaults_to_orders_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("ORDERS_DATA_DIR", str(tmp_path / "from_env"))
     results = sql.build()
     assert results and all(str(result.path).startswith(str(tmp_path / "from_env")) for result in results if result.path)
+
+
+PRUNING_PROJECT = {
+    "staging/wide.sql": "{{ config(materialized='view') }}\n"
+                        "select range as id, range * 10 as amount, 'x' || range as label, range % 2 = 0 as is_even\n"
+                        "from range(4)\n",
+    "staging/once.sql": "{{ config(materialized='view') }}\nselect label from {{ ref('wide') }}\n",
+    "marts/totals.sql": "select sum(amount) as amount from {{ ref('wide') }} where is_even\n",
+    "marts/labels.sql": "select string_agg(label, ',' order by label) as labels from {{ ref('once') }}\n",
+}
+
+
+def test_columns_read_are_what_duckdb_projects(tmp_path):
+    project = sql.load_project(write_models(tmp_path, PRUNING_PROJECT))
+    readers = {
+        "wide": [("a", "select sum(amount) from {{ ref('wide') }} where is_even"), ("b", "select * from {{ ref('wide') }}")],
+        "once": [("c", "select count(*) from {{ ref('once') }}")],
+    }
+    assert sql.columns_read(project, {"wide": readers["wide"][:1]}) == {"wide": ["amount", "is_even"]}
+    assert sql.columns_read(project, readers) == {"wide": ["id", "amount", "label", "is_even"], "once": ["label"]}
+    with pytest.raises(sql.SqlProjectError, match=r"^a:1: Binder Error: .*no_such_column"):
+        sql.columns_read(project, {"wide": [("a", "select no_such_column from {{ ref('wide') }}")]})
+
+
+def test_a_view_read_twice_is_a_table_of_the_columns_read_and_a_view_read_once_stays_a_view(tmp_path):
+    project = sql.load_project(write_models(tmp_path, PRUNING_PROJECT))
+    with sql.Build(project, tmp_path / "data") as build:
+        results = {r.name: r for r in build.run(reads=["select max(amount) from {{ ref('wide') }}"])}
+        # wide is read by once (label), totals (amount, is_even) and the later read (amount): a table without id
+        assert list(results["wide"].preview.columns) == ["amount", "label", "is_even"]
+        assert results["once"].preview is None and results["once"].row_count == 4  # read by labels only: a view
+        kinds = dict(build.con.execute(
+            "select table_name, 'table' from duckdb_tables() union all "
+            "select view_name, 'view' from duckdb_views() where not internal").fetchall())
+        assert kinds == {"wide": "table"}  # kept for the read; once was dropped after labels
+        assert build.query("select max(amount) as m from {{ ref('wide') }}").to_dict("records") == [{"m": 30}]
+    assert duckdb.sql(f"from '{tmp_path}/data/marts/totals.parquet'").fetchall() == [(20,)]
+    assert duckdb.sql(f"from '{tmp_path}/data/marts/labels.parquet'").fetchall() == [("x0,x1,x2,x3",)]
+
+    with sql.Build(project, tmp_path / "data") as build:
+        results = {r.name: r for r in build.run(["wide", "totals", "labels"])}  # wide read by totals alone
+        assert results["wide"].preview is None and results["wide"].row_count == 4

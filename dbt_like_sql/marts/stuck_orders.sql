@@ -43,15 +43,27 @@ as_of as (
 
 ),
 
+open_versions as (
+
+    -- the versions of the open orders only; is_status_change as stg_order_status_history defines it, computed
+    -- on these few orders instead of every version of every order
+    select
+        status_history.amazon_order_id,
+        status_history.valid_from,
+        status_history.order_status is distinct from lag(status_history.order_status) over (
+            partition by status_history.amazon_order_id order by status_history.valid_from, status_history.dt
+        ) as is_status_change
+    from status_history
+    semi join open_orders on status_history.amazon_order_id = open_orders.amazon_order_id
+
+),
+
 current_status as (
 
     -- the current status began at the order's last version that changed status
-    select status_history.amazon_order_id, max(status_history.valid_from) filter (
-        where status_history.is_status_change
-    ) as status_since
-    from status_history
-    semi join open_orders on status_history.amazon_order_id = open_orders.amazon_order_id
-    group by status_history.amazon_order_id
+    select amazon_order_id, max(valid_from) filter (where is_status_change) as status_since
+    from open_versions
+    group by amazon_order_id
 
 ),
 

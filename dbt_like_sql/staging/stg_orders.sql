@@ -2,10 +2,10 @@
 -- GRAIN: one row per amazon_order_id.
 -- RULES: raw orders are a change feed (one row per observed version, partitioned by the UTC day of
 -- last_update_date). The current version is the row with the greatest last_update_date over all partitions;
--- a tie goes to the latest dt partition (within a partition an order appears once). That is the version
--- stg_order_status_history marks is_current, so it is taken from there (amazon_order_id and dt identify it)
--- and version_count is its version_number. Text is trimmed (Amazon sends values like 'Standard '),
--- purchase_day is the UTC date of purchase_date and dt is the partition the current version came from.
+-- a tie goes to the latest dt partition (within a partition an order appears once): the version
+-- stg_order_status_history marks is_current. version_count is the number of versions (its version_number).
+-- Text is trimmed (Amazon sends values like 'Standard '), purchase_day is the UTC date of purchase_date and dt
+-- is the partition the current version came from.
 {{ config(materialized='view') }}
 with
 
@@ -18,17 +18,21 @@ source as (
         is_business_order, is_prime, is_replacement_order, is_quarantined, quarantined_fields,
         shipping_address_country_code, shipping_address_state_or_region,
         purchase_date, last_update_date, earliest_ship_date, latest_ship_date, earliest_delivery_date,
-        latest_delivery_date, dt
+        latest_delivery_date, dt,
+        -- (last_update_date, dt) as one number that sorts like the pair, nulls last as in the history's window:
+        -- microseconds since 1970 x 10^7 + days since 0001-01-01 (under 10^7 for any date)
+        coalesce(epoch_us(last_update_date), 9223372036854775807)::hugeint * 10000000
+            + (dt - date '0001-01-01') as version_key
     from {{ source('raw', 'orders') }}
 
 ),
 
 latest_versions as (
 
-    -- the version stg_order_status_history marks current; its version_number counts the versions
-    select amazon_order_id, dt, version_number as version_count
-    from {{ ref('stg_order_status_history') }}
-    where is_current
+    -- an aggregate, not a window over the versions
+    select amazon_order_id, max(version_key) as version_key, count(*) as version_count
+    from source
+    group by amazon_order_id
 
 ),
 
@@ -38,7 +42,7 @@ current_versions as (
     from source
     inner join latest_versions
         on source.amazon_order_id = latest_versions.amazon_order_id
-        and source.dt = latest_versions.dt
+        and source.version_key = latest_versions.version_key
 
 ),
 

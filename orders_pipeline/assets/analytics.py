@@ -10,7 +10,6 @@ refreshes the models.
 """
 
 import hashlib
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,11 +58,6 @@ class SqlCheck:
     def key(self) -> dg.AssetCheckKey:
         """The Dagster key of this check."""
         return dg.AssetCheckKey(dg.AssetKey(self.asset), self.name)
-
-    @property
-    def refs(self) -> set[str]:
-        """The models the check's SQL reads (kept in the session until the checks have run)."""
-        return {self.asset, *re.findall(r"ref\(\s*['\"](\w+)['\"]", self.sql)}
 
 
 def unique(model: str, *columns: str) -> SqlCheck:
@@ -245,9 +239,8 @@ def analytics_models(context: dg.AssetExecutionContext, config: AnalyticsConfig)
     selected = {key.path[-1] for key in context.selected_asset_keys}
     models = [name for name in PROJECT.order if name in selected]
     selected_checks = [check for check in CHECKS if check.key in context.selected_asset_check_keys]
-    keep = set().union(*(check.refs for check in selected_checks))
     with sql.Build(PROJECT, data_dir, config.vars) as build:
-        for result in build.run(models, keep=keep):
+        for result in build.run(models, reads=[check.sql for check in selected_checks]):
             context.log.info(_built_line(result))
             yield dg.MaterializeResult(asset_key=result.name, metadata=_model_metadata(result, build.data_dir))
         for check in selected_checks:
@@ -268,9 +261,10 @@ def _model_metadata(result: sql.ModelResult, data_dir: Path) -> dict[str, object
     metadata: dict[str, object] = {
         "dagster/row_count": result.row_count,
         "materialized": result.materialized,
-        "preview": dg.MetadataValue.md(result.preview.head(10).to_markdown(index=False)),
         "data_dir": str(data_dir),
     }
+    if result.preview is not None:  # a view its one reader computed has no rows of its own to show
+        metadata["preview"] = dg.MetadataValue.md(result.preview.head(10).to_markdown(index=False))
     if result.path is None:
         metadata["definition"] = dg.MetadataValue.md(f"```sql\n{result.sql.strip()}\n```")
     else:
