@@ -300,7 +300,7 @@ def test_two_partitions_run_at_once_take_turns_in_the_mws_api_pool(tmp_path, mon
         runs = [_materialize_cli(day, env, log) for day, log in zip(days, logs)]
         try:
             for run in runs:
-                run.wait(timeout=90)
+                run.wait(timeout=180)  # two Dagster CLI start-ups on a loaded 2-core machine
         finally:
             for run in runs:
                 if run.poll() is None:
