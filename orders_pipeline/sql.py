@@ -529,14 +529,12 @@ class Build:
         render_template(template, label, capture, lambda source_name, table: '"source"', self.vars)
         return refs
 
-    def run(
-        self, names: Iterable[str] | None = None, keep: Iterable[str] = (), reads: Iterable[str] = ()
-    ) -> Iterable[ModelResult]:
+    def run(self, names: Iterable[str] | None = None, reads: Iterable[str] = ()) -> Iterable[ModelResult]:
         """Build the named models (default: all) in topological order, yielding each result as it is done.
 
         `reads` are the SQL templates that will query the session after the run (e.g. checks): the models they ref
-        are kept, with the columns they read. A model in `keep` is kept with all its columns. Everything else is
-        dropped once no later model of the run needs it, to keep memory flat.
+        are kept, with the columns they read (`select *` keeps them all). Everything else is dropped once no later
+        model of the run needs it, to keep memory flat.
         """
         selected = set(self.project.models if names is None else names)
         unknown = selected - set(self.project.models)
@@ -545,14 +543,13 @@ class Build:
         order = [name for name in self.project.order if name in selected]
         later = [(f"<read {i + 1}>", template) for i, template in enumerate(reads)]
         later_refs = [self._refs_of(template, label) for label, template in later]
-        full_width = set(keep)
-        keep = full_width.union(*later_refs)
+        keep = set().union(*later_refs)
         models = self.project.models
         readers = {  # each view of the run that may be narrowed -> the queries that read it, models first
             name: [(self.project.relpath(models[reader]), models[reader].template)
                    for reader in order if name in models[reader].refs]
             + [query for query, refs in zip(later, later_refs) if name in refs]
-            for name in order if models[name].is_view and name not in full_width
+            for name in order if models[name].is_view
         }
         inline = {name for name, queries in readers.items() if len(queries) < 2}
         columns = columns_read(

@@ -221,7 +221,8 @@ def test_staging_views_agree_between_session_and_warehouse(tmp_path):
     path, _ = build_warehouse(tmp_path, project)
     with sql.Build(project, tmp_path) as build:
         staging = ["stg_order_status_history", "stg_orders", "stg_order_items"]
-        results = {r.name: r for r in build.run(staging, keep=staging)}
+        every_column = [f"select * from {{{{ ref('{name}') }}}}" for name in staging]
+        results = {r.name: r for r in build.run(staging, reads=every_column)}
         with duckdb.connect(str(path), read_only=True) as con:
             for name, result in results.items():
                 in_session = build.con.execute(f'select * from "{name}" order by all').fetchall()
