@@ -269,8 +269,9 @@ def test_server_shortened_windows_still_cover_the_day():
 
 
 def test_server_errors_and_resets_are_retried_with_the_same_token():
-    # request 1 = ListOrders; 2.. = ListOrdersByNextToken: a reset, a 503 and periodic 500/503 hit token pages
-    faults = Faults(server_error_every=5, reset_request_numbers=frozenset({2, 7}), fail_request_numbers=frozenset({3}))
+    # request 1 = ListOrders; 2.. = ListOrdersByNextToken: resets, a 503 and periodic 500/503 hit token pages.
+    # All four faults land within the first two pages, so they hit on any day's data (a day has 3+ pages).
+    faults = Faults(server_error_every=5, reset_request_numbers=frozenset({2, 4}), fail_request_numbers=frozenset({3}))
     with MwsSimulator(SimulatorConfig(time_scale=600, orders_per_day=300, faults=faults)) as sim:
         client = sim_client(sim)
         ids = fetch_ids(client)

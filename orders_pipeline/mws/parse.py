@@ -7,7 +7,6 @@ in one vectorised pass (`TableBuilder`), so small item documents do not each pay
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property, lru_cache
@@ -15,6 +14,7 @@ from functools import cached_property, lru_cache
 import pyarrow as pa
 
 from orders_pipeline.mws.errors import MwsResponseFormatError
+from orders_pipeline.mws.records import LIST, RecordLayout, Row
 from orders_pipeline.mws.schema import (
     ORDER_COLUMNS,
     ORDER_ITEM_COLUMNS,
@@ -25,17 +25,14 @@ from orders_pipeline.mws.schema import (
 from orders_pipeline.mws.values import convert_columns, decode_timestamp
 from orders_pipeline.mws.xml import parse_xml
 
-Row = list  # raw element text (or list of texts) per column, in schema column order
-
 ORDER_ID_INDEX = [c.name for c in ORDER_COLUMNS].index("amazon_order_id")
 ORDER_LAST_UPDATE_INDEX = [c.name for c in ORDER_COLUMNS].index("last_update_date")
 ORDER_EMAIL_HASH_INDEX = [c.name for c in ORDER_COLUMNS].index("buyer_email_sha256")
 ITEM_ORDER_ID_INDEX = [c.name for c in ORDER_ITEM_COLUMNS].index("amazon_order_id")
 ITEM_ORDER_LAST_UPDATE_INDEX = [c.name for c in ORDER_ITEM_COLUMNS].index("order_last_update_date")
 
-_LIST = "list"
-_START_TAG = re.compile(rb"<[A-Za-z_]")
-_NS_SCAN_BYTES = 1024
+_ENVELOPE_TAGS = ("NextToken", "LastUpdatedBefore", "CreatedBefore", "AmazonOrderId")
+_NEXT_TOKEN, _LAST_UPDATED_BEFORE, _CREATED_BEFORE, _ORDER_ID, _REQUEST_ID = range(len(_ENVELOPE_TAGS) + 1)
 _ORDER_RESPONSES = ("ListOrdersResponse", "ListOrdersByNextTokenResponse", "GetOrderResponse")
 _ITEM_RESPONSES = ("ListOrderItemsResponse", "ListOrderItemsByNextTokenResponse")
 _ORDER_REQUIRED = [(index, column) for index, column in enumerate(ORDER_COLUMNS) if column.required]
@@ -133,109 +130,94 @@ class OrderItemsPage:
 
 def parse_orders_page(body: bytes, *, buyer_email_salt: str | None = None) -> OrdersPage:
     """Read the orders and the paging envelope of a ListOrders-family or GetOrder body."""
-    root = parse_xml(_without_default_namespace(body))
-    ns, name = _split_tag(root.tag)
-    if name not in _ORDER_RESPONSES:
-        raise MwsResponseFormatError(f"expected a ListOrders or GetOrder response, got <{name}>")
-    top = _children(root)
-    result_name = name.replace("Response", "Result")
-    envelope = _children(_required(top, ns, result_name, name))
-    orders = _required(envelope, ns, "Orders", result_name)
-    layout = _order_layout(ns)
-    width = len(ORDER_COLUMNS)
-    email_tag = f"{ns}BuyerEmail" if buyer_email_salt else None
-    rows: list[Row] = []
-    for order in orders.iterchildren(f"{ns}Order"):
-        row = _read_record(order, layout, width)
-        if email_tag is not None:
-            row[ORDER_EMAIL_HASH_INDEX] = _hash_email(order.findtext(email_tag), buyer_email_salt)
+    root = parse_xml(body)
+    shape = _orders_shape(root.tag, with_email=buyer_email_salt is not None)
+    rows, depth = shape.records.read_records(root)
+    shape.require(depth, 2)
+    for row in rows:
         _check_required(row, _ORDER_REQUIRED, "Order")
-        rows.append(row)
-    bound_text = _findtext(envelope, f"{ns}LastUpdatedBefore") or _findtext(envelope, f"{ns}CreatedBefore")
+        if buyer_email_salt is not None:
+            row[ORDER_EMAIL_HASH_INDEX] = _hash_email(row[ORDER_EMAIL_HASH_INDEX], buyer_email_salt)
+    envelope = shape.envelope.read_one(root)
     return OrdersPage(
         rows=rows,
-        next_token=_clean_text(_findtext(envelope, f"{ns}NextToken")),
-        last_updated_before=_decode_bound(bound_text),
-        request_id=_request_id(top, ns),
+        next_token=_clean_text(envelope[_NEXT_TOKEN]),
+        last_updated_before=_decode_bound(envelope[_LAST_UPDATED_BEFORE] or envelope[_CREATED_BEFORE]),
+        request_id=_clean_text(envelope[_REQUEST_ID]),
     )
 
 
 def parse_order_items_page(body: bytes) -> OrderItemsPage:
     """Read the items and the paging envelope of a ListOrderItems-family body."""
-    root = parse_xml(_without_default_namespace(body))
-    ns, name = _split_tag(root.tag)
-    if name not in _ITEM_RESPONSES:
-        raise MwsResponseFormatError(f"expected a ListOrderItems response, got <{name}>")
-    top = _children(root)
-    result_name = name.replace("Response", "Result")
-    envelope = _children(_required(top, ns, result_name, name))
-    order_id = _clean_text(_findtext(envelope, f"{ns}AmazonOrderId"))
+    root = parse_xml(body)
+    shape = _items_shape(root.tag)
+    rows, depth = shape.records.read_records(root)
+    shape.require(depth, 1)
+    envelope = shape.envelope.read_one(root)
+    order_id = _clean_text(envelope[_ORDER_ID])
     if not order_id:
-        raise MwsResponseFormatError(f"<{name}> has no AmazonOrderId")
-    items = _required(envelope, ns, "OrderItems", result_name)
-    layout = _item_layout(ns)
-    width = len(ORDER_ITEM_COLUMNS)
-    rows: list[Row] = []
-    for item in items.iterchildren(f"{ns}OrderItem"):
-        row = _read_record(item, layout, width)
+        raise MwsResponseFormatError(f"<{shape.name}> has no AmazonOrderId")
+    shape.require(depth, 2)
+    for row in rows:
         row[ITEM_ORDER_ID_INDEX] = order_id
         _check_required(row, _ITEM_REQUIRED, "OrderItem")
-        rows.append(row)
     return OrderItemsPage(
         rows=rows,
-        next_token=_clean_text(_findtext(envelope, f"{ns}NextToken")),
+        next_token=_clean_text(envelope[_NEXT_TOKEN]),
         amazon_order_id=order_id,
-        request_id=_request_id(top, ns),
+        request_id=_clean_text(envelope[_REQUEST_ID]),
     )
 
 
-def _without_default_namespace(body: bytes) -> bytes:
-    """The body minus the root's default namespace declaration: short tags cost less to read than `{ns}Tag`.
+@dataclass(frozen=True)
+class _Shape:
+    """How to read a response with a given root tag: its records (at root/Result/list/record) and its envelope."""
 
-    Only a speed-up, looked for in the first start tag alone: a body it misses parses as before, namespaced.
-    """
-    first = _START_TAG.search(body, 0, _NS_SCAN_BYTES)
-    if first is None:
-        return body
-    tag_end = body.find(b">", first.start())
-    start = body.find(b' xmlns="', first.start(), tag_end)
-    end = body.find(b'"', start + 8, tag_end) if start >= 0 else -1
-    return body if end < 0 else body[:start] + body[end + 1 :]
+    name: str  # the root element's local name
+    path: tuple[str, ...]  # local names of the steps to the records' parent, for messages
+    records: RecordLayout
+    envelope: RecordLayout
 
-
-def _read_record(record, layout: dict, width: int) -> Row:
-    """Copy the text of every known element of one record into a row; unknown elements are ignored."""
-    row: Row = [None] * width
-    _fill(record, layout, row)
-    return row
+    def require(self, found: int, needed: int) -> None:
+        """Refuse a body in which fewer than `needed` steps of the path to its records were `found`."""
+        if found < needed:
+            parent = self.path[found - 1] if found else self.name
+            raise MwsResponseFormatError(f"<{parent}> has no <{self.path[found]}> element (truncated body?)")
 
 
-def _fill(element, layout: dict, row: Row) -> None:
-    for child in element:
-        target = layout.get(child.tag)
-        if target is None:
-            continue
-        if target.__class__ is int:
-            row[target] = child.text
-        elif target.__class__ is dict:
-            for grandchild in child:  # one level inline: money and address groups are common, calls are not free
-                inner = target.get(grandchild.tag)
-                if inner.__class__ is int:
-                    row[inner] = grandchild.text
-                elif inner is not None:
-                    _fill(grandchild, inner, row)
-        else:
-            row[target[1]] = [grandchild.text for grandchild in child]
+@lru_cache(maxsize=32)
+def _orders_shape(root_tag: str, *, with_email: bool) -> _Shape:
+    """The shape of a ListOrders-family or GetOrder response; the email read where its salted hash goes if asked."""
+    ns, name = _split_tag(root_tag)
+    if name not in _ORDER_RESPONSES:
+        raise MwsResponseFormatError(f"expected a ListOrders or GetOrder response, got <{name}>")
+    layout = _layout(ORDER_COLUMNS, ns)
+    if with_email:
+        layout[f"{ns}BuyerEmail"] = ORDER_EMAIL_HASH_INDEX
+    return _shape(ns, name, ("Orders", "Order"), layout, len(ORDER_COLUMNS))
 
 
-@lru_cache(maxsize=8)
-def _order_layout(ns: str) -> dict:
-    return _layout(ORDER_COLUMNS, ns)
+@lru_cache(maxsize=32)
+def _items_shape(root_tag: str) -> _Shape:
+    """The shape of a ListOrderItems-family response."""
+    ns, name = _split_tag(root_tag)
+    if name not in _ITEM_RESPONSES:
+        raise MwsResponseFormatError(f"expected a ListOrderItems response, got <{name}>")
+    return _shape(ns, name, ("OrderItems", "OrderItem"), _layout(ORDER_ITEM_COLUMNS, ns), len(ORDER_ITEM_COLUMNS))
 
 
-@lru_cache(maxsize=8)
-def _item_layout(ns: str) -> dict:
-    return _layout(ORDER_ITEM_COLUMNS, ns)
+def _shape(ns: str, name: str, records: tuple[str, str], layout: dict, width: int) -> _Shape:
+    result_name = name.replace("Response", "Result")
+    list_name, record_name = records
+    path = (result_name, list_name)
+    envelope_fields = {f"{ns}{tag}": index for index, tag in enumerate(_ENVELOPE_TAGS)}
+    envelope = {f"{ns}{result_name}": envelope_fields, f"{ns}ResponseMetadata": {f"{ns}RequestId": _REQUEST_ID}}
+    return _Shape(
+        name=name,
+        path=path,
+        records=RecordLayout(layout, width, path=tuple(f"{ns}{tag}" for tag in path), record_tag=f"{ns}{record_name}"),
+        envelope=RecordLayout(envelope, len(_ENVELOPE_TAGS) + 1),
+    )
 
 
 def _layout(columns: list[Column], ns: str) -> dict:
@@ -246,7 +228,7 @@ def _layout(columns: list[Column], ns: str) -> dict:
             continue
         if column.kind.name == "STRING_LIST":
             parent, _member = column.path
-            layout[f"{ns}{parent}"] = (_LIST, index)
+            layout[f"{ns}{parent}"] = (LIST, index)
             continue
         node = layout
         for tag in column.path[:-1]:
@@ -261,35 +243,12 @@ def _check_required(row: Row, required: list[tuple[int, Column]], record: str) -
             raise MwsResponseFormatError(f"an <{record}> has no {'/'.join(column.path)}, which MWS always sends")
 
 
-def _children(element) -> dict:
-    """The child elements of an envelope element by tag (a handful: one pass beats repeated find())."""
-    return {child.tag: child for child in element}
-
-
-def _required(children: dict, ns: str, name: str, parent: str):
-    child = children.get(f"{ns}{name}")
-    if child is None:
-        raise MwsResponseFormatError(f"<{parent}> has no <{name}> element (truncated body?)")
-    return child
-
-
-def _findtext(children: dict, tag: str) -> str | None:
-    """Like Element.findtext on the parent: '' for an empty element, None for a missing one."""
-    child = children.get(tag)
-    return None if child is None else child.text or ""
-
-
 def _split_tag(tag: str) -> tuple[str, str]:
     """('{namespace}', 'LocalName') of a tag, the namespace part kept in Clark notation for lookups."""
     if tag.startswith("{"):
         end = tag.index("}") + 1
         return tag[:end], tag[end:]
     return "", tag
-
-
-def _request_id(top: dict, ns: str) -> str | None:
-    metadata = top.get(f"{ns}ResponseMetadata")
-    return _clean_text(_findtext(_children(metadata), f"{ns}RequestId")) if metadata is not None else None
 
 
 def _clean_text(text: str | None) -> str | None:
