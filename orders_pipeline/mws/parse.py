@@ -131,12 +131,12 @@ class OrderItemsPage:
 def parse_orders_page(body: bytes, *, buyer_email_salt: str | None = None) -> OrdersPage:
     """Read the orders and the paging envelope of a ListOrders-family or GetOrder body."""
     root = parse_xml(body)
-    shape = _orders_shape(root.tag, with_email=buyer_email_salt is not None)
+    shape = _orders_shape(root.tag, with_email=bool(buyer_email_salt))
     rows, depth = shape.records.read_records(root)
     shape.require(depth, 2)
     for row in rows:
         _check_required(row, _ORDER_REQUIRED, "Order")
-        if buyer_email_salt is not None:
+        if buyer_email_salt:
             row[ORDER_EMAIL_HASH_INDEX] = _hash_email(row[ORDER_EMAIL_HASH_INDEX], buyer_email_salt)
     envelope = shape.envelope.read_one(root)
     return OrdersPage(
