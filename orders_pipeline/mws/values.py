@@ -76,12 +76,18 @@ def convert_columns(
         group = [columns[position] for position in positions]
         converted.update(zip(positions, _convert_kind(kind, group, [values[p] for p in positions], length, quarantine)))
     arrays = [converted[position] for position in range(len(columns))]
-    flagged = [quarantine.get(row) for row in range(length)] if quarantine else [None] * length
-    flags = [
+    return arrays, _quality_flags(quarantine, length), sum(len(entry) for entry in quarantine.values())
+
+
+def _quality_flags(quarantine: dict[int, list[str]], length: int) -> list[pa.Array]:
+    """`is_quarantined` and `quarantined_fields` for every row; without a Python object per row on a clean batch."""
+    if not quarantine:
+        return [pa.repeat(pa.scalar(False), length), pa.nulls(length, pa.string())]
+    flagged = [quarantine.get(row) for row in range(length)]
+    return [
         pa.array([entry is not None for entry in flagged], pa.bool_()),
         pa.array(["; ".join(entry) if entry else None for entry in flagged], pa.string()),
     ]
-    return arrays, flags, sum(len(entry) for entry in quarantine.values())
 
 
 @lru_cache(maxsize=8)
@@ -99,7 +105,7 @@ def _convert_kind(
     if length == 0:
         return [pa.array([], kind.value) for _ in columns]
     if kind is Kind.STRING_LIST:
-        return [pa.array([_clean_list(value) for value in column], kind.value) for column in values]
+        return [pa.array([value and _clean_list(value) for value in column], kind.value) for column in values]
     text = _blank_to_null(pc.utf8_trim_whitespace(pa.array(list(chain.from_iterable(values)), pa.string())))
     texts = [text.slice(index * length, length) for index in range(len(columns))]
     if kind is Kind.STRING:
@@ -133,7 +139,5 @@ def _blank_to_null(text: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
 
 
-def _clean_list(value: list[str | None] | None) -> list[str] | None:
-    if value is None:
-        return None
+def _clean_list(value: list[str | None]) -> list[str]:
     return [member.strip() for member in value if member and member.strip()]
