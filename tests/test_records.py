@@ -1,6 +1,5 @@
 """The compiled record walk gives the Python walk's rows, on simulator bodies and on awkward XML."""
 
-from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
@@ -12,10 +11,9 @@ from orders_pipeline.mws.records import LIST, RecordLayout
 from orders_pipeline.mws.xml import parse_xml
 from orders_pipeline.simulator import MwsSimulator, SimulatorConfig
 from orders_pipeline.simulator.config import Faults
-from tests.test_client import DEMO_MARKETPLACE_IDS, SIM_CREDS
+from tests.test_client import DAY, DEMO_MARKETPLACE_IDS, NEXT_DAY, SIM_CREDS
 
 NS = "https://mws.amazonservices.com/Orders/2013-09-01"
-DAY = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=3)
 
 
 class RecordingSession(requests.Session):
@@ -49,7 +47,7 @@ def test_both_walks_read_the_same_rows_from_a_messy_simulated_day():
     config = SimulatorConfig(orders_per_day=400, throttling=False, faults=Faults(messy_values=True))
     with MwsSimulator(config) as sim:
         client = MwsOrdersClient(sim.url, SIM_CREDS, DEMO_MARKETPLACE_IDS, session=session)
-        order_ids = [row[ORDER_ID_INDEX] for page in client.list_orders(DAY, DAY + timedelta(days=1)) for row in page.rows]
+        order_ids = [row[ORDER_ID_INDEX] for page in client.list_orders(DAY, NEXT_DAY) for row in page.rows]
         for order_id in order_ids:
             list(client.list_order_items(order_id))
     order_bodies = [body for body in session.bodies if b"<ListOrders" in body[:200]]

@@ -133,7 +133,7 @@ def parse_orders_page(body: bytes, *, buyer_email_salt: str | None = None) -> Or
     root = parse_xml(body)
     shape = _orders_shape(root.tag, with_email=bool(buyer_email_salt))
     rows, depth = shape.records.read_records(root)
-    shape.require(depth, 2)
+    shape.require(depth)
     for row in rows:
         _check_required(row, _ORDER_REQUIRED, "Order")
         if buyer_email_salt:
@@ -152,12 +152,12 @@ def parse_order_items_page(body: bytes) -> OrderItemsPage:
     root = parse_xml(body)
     shape = _items_shape(root.tag)
     rows, depth = shape.records.read_records(root)
-    shape.require(depth, 1)
+    shape.require(depth, needed=1)  # the Result element, before its AmazonOrderId is looked for
     envelope = shape.envelope.read_one(root)
     order_id = _clean_text(envelope[_ORDER_ID])
     if not order_id:
         raise MwsResponseFormatError(f"<{shape.name}> has no AmazonOrderId")
-    shape.require(depth, 2)
+    shape.require(depth)
     for row in rows:
         row[ITEM_ORDER_ID_INDEX] = order_id
         _check_required(row, _ITEM_REQUIRED, "OrderItem")
@@ -178,9 +178,9 @@ class _Shape:
     records: RecordLayout
     envelope: RecordLayout
 
-    def require(self, found: int, needed: int) -> None:
-        """Refuse a body in which fewer than `needed` steps of the path to its records were `found`."""
-        if found < needed:
+    def require(self, found: int, needed: int | None = None) -> None:
+        """Refuse a body in which fewer than `needed` (default: all) steps of the path to its records were `found`."""
+        if found < (len(self.path) if needed is None else needed):
             parent = self.path[found - 1] if found else self.name
             raise MwsResponseFormatError(f"<{parent}> has no <{self.path[found]}> element (truncated body?)")
 

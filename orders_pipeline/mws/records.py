@@ -1,8 +1,8 @@
 """Rows of element text from the record elements (Order, OrderItem) of a parsed MWS body.
 
-`RecordLayout.read` walks libxml2's tree in C (`_records.c`) when that extension is built for the running lxml,
-and in Python otherwise; both give the same rows (tests/test_records.py). The C walk creates no lxml proxy per
-element, which is most of what reading a page costs in Python.
+`RecordLayout.read_records` and `read_one` walk libxml2's tree in C (`_records.c`) when that extension is built
+for the running lxml, and in Python otherwise; both give the same rows (tests/test_records.py). The C walk
+creates no lxml proxy per element, which is most of what reading a page costs in Python.
 """
 
 from __future__ import annotations
