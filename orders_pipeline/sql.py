@@ -7,7 +7,9 @@ Every `.sql` file under the folder is a model named after its file stem. Models 
 - `{{ ref('stg_orders') }}` reads another model and declares a dependency on it;
 - `{{ var('stuck_after_days', 7) }}` is a setting: an explicit override, else the environment variable
   `ORDERS_VAR_STUCK_AFTER_DAYS`, else the default;
-- `{{ config(materialized='view') }}` (as in dbt) makes the model a view; the default is 'table'.
+- `{{ config(materialized='view') }}` (as in dbt) makes the model a view; the default is 'table';
+  `{{ config(materialized='incremental', unique_key='amazon_order_id') }}` keeps the model's table between runs
+  and updates it by key (`publish=false` keeps it unpublished).
 
 A build runs the models in topological order in one in-memory DuckDB connection.
 
@@ -19,17 +21,26 @@ A build runs the models in topological order in one in-memory DuckDB connection.
   own projection pushdown tells which, see `columns_read`); a view read once, or not at all, stays a TEMP view,
   computed inside its one reader with pushdown. A run that needs it without selecting it computes it inline from
   its own SQL (a view over the raw Parquet); and the warehouse file holds it as a real view (see `warehouse.py`).
+- An **incremental** model keeps its table in `<data_dir>/_state/models.duckdb` (see `incremental.py`). A run
+  finds the unique_key values the changes since its last update touch: the values in raw partitions added,
+  rewritten or removed since (and in its own rows from those partitions), and in the rows its incremental
+  upstream models deleted or inserted in this run. It recomputes the model's SQL over only the input rows with
+  those values, then deletes and inserts them in one transaction. So the SQL must be local in its key: an output
+  row for a value depends only on input rows with that value. A first run, a changed SQL or setting, a missed
+  upstream update or `full_refresh` recomputes everything. When another build holds the state database, the run
+  computes the model like a table and does not keep it. Published, it is then written like a table.
 
 Errors name the file and, when DuckDB or jinja report one, the line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import graphlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,15 +50,17 @@ import jinja2
 import pyarrow as pa
 
 from orders_pipeline.mws.schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
-from orders_pipeline import storage
+from orders_pipeline import incremental, storage
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "dbt_like_sql"
 """The repository's model folder."""
 
 VAR_ENV_PREFIX = "ORDERS_VAR_"
 
-MATERIALIZATIONS = ("table", "view")
+MATERIALIZATIONS = ("table", "view", "incremental")
 """What `{{ config(materialized=...) }}` accepts; 'table' is the default."""
+
+CONFIG_KEYS = {"materialized", "unique_key", "publish"}
 
 PARTITION_COLUMN = pa.field("dt", pa.date32())
 """The hive partition column DuckDB adds to every raw row (`dt=YYYY-MM-DD`)."""
@@ -91,14 +104,26 @@ class Model:
     sources: tuple[tuple[str, str], ...]
     description: str
     materialized: str = "table"
+    unique_key: str | None = None
+    publish: bool = True
 
     @property
     def is_view(self) -> bool:
         """Whether the model is computed, not written (config materialized=view)."""
         return self.materialized == "view"
 
+    @property
+    def is_incremental(self) -> bool:
+        """Whether the model keeps its table between runs and updates it by unique_key."""
+        return self.materialized == "incremental"
+
+    @property
+    def is_published(self) -> bool:
+        """Whether the model is written to `<data_dir>/<layer>/<name>.parquet` (a view never is)."""
+        return not self.is_view and self.publish
+
     def output_path(self, data_dir: Path) -> Path:
-        """Where a table model is published (a view model has no file)."""
+        """Where a published model is written (a view model has no file)."""
         return Path(data_dir) / self.layer / f"{self.name}.parquet"
 
 
@@ -179,14 +204,8 @@ def _parse(path: Path, sql_dir: Path, env: jinja2.Environment) -> Model:
     config: dict[str, Any] = {}
 
     def capture_config(**settings: Any) -> str:
-        unknown = set(settings) - {"materialized"}
         line = _line_of(text, r"config\(")
-        if unknown:
-            raise SqlProjectError(f"{label}:{line}: config() accepts only materialized= (got {', '.join(sorted(unknown))})")
-        if settings.get("materialized", "table") not in MATERIALIZATIONS:
-            raise SqlProjectError(
-                f"{label}:{line}: materialized={settings['materialized']!r} is not one of {', '.join(MATERIALIZATIONS)}"
-            )
+        _check_config(settings, f"{label}:{line}")
         config.update(settings)
         return ""
 
@@ -206,7 +225,28 @@ def _parse(path: Path, sql_dir: Path, env: jinja2.Environment) -> Model:
         sources=tuple(dict.fromkeys(sources)),
         description=_header_comment(text),
         materialized=config.get("materialized", "table"),
+        unique_key=config.get("unique_key"),
+        publish=config.get("publish", True),
     )
+
+
+def _check_config(settings: dict[str, Any], where: str) -> None:
+    """Refuse a config() call the loader would misread, naming the file and line."""
+    unknown = set(settings) - CONFIG_KEYS
+    if unknown:
+        raise SqlProjectError(
+            f"{where}: config() accepts only {', '.join(sorted(CONFIG_KEYS))} (got {', '.join(sorted(unknown))})"
+        )
+    materialized = settings.get("materialized", "table")
+    if materialized not in MATERIALIZATIONS:
+        raise SqlProjectError(f"{where}: materialized={materialized!r} is not one of {', '.join(MATERIALIZATIONS)}")
+    key = settings.get("unique_key")
+    if materialized == "incremental" and not (isinstance(key, str) and key.isidentifier()):
+        raise SqlProjectError(f"{where}: materialized='incremental' needs unique_key='<column>' (got {key!r})")
+    if materialized != "incremental" and key is not None:
+        raise SqlProjectError(f"{where}: unique_key applies to materialized='incremental' only")
+    if not isinstance(settings.get("publish", True), bool):
+        raise SqlProjectError(f"{where}: publish must be true or false (got {settings['publish']!r})")
 
 
 def load_project(sql_dir: Path | str = SQL_DIR) -> Project:
@@ -282,6 +322,7 @@ class ModelResult:
     preview: Any  # pandas.DataFrame of the first rows; None for a view that stayed a view (not computed)
     sql: str  # the rendered model, as run
     materialized: str = "table"
+    refresh: str = ""  # for an incremental model: how its table was brought up to date, and why
 
 
 def sql_literal(text: str) -> str:
@@ -406,9 +447,13 @@ class Build:
     data_dir: Path
     vars: Mapping[str, Any] = field(default_factory=dict)
     threads: int | None = None
+    full_refresh: bool = False  # recompute incremental models from scratch
     con: duckdb.DuckDBPyConnection = field(init=False)
     _in_memory: set[str] = field(init=False, default_factory=set)  # models computed by this session (tables)
     _attached: set[str] = field(init=False, default_factory=set)  # unselected models: Parquet views, inline views
+    _state: incremental.StateStore | None = field(init=False, default=None)
+    _state_unavailable: str | None = field(init=False, default=None)  # why incremental models cannot persist
+    _deltas: dict[str, tuple[str, str] | None] = field(init=False, default_factory=dict)  # this run's updates
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -439,11 +484,14 @@ class Build:
         return f'"{name}"'
 
     def relation(self, name: str) -> str:
-        """A model's relation: its table from this run; else, for a table model, a view over its Parquet file, and
-        for a view model, a view of its own SQL (computed inline, from the raw Parquet and its own upstream)."""
+        """A model's relation: its table from this run; else an incremental model's kept table, a published model's
+        Parquet file, or a view of the model's own SQL (computed inline, from the raw Parquet and its upstream)."""
         if name not in self._in_memory and name not in self._attached:
             model = self.project.models[name]
-            if model.is_view:
+            if model.is_incremental and self._kept_table_is_current(name):
+                self._drop(name)
+                self.con.execute(f'create temp view "{name}" as select * from {incremental.STATE_CATALOG}."{name}"')
+            elif not model.is_published:
                 sql = self.render(name)
                 self._drop(name)
                 self.execute(self.project.relpath(model), f'create temp view "{name}" as {sql}\n')
@@ -462,7 +510,7 @@ class Build:
     def _drop(self, name: str) -> None:
         """Remove whatever this session holds under the name (a table, or a view from `relation`)."""
         kinds = self.con.execute(
-            "select 'table' from duckdb_tables() where table_name = $1"
+            f"select 'table' from duckdb_tables() where table_name = $1 and database_name <> '{incremental.STATE_CATALOG}'"
             " union all select 'view' from duckdb_views() where view_name = $1 and not internal",
             [name],
         ).fetchall()
@@ -489,22 +537,29 @@ class Build:
     def build_model(self, name: str, columns: list[str] | None = None, inline: bool = False) -> ModelResult:
         """Compute the model into a session table (same line numbers as the file); publish a table model as Parquet
         atomically. A view model becomes a TEMP table of this session (of `columns` only, when given) read by the
-        models downstream of it, or with `inline` a TEMP view that its one reader computes."""
+        models downstream of it, or with `inline` a TEMP view that its one reader computes. An incremental model
+        updates its kept table (see `_update_incremental`) or, when it cannot be kept, is computed like a table."""
         model = self.project.models[name]
         label = self.project.relpath(model)
         sql = self.render(name)
         self._drop(name)  # a view over the old Parquet or an inline view, from a query before the run
+        refresh = ""
         # The prefix stays on the file's first line, so DuckDB's LINE n is the file's line n.
-        if inline:
+        if model.is_incremental and self.state() is not None:
+            refresh = self._update_incremental(model, sql)
+            self.con.execute(f'create temp view "{name}" as select * from {incremental.STATE_CATALOG}."{name}"')
+        elif inline:
             self.execute(label, f'create temp view "{name}" as {sql}\n')
         elif columns is not None:
             selected = ", ".join(f'"{column}"' for column in columns)
             self.execute(label, f'create temp table "{name}" as select {selected} from ({sql}\n)')
         else:
             self.execute(label, f'create {"temp " if model.is_view else ""}table "{name}" as {sql}\n')
+            if model.is_incremental:
+                refresh = f"full, not kept: {self._state_unavailable}"
         self._in_memory.add(name)
         out = None
-        if not model.is_view:
+        if model.is_published:
             out = model.output_path(self.data_dir)
             out.parent.mkdir(parents=True, exist_ok=True)
             tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -516,7 +571,165 @@ class Build:
         ((row_count,),) = self.con.execute(f'select count(*) from "{name}"').fetchall()
         preview = None if inline else self.con.execute(f'select * from "{name}" limit 10').df()
         return ModelResult(name=name, path=out, row_count=row_count, preview=preview, sql=sql,
-                           materialized=model.materialized)
+                           materialized=model.materialized, refresh=refresh)
+
+    # ----- incremental models
+
+    def state(self) -> incremental.StateStore | None:
+        """The attached state database, attaching it on first use; None when another build holds it."""
+        if self._state is None and self._state_unavailable is None:
+            path = incremental.state_path(self.data_dir)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.con.execute(f"attach {sql_literal(str(path))} as {incremental.STATE_CATALOG}")
+            except duckdb.IOException as error:  # the file lock of a concurrent build
+                self._state_unavailable = f"{path} is in use ({str(error).splitlines()[0]})"
+                return None
+            self._state = incremental.StateStore(self.con)
+        return self._state
+
+    def _source_fingerprints(self, model: Model) -> dict[str, incremental.Fingerprint]:
+        """The partitions of every raw table the model reads, as they are now."""
+        return {SOURCES[src].table: incremental.fingerprint(self.data_dir / SOURCES[src].table) for src in model.sources}
+
+    def _kept_table_is_current(self, name: str) -> bool:
+        """Whether the model's kept table reflects the raw partitions now and the kept tables it was computed from."""
+        state = self.state()
+        before = state.load(name) if state is not None else None
+        if before is None:
+            return False
+        model = self.project.models[name]
+        if before.sources != self._source_fingerprints(model):
+            return False
+        return all(
+            before.upstream.get(ref) == state.version(ref) and self._kept_table_is_current(ref)
+            for ref in model.refs if self.project.models[ref].is_incremental
+        )
+
+    def _update_incremental(self, model: Model, sql: str) -> str:
+        """Bring the model's kept table up to date and say how: recompute only the unique_key values the changes
+        since its last update touch (delete and insert them), else everything. Records this run's delta (the rows
+        deleted and inserted) for incremental models downstream."""
+        state = self._state
+        assert state is not None
+        now = self._source_fingerprints(model)
+        before = None if self.full_refresh else state.load(model.name)
+        digest = incremental.sql_hash(f"{model.unique_key}\n{sql}")
+        upstream = {ref: state.version(ref) for ref in model.refs if self.project.models[ref].is_incremental}
+        reason = self._full_refresh_reason(model, before, digest, upstream)
+        keys = None
+        if reason is None:
+            assert before is not None
+            keys, reason = self._affected_keys(model, before, now)
+        version = (before.version if before else 0) + 1
+        new_state = incremental.ModelState(digest, now, {ref: v for ref, v in upstream.items() if v is not None}, version)
+        target = f'{incremental.STATE_CATALOG}."{model.name}"'
+        label = self.project.relpath(model)
+        if keys is None:
+            with self._transaction():
+                self.execute(label, f"create or replace table {target} as {sql}\n")
+                state.save(model.name, new_state)
+            self._deltas[model.name] = None
+            return f"full: {reason}"
+        key = f'"{model.unique_key}"'
+        ((count,),) = self.con.execute(f'select count(*) from "{keys}"').fetchall()
+        old, new = f"__deleted_{model.name}", f"__inserted_{model.name}"
+        self.con.execute(f'create or replace temp table "{old}" as select * from {target} semi join "{keys}" '
+                         f'on {target}.{key} is not distinct from "{keys}".{key}')
+        scoped_sql = self._render_scoped(model, keys) if count else f"select * from {target} limit 0"
+        self.execute(label, f'create or replace temp table "{new}" as {scoped_sql}\n')
+        with self._transaction():
+            self.con.execute(f'delete from {target} using "{keys}" where {target}.{key} is not distinct from "{keys}".{key}')
+            self.execute(label, f'insert into {target} by name select * from "{new}"')
+            state.save(model.name, new_state)
+        self._deltas[model.name] = (old, new)
+        return f"incremental: {count} {model.unique_key} value(s) recomputed"
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Commit the block's changes to the state database together, or none of them."""
+        self.con.execute("begin")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("rollback")
+            raise
+        self.con.execute("commit")
+
+    def _full_refresh_reason(
+        self, model: Model, before: incremental.ModelState | None, digest: str, upstream: dict[str, int | None]
+    ) -> str | None:
+        """Why the model must be recomputed from scratch, or None when an update by key is enough."""
+        if self.full_refresh:
+            return "full refresh requested"
+        if before is None:
+            return "no kept table yet"
+        if before.sql_hash != digest:
+            return "its SQL or settings changed"
+        for ref in model.refs:
+            if not self.project.models[ref].is_incremental:
+                return f"it reads {ref}, which is not incremental"
+            seen = upstream[ref] - 1 if ref in self._deltas else upstream[ref]
+            if ref in self._deltas and self._deltas[ref] is None:
+                return f"{ref} was recomputed from scratch"
+            if before.upstream.get(ref) != seen:
+                return f"it missed an update of {ref}"
+        return None
+
+    def _affected_keys(
+        self, model: Model, before: incremental.ModelState, now: dict[str, incremental.Fingerprint]
+    ) -> tuple[str | None, str | None]:
+        """A TEMP table of the unique_key values to recompute (its name), else (None, why they cannot be told): the
+        values in the changed raw partitions, in this model's rows from those partitions, and in the rows upstream
+        incremental models deleted or inserted in this run."""
+        key = f'"{model.unique_key}"'
+        target = f'{incremental.STATE_CATALOG}."{model.name}"'
+        columns = {row[0] for row in self.con.execute(f"describe {target}").fetchall()}
+        parts: list[str] = []
+        for src in model.sources:
+            table = SOURCES[src].table
+            changed = incremental.changed_partitions(before.sources.get(table, {}), now[table])
+            if not changed:
+                continue
+            if model.unique_key not in SOURCES[src].schema.names or PARTITION_COLUMN.name not in columns:
+                return None, f"raw {table} changed and cannot be scoped by {model.unique_key}"
+            files = [str(self.data_dir / table / f"{incremental.PARTITION_PREFIX}{dt}" / name)
+                     for dt in changed for name, _, _ in now[table].get(dt, [])]
+            if files:
+                parts.append(f"select {key} from read_parquet([{', '.join(map(sql_literal, files))}])")
+            dts = ", ".join(f"date {sql_literal(dt)}" for dt in changed)
+            parts.append(f"select {key} from {target} where dt in ({dts})")
+        for ref in model.refs:
+            delta = self._deltas.get(ref)
+            if delta is None:
+                continue
+            ref_columns = {row[0] for row in self.con.execute(f'describe "{delta[0]}"').fetchall()}
+            if model.unique_key not in ref_columns:
+                return None, f"{ref} changed and has no {model.unique_key} column"
+            parts.extend(f'select {key} from "{table}"' for table in delta)
+        name = f"__keys_{model.name}"
+        body = " union ".join(parts) if parts else f"select {key} from {target} limit 0"
+        self.con.execute(f'create or replace temp table "{name}" as select distinct {key} from ({body})')
+        return name, None
+
+    def _render_scoped(self, model: Model, keys: str) -> str:
+        """The model's SQL over only the input rows whose unique_key is in `keys` (each input must have it)."""
+        key = f'"{model.unique_key}"'
+        label = self.project.relpath(model)
+
+        def scoped(relation: str, input_name: str) -> str:
+            view = f"__scoped_{model.name}__{input_name}"
+            self.execute(label, f'create or replace temp view "{view}" as select scoped.* from {relation} as scoped '
+                                f'semi join "{keys}" on scoped.{key} is not distinct from "{keys}".{key}')
+            return f'"{view}"'
+
+        return render_template(
+            model.template,
+            label,
+            lambda name: scoped(self.relation(name), name),
+            lambda source_name, table: scoped(self.source_relation(source_name, table), table),
+            self.vars,
+        )
 
     def _refs_of(self, template: str, label: str) -> set[str]:
         """The models a SQL template refs."""

@@ -1,7 +1,8 @@
 """Rebuild `<data_dir>/warehouse.duckdb`: views over the raw Parquet and the models (no Dagster here).
 
-A table model (a mart) is a view over its Parquet file; a view model (staging) is a real view whose SQL is the
-rendered model, over the raw views, so `from stg_orders` computes the current orders from the raw Parquet when
+A published model (a mart) is a view over its Parquet file; a model that is not published (staging: views and
+incremental models kept only in the build's state database) is a real view whose SQL is the rendered model, over the
+raw views, so `from stg_orders` computes the current orders from the raw Parquet when
 queried. The file only holds views with absolute paths, so it is tiny and cheap to rebuild. It is written to a temporary
 file and renamed over the old one, so a user holding the old file open in the DuckDB CLI never blocks the
 pipeline (they keep reading the old inode until they reconnect).
@@ -82,7 +83,7 @@ def build_warehouse(
                 names.append(source.table)
             for name in project.order:
                 model = project.models[name]
-                if model.is_view:
+                if not model.is_published:
                     if all(ref in names for ref in model.refs):
                         try:
                             con.execute(f'create view "{name}" as {view_sql(project, name, vars)}\n')

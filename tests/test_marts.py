@@ -157,7 +157,7 @@ def query(data_dir: Path, model: str, sql_text: str = "select * from m") -> list
     warehouse file's view of it, as a user would query it."""
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
-    if sql.load_project().models[model].is_view:
+    if not sql.load_project().models[model].is_published:
         path, _ = build_warehouse(data_dir, sql.load_project())
         con.execute(f"attach '{path}' as warehouse (read_only)")
         con.execute(f'create view m as select * from warehouse."{model}"')
@@ -190,7 +190,7 @@ def series(tmp_path_factory) -> Path:
 def test_stg_orders_keeps_the_latest_version_once(shop):
     rows = {r["amazon_order_id"]: r for r in query(shop, "stg_orders")}
     assert sorted(rows) == [f"O{i}" for i in range(1, 9)]
-    assert (rows["O1"]["order_status"], rows["O1"]["dt"], rows["O1"]["version_count"]) == ("Shipped", date(2024, 3, 3), 3)
+    assert (rows["O1"]["order_status"], rows["O1"]["dt"]) == ("Shipped", date(2024, 3, 3))
     assert rows["O4"]["order_status"] == "Canceled"
     assert rows["O2"]["sales_channel"] == "Amazon.com"  # trailing space trimmed
     assert rows["O1"]["purchase_day"] == date(2024, 3, 1)
@@ -393,12 +393,16 @@ def test_materialize_through_dagster(tmp_path, monkeypatch):
     meta = result.asset_materializations_for_node("analytics_models")
     counts = {m.asset_key.path[-1]: m.metadata["dagster/row_count"].value for m in meta if "dagster/row_count" in m.metadata}
     assert counts["sales_by_channel"] == 6 and counts["stuck_orders"] == 3
-    # staging models are views: materialized with their definition and row count, never written to Parquet
+    # staging is never written to Parquet: materialized with its definition and row count; the incremental
+    # models keep their tables in the state database and say how they were refreshed
     assert counts["stg_orders"] == 8 and counts["stg_order_items"] == 9 and counts["stg_order_status_history"] == 13
     by_key = {m.asset_key.path[-1]: m.metadata for m in meta}
-    assert by_key["stg_orders"]["materialized"].value == "view" and "definition" in by_key["stg_orders"]
-    assert by_key["sku_daily_sales"]["materialized"].value == "table" and "path" in by_key["sku_daily_sales"]
-    assert not (tmp_path / "staging").exists()
+    assert by_key["stg_order_status_history"]["materialized"].value == "view"
+    assert by_key["stg_orders"]["materialized"].value == "incremental" and "definition" in by_key["stg_orders"]
+    assert by_key["stg_orders"]["refresh"].value == "full: no kept table yet"
+    assert by_key["sku_daily_sales"]["materialized"].value == "incremental" and "path" in by_key["sku_daily_sales"]
+    assert by_key["sku_sales_trends"]["materialized"].value == "table" and "path" in by_key["sku_sales_trends"]
+    assert not (tmp_path / "staging").exists() and (tmp_path / "_state" / "models.duckdb").exists()
 
     evaluations = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
     failed = {key for key, e in evaluations.items() if not e.passed}

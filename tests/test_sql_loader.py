@@ -34,8 +34,11 @@ def test_the_repository_models_and_their_dependencies():
     assert models["sku_daily_sales"].refs == ("stg_order_items",)
     assert set(models["stuck_orders"].refs) == {"stg_orders", "stg_order_status_history", "stg_order_items"}
     assert models["sku_trend_anomalies"].refs == ("sku_sales_trends",)
-    assert {name for name, model in models.items() if model.is_view} == {
-        "stg_orders", "stg_order_items", "stg_order_status_history"}  # staging: views; marts: tables
+    assert {name for name, model in models.items() if not model.is_published} == {
+        "stg_orders", "stg_order_items", "stg_order_status_history"}  # staging is never written; marts are
+    assert {name: model.unique_key for name, model in models.items() if model.is_incremental} == {
+        "stg_orders": "amazon_order_id", "stg_order_items": "amazon_order_id",
+        "sku_daily_sales": "purchase_day", "sales_by_channel": "purchase_day"}
     position = {name: i for i, name in enumerate(project.order)}
     for name, model in models.items():
         assert all(position[upstream] < position[name] for upstream in model.refs), name
@@ -231,8 +234,12 @@ def test_staging_views_agree_between_session_and_warehouse(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("{{ config(materialized='incremental') }}\nselect 1\n", r"staging/a\.sql:1: materialized='incremental' is not"),
-    ("select 1\n{{ config(schema='x') }}\n", r"staging/a\.sql:2: config\(\) accepts only materialized="),
+    ("{{ config(materialized='snapshot') }}\nselect 1\n", r"staging/a\.sql:1: materialized='snapshot' is not"),
+    ("{{ config(materialized='incremental') }}\nselect 1\n", r"staging/a\.sql:1: .* needs unique_key='<column>'"),
+    ("select 1 as x\n{{ config(unique_key='x') }}\n", r"staging/a\.sql:2: unique_key applies to materialized='incremental'"),
+    ("{{ config(materialized='incremental', unique_key='x', publish='no') }}\nselect 1 as x\n",
+     r"staging/a\.sql:1: publish must be true or false"),
+    ("select 1\n{{ config(schema='x') }}\n", r"staging/a\.sql:2: config\(\) accepts only materialized, publish, unique_key"),
 ])
 def test_bad_config_names_file_and_line(tmp_path, text, message):
     with pytest.raises(sql.SqlProjectError, match=message):

@@ -4,6 +4,9 @@
 -- status except Canceled is a sale; Pending lines count in units_ordered and unpriced_units but not in
 -- revenue. orders counts distinct orders with at least one line. Currencies are never added: a day with USD
 -- and CAD sales has one row per currency. revenue per (purchase_day, currency) equals sku_daily_sales'.
+-- INCREMENTAL: a purchase day's rows depend on that day's orders only, so a run recomputes just the days of the
+-- orders that changed and keeps the rest.
+{{ config(materialized='incremental', unique_key='purchase_day') }}
 with
 
 order_items as (

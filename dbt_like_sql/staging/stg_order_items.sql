@@ -4,10 +4,13 @@
 -- ones in the same dt partition as the current order row of stg_orders. Older versions' items are dropped,
 -- so an order seen in several partitions is counted once. item_price_amount is the line total
 -- (unit price x quantity) and is null while an order is Pending (is_unpriced). currency_code is the item
--- price currency, else the order total currency, else the currency the marketplace's priced lines use, so
--- an unpriced Pending line still belongs to one currency. Quantities are integers, money decimal.
--- order_status, purchase_day, marketplace_id, sales_channel and fulfillment_channel are the current order's.
-{{ config(materialized='view') }}
+-- price currency, else the order total currency, else the currency Amazon prices that marketplace in, so an
+-- unpriced Pending line still belongs to one currency (null for a marketplace not listed below).
+-- Quantities are integers, money decimal. order_status, purchase_day, marketplace_id, sales_channel and
+-- fulfillment_channel are the current order's.
+-- INCREMENTAL: an order's items depend on that order only, so a run recomputes just the orders whose
+-- current version or items changed and keeps the rest.
+{{ config(materialized='incremental', unique_key='amazon_order_id', publish=false) }}
 with
 
 source as (
@@ -41,11 +44,15 @@ current_items as (
 
 marketplace_currencies as (
 
-    -- the currency each marketplace prices in, learned from its priced lines
-    select marketplace_id, mode(item_price_currency_code) as marketplace_currency_code
-    from current_items
-    where item_price_currency_code is not null
-    group by marketplace_id
+    -- the currency of each Amazon marketplace (MWS marketplace ids)
+    select *
+    from (values
+        ('ATVPDKIKX0DER', 'USD'), ('A2EUQ1WTGCTBG2', 'CAD'), ('A1AM78C64UM0Y8', 'MXN'), ('A2Q3Y263D00KWC', 'BRL'),
+        ('A1F83G8C2ARO7P', 'GBP'), ('A1PA6795UKMFR9', 'EUR'), ('A13V1IB3VIYZZH', 'EUR'), ('APJ6JRA9NG5V4', 'EUR'),
+        ('A1RKKUPIHCS9HS', 'EUR'), ('A1805IZSGTT6HS', 'EUR'), ('A2NODRKZP88ZB9', 'SEK'), ('A1C3SOZRARQ6R3', 'PLN'),
+        ('A33AVAJ2PDY3EV', 'TRY'), ('A2VIGQ35RCS4UG', 'AED'), ('A17E79C6D8DWNP', 'SAR'), ('A21TJRUUN4KGV', 'INR'),
+        ('A1VC38T7YXB528', 'JPY'), ('A39IBJ37TRP1C6', 'AUD'), ('A19VAU5U5O7RUS', 'SGD'), ('AAHKV2X7AFYLW', 'CNY')
+    ) as marketplaces (marketplace_id, marketplace_currency_code)
 
 ),
 
@@ -91,7 +98,7 @@ final as (
 
     from current_items
     left join marketplace_currencies
-        on current_items.marketplace_id is not distinct from marketplace_currencies.marketplace_id
+        on current_items.marketplace_id = marketplace_currencies.marketplace_id
 
 )
 

@@ -3,10 +3,12 @@
 -- RULES: raw orders are a change feed (one row per observed version, partitioned by the UTC day of
 -- last_update_date). The current version is the row with the greatest last_update_date over all partitions;
 -- a tie goes to the latest dt partition (within a partition an order appears once): the version
--- stg_order_status_history marks is_current. version_count is the number of versions (its version_number).
--- Text is trimmed (Amazon sends values like 'Standard '), purchase_day is the UTC date of purchase_date and dt
--- is the partition the current version came from.
-{{ config(materialized='view') }}
+-- stg_order_status_history marks is_current (its version_number counts the versions). Text is trimmed (Amazon
+-- sends values like 'Standard '), purchase_day is the UTC date of purchase_date and dt is the partition the
+-- current version came from.
+-- INCREMENTAL: an order's row depends on that order's versions only, so a run recomputes just the orders in
+-- changed partitions (and those whose current version came from one) and keeps the rest.
+{{ config(materialized='incremental', unique_key='amazon_order_id', publish=false) }}
 with
 
 source as (
@@ -30,7 +32,7 @@ source as (
 latest_versions as (
 
     -- an aggregate, not a window over the versions
-    select amazon_order_id, max(version_key) as version_key, count(*) as version_count
+    select amazon_order_id, max(version_key) as version_key
     from source
     group by amazon_order_id
 
@@ -38,7 +40,7 @@ latest_versions as (
 
 current_versions as (
 
-    select source.*, latest_versions.version_count
+    select source.*
     from source
     inner join latest_versions
         on source.amazon_order_id = latest_versions.amazon_order_id
@@ -91,8 +93,7 @@ final as (
         latest_delivery_date,
 
         ----------  lineage
-        dt,
-        version_count
+        dt
 
     from current_versions
 

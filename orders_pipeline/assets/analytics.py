@@ -1,10 +1,12 @@
 """The `dbt_like_sql/` models as Dagster assets (group `analytics`), their checks and their automation.
 
 One multi-asset holds every model plus the `warehouse` file: one process and one DuckDB connection build the
-selected models in dependency order. Table models (marts) are published as Parquet; view models (staging,
-`{{ config(materialized='view') }}`) are computed once per run for the models downstream and never written:
-their materialization records the rendered definition and the row count, and the warehouse holds them as
-views. A subset run reads unselected table models from their Parquet and computes unselected view models inline.
+selected models in dependency order. Marts are published as Parquet; staging is never written as Parquet: a view
+model is computed once per run for the models downstream, and an incremental model (stg_orders, stg_order_items,
+and the marts sku_daily_sales and sales_by_channel) is updated by key in the build's state database, so a run
+recomputes only the orders and purchase days that changed. The materialization of an unpublished model records
+its rendered definition and row count, and the warehouse holds it as a view; an incremental model's says how it
+was refreshed (`refresh`). A subset run reads unselected models from their kept table or Parquet, else inline.
 The raw assets `orders` and `order_items` are upstream; when their partitions land, the automation sensor
 refreshes the models.
 """
@@ -38,6 +40,9 @@ class AnalyticsConfig(dg.Config):
     vars: dict[str, str] = Field(
         default_factory=dict,
         description="Overrides of the models' var() settings, e.g. {'stuck_after_days': '10'} (else $ORDERS_VAR_<NAME>)",
+    )
+    full_refresh: bool = Field(
+        default=False, description="Recompute the incremental models from scratch instead of updating them"
     )
 
 
@@ -206,7 +211,7 @@ def _spec(model: sql.Model) -> dg.AssetSpec:
         deps=_deps(model),
         description=model.description,
         group_name=GROUP,
-        kinds={"duckdb", "sql"} if model.is_view else {"duckdb", "sql", "parquet"},
+        kinds={"duckdb", "sql", "parquet"} if model.is_published else {"duckdb", "sql"},
         tags={"layer": model.layer, "materialized": model.materialized},
         code_version=hashlib.sha256(model.template.encode()).hexdigest()[:12],
         metadata={"sql_file": PROJECT.relpath(model), "materialized": model.materialized},
@@ -239,7 +244,7 @@ def analytics_models(context: dg.AssetExecutionContext, config: AnalyticsConfig)
     selected = {key.path[-1] for key in context.selected_asset_keys}
     models = [name for name in PROJECT.order if name in selected]
     selected_checks = [check for check in CHECKS if check.key in context.selected_asset_check_keys]
-    with sql.Build(PROJECT, data_dir, config.vars) as build:
+    with sql.Build(PROJECT, data_dir, config.vars, full_refresh=config.full_refresh) as build:
         for result in build.run(models, reads=[check.sql for check in selected_checks]):
             context.log.info(_built_line(result))
             yield dg.MaterializeResult(asset_key=result.name, metadata=_model_metadata(result, build.data_dir))
@@ -251,9 +256,10 @@ def analytics_models(context: dg.AssetExecutionContext, config: AnalyticsConfig)
 
 
 def _built_line(result: sql.ModelResult) -> str:
-    """One log line per model: rows, and where it went."""
-    where = f"-> {result.path}" if result.path is not None else "(view, not written)"
-    return f"{result.name}: {result.row_count} rows {where}"
+    """One log line per model: rows, where it went and, for an incremental model, how it was brought up to date."""
+    where = f"-> {result.path}" if result.path is not None else f"({result.materialized}, not written)"
+    refresh = f"; {result.refresh}" if result.refresh else ""
+    return f"{result.name}: {result.row_count} rows {where}{refresh}"
 
 
 def _model_metadata(result: sql.ModelResult, data_dir: Path) -> dict[str, object]:
@@ -263,6 +269,8 @@ def _model_metadata(result: sql.ModelResult, data_dir: Path) -> dict[str, object
         "materialized": result.materialized,
         "data_dir": str(data_dir),
     }
+    if result.refresh:
+        metadata["refresh"] = result.refresh
     if result.preview is not None:  # a view its one reader computed has no rows of its own to show
         metadata["preview"] = dg.MetadataValue.md(result.preview.head(10).to_markdown(index=False))
     if result.path is None:

@@ -1,0 +1,114 @@
+"""What incremental models need between runs: the raw partitions they saw and their state database (no Dagster).
+
+An incremental model (`{{ config(materialized='incremental', unique_key='amazon_order_id') }}`) keeps its table
+in `<data_dir>/_state/models.duckdb`. Each update records, with the table, what it was computed from:
+
+- the hash of the model's rendered SQL (a changed model or setting means a full refresh);
+- a fingerprint of every raw partition it read (file names, sizes and modification times per `dt`), so the next
+  run knows which partitions were added, rewritten or removed since;
+- the version of every incremental model upstream of it, so a delta it did not see means a full refresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+STATE_DIR = "_state"
+STATE_FILE = "models.duckdb"
+STATE_CATALOG = "state"
+"""The name the state database is attached under in a build's connection."""
+
+PARTITION_PREFIX = "dt="
+
+Fingerprint = dict[str, list[list]]
+"""A source's partitions: `dt` -> sorted [file name, size, mtime_ns] of its Parquet files."""
+
+
+def state_path(data_dir: Path) -> Path:
+    """Where a data dir keeps its incremental models."""
+    return Path(data_dir) / STATE_DIR / STATE_FILE
+
+
+def fingerprint(table_dir: Path) -> Fingerprint:
+    """The partitions of one raw table as they are on disk now; a partition without a Parquet file is absent."""
+    partitions: Fingerprint = {}
+    if not table_dir.is_dir():
+        return partitions
+    for folder in os.scandir(table_dir):
+        if not (folder.is_dir() and folder.name.startswith(PARTITION_PREFIX)):
+            continue
+        files = sorted(
+            [entry.name, entry.stat().st_size, entry.stat().st_mtime_ns]
+            for entry in os.scandir(folder.path)
+            if entry.is_file() and entry.name.endswith(".parquet")
+        )
+        if files:
+            partitions[folder.name.removeprefix(PARTITION_PREFIX)] = files
+    return partitions
+
+
+def changed_partitions(before: Fingerprint, now: Fingerprint) -> list[str]:
+    """The `dt` values added, rewritten or removed between two fingerprints, sorted."""
+    return sorted(dt for dt in before.keys() | now.keys() if before.get(dt) != now.get(dt))
+
+
+def sql_hash(sql: str) -> str:
+    """A stable digest of a rendered model: any change to its SQL or settings changes it."""
+    return hashlib.sha256(sql.encode()).hexdigest()
+
+
+@dataclass
+class ModelState:
+    """What an incremental model's current table was computed from."""
+
+    sql_hash: str
+    sources: dict[str, Fingerprint]  # raw table -> its partitions when last read
+    upstream: dict[str, int]  # incremental model upstream -> the version of it this table includes
+    version: int = 0
+
+
+class StateStore:
+    """The `_models` bookkeeping table of the state database, attached to a build's connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        con.execute(
+            f"create table if not exists {STATE_CATALOG}._models (name varchar primary key, sql_hash varchar, "
+            "sources varchar, upstream varchar, version bigint)"
+        )
+
+    def load(self, name: str) -> ModelState | None:
+        """The recorded state of a model whose table exists, else None."""
+        rows = self.con.execute(
+            f"select sql_hash, sources, upstream, version from {STATE_CATALOG}._models where name = $1", [name]
+        ).fetchall()
+        if not rows or not self.has_table(name):
+            return None
+        digest, sources, upstream, version = rows[0]
+        return ModelState(digest, json.loads(sources), json.loads(upstream), version)
+
+    def version(self, name: str) -> int | None:
+        """The current version of a model's table, None when it has none."""
+        state = self.load(name)
+        return None if state is None else state.version
+
+    def has_table(self, name: str) -> bool:
+        """Whether the state database holds the model's table."""
+        return bool(
+            self.con.execute(
+                "select 1 from duckdb_tables() where database_name = $1 and table_name = $2", [STATE_CATALOG, name]
+            ).fetchall()
+        )
+
+    def save(self, name: str, state: ModelState) -> None:
+        """Record a model's new state (inside the caller's transaction)."""
+        self.con.execute(
+            f"insert or replace into {STATE_CATALOG}._models values ($1, $2, $3, $4, $5)",
+            [name, state.sql_hash, json.dumps(state.sources), json.dumps(state.upstream), state.version],
+        )

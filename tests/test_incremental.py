@@ -1,0 +1,145 @@
+"""Incremental models: after new, rewritten, shrunk or removed raw partitions, an update by key gives exactly what a
+build from scratch gives, and it recomputes only the keys the change touched."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orders_pipeline import incremental, sql
+
+from .test_marts import shop_versions, write_raw
+
+PROJECT = sql.load_project()
+RAW_TABLES = ("orders", "order_items")
+
+
+def versions_on(*days: str) -> list:
+    """The fixture shop's versions in the given dt partitions."""
+    return [version for version in shop_versions() if version[0] in days]
+
+
+def build(data_dir: Path, **options) -> dict[str, sql.ModelResult]:
+    """Build every model and return the results by name."""
+    with sql.Build(PROJECT, data_dir, **options) as session:
+        return {result.name: result for result in session.run()}
+
+
+def contents(data_dir: Path) -> dict[str, list[tuple]]:
+    """Every model's rows as a later session reads them (kept tables, published Parquet, views), sorted."""
+    with sql.Build(PROJECT, data_dir) as session:
+        return {name: session.execute(name, f"select * from {session.relation(name)} order by all").fetchall()
+                for name in PROJECT.order}
+
+
+def from_scratch(data_dir: Path, tmp_path: Path) -> dict[str, list[tuple]]:
+    """The models built from a copy of the raw partitions alone, with no kept state."""
+    fresh = tmp_path / f"fresh_{len(list(tmp_path.glob('fresh_*')))}"
+    for table in RAW_TABLES:
+        if (data_dir / table).exists():
+            shutil.copytree(data_dir / table, fresh / table)
+    build(fresh)
+    return contents(fresh)
+
+
+def refreshes(results: dict[str, sql.ModelResult]) -> dict[str, str]:
+    return {name: result.refresh for name, result in results.items() if PROJECT.models[name].is_incremental}
+
+
+def remove_partition(data_dir: Path, dt: str) -> None:
+    for table in RAW_TABLES:
+        shutil.rmtree(data_dir / table / f"dt={dt}")
+
+
+@pytest.fixture
+def shop(tmp_path) -> Path:
+    """The fixture shop without its last day (03-03), built once, so its incremental models are kept."""
+    data_dir = tmp_path / "shop"
+    write_raw(data_dir, versions_on("2024-02-20", "2024-03-01", "2024-03-02"))
+    first = refreshes(build(data_dir))
+    assert set(first.values()) == {"full: no kept table yet"}
+    return data_dir
+
+
+def test_a_new_day_recomputes_only_its_orders_and_purchase_days(shop, tmp_path):
+    write_raw(shop, versions_on("2024-03-03"))
+    results = build(shop)
+    # 03-03 holds versions of O1, O4, O5 and O7, purchased on 03-01, 03-02, 03-03 and 03-01
+    assert refreshes(results) == {
+        "stg_orders": "incremental: 4 amazon_order_id value(s) recomputed",
+        "stg_order_items": "incremental: 4 amazon_order_id value(s) recomputed",
+        "sku_daily_sales": "incremental: 3 purchase_day value(s) recomputed",
+        "sales_by_channel": "incremental: 3 purchase_day value(s) recomputed",
+    }
+    assert contents(shop) == from_scratch(shop, tmp_path)
+    assert results["stg_orders"].row_count == 8  # O1, O4 and O7 were updated, O5 is new: still one row each
+
+
+def test_a_rewritten_day_that_lost_versions_matches_a_full_build(shop, tmp_path):
+    write_raw(shop, versions_on("2024-03-03"))
+    build(shop)
+    # 03-02 fetched again later: O1's and O7's versions of that day are gone (they changed on 03-03), O4 is
+    # rewritten with another quantity, and O3 is gone with no other version: it leaves every model
+    kept = [v for v in versions_on("2024-03-02") if v[1]["amazon_order_id"] == "O4"]
+    kept[0][2][0]["quantity_ordered"] = 7
+    remove_partition(shop, "2024-03-02")
+    write_raw(shop, kept)
+    results = build(shop)
+    assert all(refresh.startswith("incremental") for refresh in refreshes(results).values())
+    after = contents(shop)
+    assert after == from_scratch(shop, tmp_path)
+    assert "O3" not in {row[0] for row in after["stg_orders"]}
+
+
+def test_a_removed_day_and_an_unchanged_run_match_a_full_build(shop, tmp_path):
+    remove_partition(shop, "2024-02-20")  # O8's only version
+    results = build(shop)
+    assert refreshes(results)["stg_orders"] == "incremental: 1 amazon_order_id value(s) recomputed"
+    assert contents(shop) == from_scratch(shop, tmp_path)
+
+    unchanged = build(shop)
+    assert set(refreshes(unchanged).values()) == {
+        "incremental: 0 amazon_order_id value(s) recomputed", "incremental: 0 purchase_day value(s) recomputed"}
+    assert contents(shop) == from_scratch(shop, tmp_path)
+
+
+def test_full_refresh_and_changed_settings_recompute_everything(shop, tmp_path):
+    write_raw(shop, versions_on("2024-03-03"))
+    assert set(refreshes(build(shop, full_refresh=True)).values()) == {"full: full refresh requested"}
+    assert contents(shop) == from_scratch(shop, tmp_path)
+    with sql.Build(PROJECT, shop) as session:
+        session.state().con.execute("update state._models set sql_hash = 'an older model' where name = 'stg_orders'")
+    results = refreshes(build(shop))
+    assert results["stg_orders"] == "full: its SQL or settings changed"
+    assert results["sku_daily_sales"] == "full: stg_order_items was recomputed from scratch"
+
+
+def test_a_downstream_model_that_missed_an_update_is_rebuilt(shop, tmp_path):
+    write_raw(shop, versions_on("2024-03-03"))
+    with sql.Build(PROJECT, shop) as session:
+        list(session.run(["stg_orders", "stg_order_items"]))  # the marts do not see this update
+    results = refreshes(build(shop))
+    assert results["stg_orders"].startswith("incremental: 0")
+    assert results["sku_daily_sales"] == "full: it missed an update of stg_order_items"
+    assert contents(shop) == from_scratch(shop, tmp_path)
+
+
+def test_state_held_by_another_process_falls_back_to_a_full_build_in_memory(shop, tmp_path):
+    write_raw(shop, versions_on("2024-03-03"))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+         "sys.stdin.read()", str(incremental.state_path(shop))],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        results = build(shop)
+        published = {name: sql_rows for name, sql_rows in from_scratch(shop, tmp_path).items()
+                     if PROJECT.models[name].is_published}
+    finally:
+        holder.communicate("", timeout=30)
+    assert all(refresh.startswith("full, not kept: ") and "is in use" in refresh
+               for refresh in refreshes(results).values())
+    assert {name: rows for name, rows in contents(shop).items() if name in published} == published
