@@ -3,11 +3,13 @@
 Generates a year of raw change-feed data (365 daily partitions, ~10 million item rows by default) with the
 contract's Arrow schemas, then, in this one process:
 
-1. builds all models with the real loader (`orders_pipeline.sql.Build`: read the raw Parquet, compute each staging
-   view read by several models once as a session table of the columns they read, leave a view read once to its
-   reader, compute the marts and write each to Parquet), then the warehouse file;
-2. computes the same models with pandas (read the same Parquet, compute, write Parquet);
-3. cross-checks a few totals between the two and prints both times, the ratio and the peak RSS.
+1. builds all models from scratch with the real loader (`orders_pipeline.sql.Build`: read the raw Parquet, keep
+   the incremental models' tables in the state database, compute the marts and write each to Parquet), then the
+   warehouse file;
+2. refreshes them the way a daily run does: with the last day's partitions removed, then with them back (a new
+   day landing), each an incremental update; and checks that the result equals the build from scratch;
+3. computes the same models with pandas (read the same Parquet, compute, write Parquet);
+4. cross-checks a few totals between the two and prints the times, the ratios and the peak RSS.
 
     python benchmarks/bench_marts.py                  # ~10M item rows into benchmarks/out/
     python benchmarks/bench_marts.py --rows 500000    # quick run
@@ -32,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from orders_pipeline import sql
+from orders_pipeline import incremental, sql
 from orders_pipeline.mws.schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
 from orders_pipeline.warehouse import build_warehouse
 
@@ -354,6 +356,31 @@ def pandas_marts(data_dir: Path, out: Path, z: float = 3.0, min_history: int = 1
 # --------------------------------------------------------------------------------------------- main
 
 
+def build_all(project: sql.Project, data_dir: Path, label: str) -> tuple[float, float]:
+    """Build every model once, print the time of each and of the whole, and return (wall s, CPU s)."""
+    load_before = os.getloadavg()[0]
+    print(f"\nDuckDB, {label} (wall / CPU of all threads, how each incremental model was refreshed):")
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    last_wall, last_cpu = t0, c0
+    with sql.Build(project, data_dir) as build:
+        for result in build.run():
+            now, cpu_now = time.perf_counter(), cpu_seconds()
+            print(f"  {result.name:28s} {result.materialized:11s} {now - last_wall:6.2f} s  {cpu_now - last_cpu:6.2f} s CPU"
+                  f"  {result.refresh}")
+            last_wall, last_cpu = now, cpu_now
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    print(f"DuckDB, {label}: all models {wall:.2f} s wall, {cpu:.2f} s CPU; load average {load_before:.1f} -> "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    return wall, cpu
+
+
+def model_digests(project: sql.Project, data_dir: Path) -> dict[str, tuple[int, int]]:
+    """Every model's row count and the sum of its rows' hashes, as a later session reads it."""
+    with sql.Build(project, data_dir) as build:
+        return {name: build.con.execute(f"select count(*), sum(hash(m)) from {build.relation(name)} as m").fetchone()
+                for name in project.order}
+
+
 def _generate_and_report(data_dir: Path, rows: int, days: int) -> None:
     print(f"generated {generate(data_dir, rows, days)} in {days} partitions", flush=True)
 
@@ -381,36 +408,26 @@ def main(argv: list[str] | None = None) -> int:
     rss_start = peak_rss_mb()
 
     project = sql.load_project()
-    load_before = os.getloadavg()[0]
-    timings: dict[str, tuple[float, float]] = {}  # model -> (wall s, CPU s of this process, all threads)
-    row_counts: dict[str, int] = {}
-    kinds: dict[str, str] = {}  # how the run materialized each model
-    t0, c0 = time.perf_counter(), cpu_seconds()
-    last_wall, last_cpu = t0, c0
-    with sql.Build(project, data_dir) as build:
-        for result in build.run():
-            now, cpu_now = time.perf_counter(), cpu_seconds()
-            timings[result.name] = (now - last_wall, cpu_now - last_cpu)
-            row_counts[result.name] = result.row_count
-            kinds[result.name] = result.materialized if result.preview is not None or result.path else "view*"
-            last_wall, last_cpu = now, cpu_now
-    duck_models, duck_cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    shutil.rmtree(data_dir / incremental.STATE_DIR, ignore_errors=True)
+    duck_models, duck_cpu = build_all(project, data_dir, "from scratch")
     t1 = time.perf_counter()
     build_warehouse(data_dir, project)
-    duck_total = duck_models + (time.perf_counter() - t1)
-    rss_duck = peak_rss_mb()
-    views = [name for name in timings if project.models[name].is_view]
-    staging = sum(timings[name][0] for name in views)
-    staging_cpu = sum(timings[name][1] for name in views)
-    print("\nDuckDB, per model (wall / CPU of both threads; view: computed into a session table of the columns its "
-          "readers use, not written; view*: read by one model, left a view that the reader computes, time = its row "
-          "count; table: computed and written to Parquet):")
-    for name, (wall, cpu) in timings.items():
-        print(f"  {name:28s} {kinds[name]:5s} {wall:6.2f} s  {cpu:6.2f} s CPU")
-    print(f"DuckDB: all models {duck_models:.2f} s wall, {duck_cpu:.2f} s CPU (staging views {staging:.2f} s / "
-          f"{staging_cpu:.2f} s CPU, marts {duck_models - staging:.2f} s / {duck_cpu - staging_cpu:.2f} s CPU), "
-          f"with warehouse {duck_total:.2f} s; peak RSS {rss_duck:.0f} MB "
-          f"(before: {rss_start:.0f} MB); load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"with the warehouse file: {duck_models + time.perf_counter() - t1:.2f} s; peak RSS {peak_rss_mb():.0f} MB "
+          f"(before: {rss_start:.0f} MB)")
+    digests = model_digests(project, data_dir)
+
+    last_day = sorted(path.name for path in (data_dir / "orders").iterdir())[-1]
+    held = args.out / "held"
+    for table in ("orders", "order_items"):
+        shutil.rmtree(held / table, ignore_errors=True)
+        (held / table).mkdir(parents=True)
+        (data_dir / table / last_day).rename(held / table / last_day)
+    build_all(project, data_dir, f"incremental, {last_day} removed")
+    for table in ("orders", "order_items"):
+        (held / table / last_day).rename(data_dir / table / last_day)
+    daily, daily_cpu = build_all(project, data_dir, f"incremental, {last_day} landed again (a daily run)")
+    same = model_digests(project, data_dir) == digests
+    print(f"incremental result equals the build from scratch (row count and hash of every model): {same}")
 
     if args.skip_pandas:
         return 0
@@ -419,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     pandas_total, pandas_cpu = time.perf_counter() - t0, cpu_seconds() - c0
     print(f"pandas: all models {pandas_total:.2f} s wall, {pandas_cpu:.2f} s CPU; peak RSS of the process now "
           f"{peak_rss_mb():.0f} MB")
-    print(f"ratio pandas / DuckDB: {pandas_total / duck_models:.1f}x wall, {pandas_cpu / duck_cpu:.1f}x CPU")
+    print(f"ratio pandas / DuckDB from scratch: {pandas_total / duck_models:.1f}x wall, {pandas_cpu / duck_cpu:.1f}x CPU")
+    print(f"ratio pandas / DuckDB daily incremental run: {pandas_total / daily:.1f}x wall, {pandas_cpu / daily_cpu:.1f}x CPU")
 
     # cross-check: the two implementations agree on the totals
     import duckdb
@@ -430,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     pand = frames["sku_daily_sales"].groupby("currency_code")[["units_ordered", "revenue"]].sum().sort_index()
     print("check sku_daily_sales per currency  duckdb:", [(c, int(u), round(r, 2)) for c, u, r in duck])
     print("                                    pandas:", [(c, int(r.units_ordered), round(r.revenue, 2)) for c, r in pand.iterrows()])
-    counts = {name: row_counts[name] for name in frames}  # views have no file: the count the build reported
+    counts = {name: digests[name][0] for name in frames}
     mismatched = {name: (counts[name], len(df)) for name, df in frames.items() if counts[name] != len(df)}
     print("row counts (duckdb):", counts)
     print("row counts differ:", mismatched or "none")
