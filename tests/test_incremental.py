@@ -69,6 +69,7 @@ def test_a_new_day_recomputes_only_its_orders_and_purchase_days(shop, tmp_path):
     # 03-03 holds versions of O1, O4, O5 and O7, purchased on 03-01, 03-02, 03-03 and 03-01
     assert refreshes(results) == {
         "stg_orders": "incremental: 4 amazon_order_id value(s) recomputed",
+        "stg_order_status_history": "incremental: 4 amazon_order_id value(s) recomputed",
         "stg_order_items": "incremental: 4 amazon_order_id value(s) recomputed",
         "sku_daily_sales": "incremental: 3 purchase_day value(s) recomputed",
         "sales_by_channel": "incremental: 3 purchase_day value(s) recomputed",

@@ -397,7 +397,7 @@ def test_materialize_through_dagster(tmp_path, monkeypatch):
     # models keep their tables in the state database and say how they were refreshed
     assert counts["stg_orders"] == 8 and counts["stg_order_items"] == 9 and counts["stg_order_status_history"] == 13
     by_key = {m.asset_key.path[-1]: m.metadata for m in meta}
-    assert by_key["stg_order_status_history"]["materialized"].value == "view"
+    assert by_key["stg_order_status_history"]["materialized"].value == "incremental"
     assert by_key["stg_orders"]["materialized"].value == "incremental" and "definition" in by_key["stg_orders"]
     assert by_key["stg_orders"]["refresh"].value == "full: no kept table yet"
     assert by_key["sku_daily_sales"]["materialized"].value == "incremental" and "path" in by_key["sku_daily_sales"]

@@ -37,7 +37,7 @@ def test_the_repository_models_and_their_dependencies():
     assert {name for name, model in models.items() if not model.is_published} == {
         "stg_orders", "stg_order_items", "stg_order_status_history"}  # staging is never written; marts are
     assert {name: model.unique_key for name, model in models.items() if model.is_incremental} == {
-        "stg_orders": "amazon_order_id", "stg_order_items": "amazon_order_id",
+        "stg_orders": "amazon_order_id", "stg_order_items": "amazon_order_id", "stg_order_status_history": "amazon_order_id",
         "sku_daily_sales": "purchase_day", "sales_by_channel": "purchase_day"}
     position = {name: i for i, name in enumerate(project.order)}
     for name, model in models.items():

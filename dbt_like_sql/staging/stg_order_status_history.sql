@@ -4,7 +4,9 @@
 -- until the next version's (valid_to is null for the current one, is_current). previous_status is the status
 -- of the version before; is_status_change marks versions whose status differs from it (the first version
 -- always counts as a change), so an order entered its current status at the last version with a change.
-{{ config(materialized='view') }}
+-- INCREMENTAL: an order's history depends on that order's versions only, so a run recomputes just the orders
+-- with versions in changed partitions and keeps the rest.
+{{ config(materialized='incremental', unique_key='amazon_order_id', publish=false) }}
 with
 
 source as (
