@@ -7,6 +7,10 @@ in `<data_dir>/_state/models.duckdb`. Each update records, with the table, what 
 - a fingerprint of every raw partition it read (file names, sizes and modification times per `dt`), so the next
   run knows which partitions were added, rewritten or removed since;
 - the version of every incremental model upstream of it, so a delta it did not see means a full refresh.
+
+Beside them it keeps, per raw table and key column, a partition index: the distinct (key, dt) pairs of the raw
+rows, updated from the changed partitions like a model. It tells which few partitions hold the rows of the keys an
+update recomputes, so the update reads those partitions only.
 """
 
 from __future__ import annotations
@@ -51,6 +55,11 @@ def fingerprint(table_dir: Path) -> Fingerprint:
         if files:
             partitions[folder.name.removeprefix(PARTITION_PREFIX)] = files
     return partitions
+
+
+def partition_files(table_dir: Path, partitions: Fingerprint, dts: list[str]) -> list[str]:
+    """The Parquet files of the given partitions (absent ones have none), as absolute paths."""
+    return [str(table_dir / f"{PARTITION_PREFIX}{dt}" / name) for dt in dts for name, _, _ in partitions.get(dt, [])]
 
 
 def changed_partitions(before: Fingerprint, now: Fingerprint) -> list[str]:

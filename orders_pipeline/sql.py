@@ -454,6 +454,7 @@ class Build:
     _state: incremental.StateStore | None = field(init=False, default=None)
     _state_unavailable: str | None = field(init=False, default=None)  # why incremental models cannot persist
     _deltas: dict[str, tuple[str, str] | None] = field(init=False, default_factory=dict)  # this run's updates
+    _indexed: set[str] = field(init=False, default_factory=set)  # partition indexes brought up to date this run
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -636,7 +637,7 @@ class Build:
         old, new = f"__deleted_{model.name}", f"__inserted_{model.name}"
         self.con.execute(f'create or replace temp table "{old}" as select * from {target} semi join "{keys}" '
                          f'on {target}.{key} is not distinct from "{keys}".{key}')
-        scoped_sql = self._render_scoped(model, keys) if count else f"select * from {target} limit 0"
+        scoped_sql = self._render_scoped(model, keys, now) if count else f"select * from {target} limit 0"
         self.execute(label, f'create or replace temp table "{new}" as {scoped_sql}\n')
         with self._transaction():
             self.con.execute(f'delete from {target} using "{keys}" where {target}.{key} is not distinct from "{keys}".{key}')
@@ -693,8 +694,7 @@ class Build:
                 continue
             if model.unique_key not in SOURCES[src].schema.names or PARTITION_COLUMN.name not in columns:
                 return None, f"raw {table} changed and cannot be scoped by {model.unique_key}"
-            files = [str(self.data_dir / table / f"{incremental.PARTITION_PREFIX}{dt}" / name)
-                     for dt in changed for name, _, _ in now[table].get(dt, [])]
+            files = incremental.partition_files(self.data_dir / table, now[table], changed)
             if files:
                 parts.append(f"select {key} from read_parquet([{', '.join(map(sql_literal, files))}])")
             dts = ", ".join(f"date {sql_literal(dt)}" for dt in changed)
@@ -712,10 +712,20 @@ class Build:
         self.con.execute(f'create or replace temp table "{name}" as select distinct {key} from ({body})')
         return name, None
 
-    def _render_scoped(self, model: Model, keys: str) -> str:
-        """The model's SQL over only the input rows whose unique_key is in `keys` (each input must have it)."""
+    def _render_scoped(self, model: Model, keys: str, now: dict[str, incremental.Fingerprint]) -> str:
+        """The model's SQL over only the input rows whose unique_key is in `keys` (each input must have it); a raw
+        table is read only in the partitions its partition index lists for those keys."""
         key = f'"{model.unique_key}"'
         label = self.project.relpath(model)
+
+        def scoped_source(source_name: str, table: str) -> str:
+            src = SOURCES[(source_name, table)]
+            index = self._partition_index(src, model.unique_key, now[src.table])
+            dts = [str(dt) for (dt,) in self.con.execute(
+                f'select distinct dt from {index} semi join "{keys}" on {index}.{key} is not distinct from "{keys}".{key}'
+            ).fetchall()]
+            files = incremental.partition_files(self.data_dir / src.table, now[src.table], dts)
+            return scoped(self._read_files(src, files), table)
 
         def scoped(relation: str, input_name: str) -> str:
             view = f"__scoped_{model.name}__{input_name}"
@@ -727,9 +737,45 @@ class Build:
             model.template,
             label,
             lambda name: scoped(self.relation(name), name),
-            lambda source_name, table: scoped(self.source_relation(source_name, table), table),
+            scoped_source,
             self.vars,
         )
+
+    def _read_files(self, src: Source, files: list[str]) -> str:
+        """A relation over some Parquet files of a raw table (typed and empty when there are none)."""
+        if not files:
+            name = f"__empty__{src.table}"
+            self.con.register(name, empty_source_table(src.schema))
+            return f'"{name}"'
+        return (f"read_parquet([{', '.join(map(sql_literal, files))}], hive_partitioning = true, union_by_name = true, "
+                f"hive_types = {{'dt': date}})")
+
+    def _partition_index(self, src: Source, key: str, now: incremental.Fingerprint) -> str:
+        """The kept (key, dt) pairs of a raw table, brought up to date with its partitions now (once per run)."""
+        name = f"_partitions__{src.table}__{key}"
+        target = f'{incremental.STATE_CATALOG}."{name}"'
+        if name in self._indexed:
+            return target
+        state = self._state
+        assert state is not None
+        before = state.load(name)
+        table_dir = self.data_dir / src.table
+        with self._transaction():
+            if before is None:
+                every_file = incremental.partition_files(table_dir, now, sorted(now))
+                self.con.execute(f'create or replace table {target} as select distinct "{key}", dt '
+                                 f"from {self._read_files(src, every_file)}")
+            else:
+                changed = incremental.changed_partitions(before.sources[src.table], now)
+                if changed:
+                    self.con.execute(f"delete from {target} where dt in ({', '.join(f'date {sql_literal(dt)}' for dt in changed)})")
+                    files = incremental.partition_files(table_dir, now, changed)
+                    if files:
+                        self.con.execute(f'insert into {target} select distinct "{key}", dt from {self._read_files(src, files)}')
+            version = (before.version if before else 0) + 1
+            state.save(name, incremental.ModelState("partition index", {src.table: now}, {}, version))
+        self._indexed.add(name)
+        return target
 
     def _refs_of(self, template: str, label: str) -> set[str]:
         """The models a SQL template refs."""

@@ -4,6 +4,7 @@ build from scratch gives, and it recomputes only the keys the change touched."""
 import shutil
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,14 @@ def test_a_rewritten_day_that_lost_versions_matches_a_full_build(shop, tmp_path)
     after = contents(shop)
     assert after == from_scratch(shop, tmp_path)
     assert "O3" not in {row[0] for row in after["stg_orders"]}
+    # the partition index the update read through is the raw tables' (key, dt) pairs as they are now
+    with sql.Build(PROJECT, shop) as session:
+        for table in RAW_TABLES:
+            kept = session.state().con.execute(
+                f"select * from state._partitions__{table}__amazon_order_id order by all").fetchall()
+            raw = session.con.execute(f"select distinct amazon_order_id, dt from {session.source_relation('raw', table)} "
+                                      "order by all").fetchall()
+            assert kept == raw and ("O4", date(2024, 3, 2)) in kept and ("O1", date(2024, 3, 2)) not in kept
 
 
 def test_a_removed_day_and_an_unchanged_run_match_a_full_build(shop, tmp_path):
