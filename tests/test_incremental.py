@@ -153,3 +153,22 @@ def test_state_held_by_another_process_falls_back_to_a_full_build_in_memory(shop
     assert all(refresh.startswith("full, not kept: ") and "is in use" in refresh
                for refresh in refreshes(results).values())
     assert {name: rows for name, rows in contents(shop).items() if name in published} == published
+
+
+def test_dagster_runs_update_the_kept_tables_and_full_refresh_is_a_run_setting(shop, monkeypatch):
+    import dagster as dg
+
+    from orders_pipeline.assets.analytics import analytics_assets
+
+    monkeypatch.setenv("ORDERS_DATA_DIR", str(shop))
+    write_raw(shop, versions_on("2024-03-03"))
+
+    def materialize(**config) -> dict[str, str]:
+        run_config = {"ops": {"analytics_models": {"config": config}}}
+        result = dg.materialize(analytics_assets, instance=dg.DagsterInstance.ephemeral(), run_config=run_config)
+        assert result.success
+        return {m.asset_key.path[-1]: m.metadata["refresh"].value
+                for m in result.asset_materializations_for_node("analytics_models") if "refresh" in m.metadata}
+
+    assert materialize()["stg_orders"] == "incremental: 4 amazon_order_id value(s) recomputed"
+    assert set(materialize(full_refresh=True).values()) == {"full: full refresh requested"}
