@@ -330,6 +330,11 @@ def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _date_list(dts: Iterable[str]) -> str:
+    """ISO dates as a SQL list of DATE literals."""
+    return ", ".join(f"date {sql_literal(dt)}" for dt in dts)
+
+
 def empty_source_table(schema: pa.Schema) -> pa.Table:
     """An empty table with the raw schema, for a source with no partition yet."""
     return pa.table({f.name: pa.array([], f.type) for f in [*schema, PARTITION_COLUMN]})
@@ -436,6 +441,16 @@ def columns_read(
         scratch.close()
 
 
+@dataclass(frozen=True)
+class Delta:
+    """What an incremental update changed, as TEMP tables: the keys it recomputed, the reader keys of the rows it
+    deleted, and the rows it inserted."""
+
+    keys: str
+    deleted: str
+    inserted: str
+
+
 @dataclass
 class Build:
     """One DuckDB session that builds models of a project into a data dir.
@@ -453,7 +468,7 @@ class Build:
     _attached: set[str] = field(init=False, default_factory=set)  # unselected models: Parquet views, inline views
     _state: incremental.StateStore | None = field(init=False, default=None)
     _state_unavailable: str | None = field(init=False, default=None)  # why incremental models cannot persist
-    _deltas: dict[str, tuple[str, str] | None] = field(init=False, default_factory=dict)  # this run's updates
+    _deltas: dict[str, Delta | None] = field(init=False, default_factory=dict)  # this run's updates (None: full)
     _indexed: set[str] = field(init=False, default_factory=set)  # partition indexes brought up to date this run
 
     def __post_init__(self) -> None:
@@ -634,17 +649,35 @@ class Build:
             return f"full: {reason}"
         key = f'"{model.unique_key}"'
         ((count,),) = self.con.execute(f'select count(*) from "{keys}"').fetchall()
-        old, new = f"__deleted_{model.name}", f"__inserted_{model.name}"
-        self.con.execute(f'create or replace temp table "{old}" as select * from {target} semi join "{keys}" '
-                         f'on {target}.{key} is not distinct from "{keys}".{key}')
+        new = f"__inserted_{model.name}"
+        deleted = self._deleted_keys(model, keys)
         scoped_sql = self._render_scoped(model, keys, now) if count else f"select * from {target} limit 0"
         self.execute(label, f'create or replace temp table "{new}" as {scoped_sql}\n')
         with self._transaction():
             self.con.execute(f'delete from {target} using "{keys}" where {target}.{key} is not distinct from "{keys}".{key}')
             self.execute(label, f'insert into {target} by name select * from "{new}"')
             state.save(model.name, new_state)
-        self._deltas[model.name] = (old, new)
+        self.con.execute(f"checkpoint {incremental.STATE_CATALOG}")
+        self._deltas[model.name] = Delta(keys, deleted, new)
         return f"incremental: {count} {model.unique_key} value(s) recomputed"
+
+    def _deleted_keys(self, model: Model, keys: str) -> str:
+        """A TEMP table of the unique_key values of incremental readers (with other keys) in the rows about to be
+        deleted: what those readers must recompute besides the inserted rows' values."""
+        target = f'{incremental.STATE_CATALOG}."{model.name}"'
+        columns = {row[0] for row in self.con.execute(f"describe {target}").fetchall()}
+        reader_keys = sorted({
+            reader.unique_key for reader in self.project.models.values()
+            if reader.is_incremental and model.name in reader.refs and reader.unique_key != model.unique_key
+            and reader.unique_key in columns
+        })
+        selected = ", ".join(f'"{column}"' for column in reader_keys) or f'"{model.unique_key}"'
+        name = f"__deleted_{model.name}"
+        key = f'"{model.unique_key}"'
+        self.con.execute(f'create or replace temp table "{name}" as select distinct {selected} from {target} '
+                         + (f'semi join "{keys}" on {target}.{key} is not distinct from "{keys}".{key}' if reader_keys
+                            else "limit 0"))
+        return name
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -695,18 +728,19 @@ class Build:
             if model.unique_key not in SOURCES[src].schema.names or PARTITION_COLUMN.name not in columns:
                 return None, f"raw {table} changed and cannot be scoped by {model.unique_key}"
             files = incremental.partition_files(self.data_dir / table, now[table], changed)
-            if files:
-                parts.append(f"select {key} from read_parquet([{', '.join(map(sql_literal, files))}])")
-            dts = ", ".join(f"date {sql_literal(dt)}" for dt in changed)
-            parts.append(f"select {key} from {target} where dt in ({dts})")
+            parts.append(f"select {key} from {self._read_files(SOURCES[src], files)}")
+            parts.append(f"select {key} from {target} where dt in ({_date_list(changed)})")
         for ref in model.refs:
             delta = self._deltas.get(ref)
             if delta is None:
                 continue
-            ref_columns = {row[0] for row in self.con.execute(f'describe "{delta[0]}"').fetchall()}
+            if model.unique_key == self.project.models[ref].unique_key:
+                parts.append(f'select {key} from "{delta.keys}"')
+                continue
+            ref_columns = {row[0] for row in self.con.execute(f'describe "{delta.inserted}"').fetchall()}
             if model.unique_key not in ref_columns:
                 return None, f"{ref} changed and has no {model.unique_key} column"
-            parts.extend(f'select {key} from "{table}"' for table in delta)
+            parts.extend(f'select {key} from "{table}"' for table in (delta.deleted, delta.inserted))
         name = f"__keys_{model.name}"
         body = " union ".join(parts) if parts else f"select {key} from {target} limit 0"
         self.con.execute(f'create or replace temp table "{name}" as select distinct {key} from ({body})')
@@ -768,10 +802,9 @@ class Build:
             else:
                 changed = incremental.changed_partitions(before.sources[src.table], now)
                 if changed:
-                    self.con.execute(f"delete from {target} where dt in ({', '.join(f'date {sql_literal(dt)}' for dt in changed)})")
+                    self.con.execute(f"delete from {target} where dt in ({_date_list(changed)})")
                     files = incremental.partition_files(table_dir, now, changed)
-                    if files:
-                        self.con.execute(f'insert into {target} select distinct "{key}", dt from {self._read_files(src, files)}')
+                    self.con.execute(f'insert into {target} select distinct "{key}", dt from {self._read_files(src, files)}')
             version = (before.version if before else 0) + 1
             state.save(name, incremental.ModelState("partition index", {src.table: now}, {}, version))
         self._indexed.add(name)
