@@ -4,8 +4,8 @@ An incremental model (`{{ config(materialized='incremental', unique_key='amazon_
 in `<data_dir>/_state/models.duckdb`. Each update records, with the table, what it was computed from:
 
 - the hash of the model's rendered SQL (a changed model or setting means a full refresh);
-- a fingerprint of every raw partition it read (file names, sizes and modification times per `dt`), so the next
-  run knows which partitions were added, rewritten or removed since;
+- a fingerprint of every raw partition it read (file names, sizes, modification times and inodes per `dt`), so
+  the next run knows which partitions were added, rewritten or removed since;
 - the version of every incremental model upstream of it, so a delta it did not see means a full refresh.
 
 Beside them it keeps, per raw table and key column, a partition index: the distinct (key, dt) pairs of the raw
@@ -31,7 +31,8 @@ STATE_CATALOG = "state"
 PARTITION_PREFIX = "dt="
 
 Fingerprint = dict[str, list[list]]
-"""A source's partitions: `dt` -> sorted [file name, size, mtime_ns] of its Parquet files."""
+"""A source's partitions: `dt` -> sorted [file name, size, mtime_ns, inode] of its Parquet files (a partition is
+rewritten through a new file renamed over the old one, so a rewrite always changes the inode)."""
 
 
 def state_path(data_dir: Path) -> Path:
@@ -48,9 +49,10 @@ def fingerprint(table_dir: Path) -> Fingerprint:
         if not (folder.is_dir() and folder.name.startswith(PARTITION_PREFIX)):
             continue
         files = sorted(
-            [entry.name, entry.stat().st_size, entry.stat().st_mtime_ns]
+            [entry.name, stat.st_size, stat.st_mtime_ns, stat.st_ino]
             for entry in os.scandir(folder.path)
             if entry.is_file() and entry.name.endswith(".parquet")
+            for stat in [entry.stat()]
         )
         if files:
             partitions[folder.name.removeprefix(PARTITION_PREFIX)] = files
@@ -59,7 +61,7 @@ def fingerprint(table_dir: Path) -> Fingerprint:
 
 def partition_files(table_dir: Path, partitions: Fingerprint, dts: list[str]) -> list[str]:
     """The Parquet files of the given partitions (absent ones have none), as absolute paths."""
-    return [str(table_dir / f"{PARTITION_PREFIX}{dt}" / name) for dt in dts for name, _, _ in partitions.get(dt, [])]
+    return [str(table_dir / f"{PARTITION_PREFIX}{dt}" / file[0]) for dt in dts for file in partitions.get(dt, [])]
 
 
 def changed_partitions(before: Fingerprint, now: Fingerprint) -> list[str]:
