@@ -15,13 +15,17 @@ update recomputes, so the update reads those partitions only.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+
+from orders_pipeline.sources import Source, date_list, read_files
 
 STATE_DIR = "_state"
 STATE_FILE = "models.duckdb"
@@ -123,3 +127,57 @@ class StateStore:
             f"insert or replace into {STATE_CATALOG}._models values ($1, $2, $3, $4, $5)",
             [name, state.sql_hash, json.dumps(state.sources), json.dumps(state.upstream), state.version],
         )
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Commit the block's changes to the state database together, or none of them."""
+    con.execute("begin")
+    try:
+        yield
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+
+
+class PartitionIndexes:
+    """Per raw table and key column, the kept distinct (key, dt) pairs of its rows: where a key's rows are."""
+
+    def __init__(self, store: StateStore, data_dir: Path) -> None:
+        self.store = store
+        self.con = store.con
+        self.data_dir = data_dir
+        self._current: set[str] = set()  # indexes brought up to date by this session
+
+    def partitions_holding(self, src: Source, key: str, keys: str, now: Fingerprint) -> list[str]:
+        """The `dt` partitions of a raw table with rows of the key values in the TEMP table `keys`."""
+        index = self._up_to_date(src, key, now)
+        rows = self.con.execute(
+            f'select distinct dt from {index} semi join "{keys}" on {index}."{key}" is not distinct from "{keys}"."{key}"'
+        ).fetchall()
+        return [str(dt) for (dt,) in rows]
+
+    def _up_to_date(self, src: Source, key: str, now: Fingerprint) -> str:
+        """The index table, updated from the partitions changed since it was last updated (once per session)."""
+        name = f"_partitions__{src.table}__{key}"
+        target = f'{STATE_CATALOG}."{name}"'
+        if name in self._current:
+            return target
+        before = self.store.load(name)
+        table_dir = self.data_dir / src.table
+        with transaction(self.con):
+            if before is None:
+                every_file = partition_files(table_dir, now, sorted(now))
+                self.con.execute(f'create or replace table {target} as select distinct "{key}", dt '
+                                 f"from {read_files(self.con, src, every_file)}")
+            else:
+                changed = changed_partitions(before.sources[src.table], now)
+                if changed:
+                    self.con.execute(f"delete from {target} where dt in ({date_list(changed)})")
+                    files = read_files(self.con, src, partition_files(table_dir, now, changed))
+                    self.con.execute(f'insert into {target} select distinct "{key}", dt from {files}')
+            version = (before.version if before else 0) + 1
+            self.store.save(name, ModelState("partition index", {src.table: now}, {}, version))
+        self._current.add(name)
+        return target

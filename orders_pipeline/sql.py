@@ -35,22 +35,27 @@ Errors name the file and, when DuckDB or jinja report one, the line.
 
 from __future__ import annotations
 
-import contextlib
 import graphlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import jinja2
-import pyarrow as pa
 
-from orders_pipeline.mws.schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
 from orders_pipeline import incremental, storage
+from orders_pipeline.sources import (
+    PARTITION_COLUMN,
+    SOURCES,
+    date_list,
+    empty_source_table,
+    read_files,
+    sql_literal,
+)
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "dbt_like_sql"
 """The repository's model folder."""
@@ -61,32 +66,6 @@ MATERIALIZATIONS = ("table", "view", "incremental")
 """What `{{ config(materialized=...) }}` accepts; 'table' is the default."""
 
 CONFIG_KEYS = {"materialized", "unique_key", "publish"}
-
-PARTITION_COLUMN = pa.field("dt", pa.date32())
-"""The hive partition column DuckDB adds to every raw row (`dt=YYYY-MM-DD`)."""
-
-
-@dataclass(frozen=True)
-class Source:
-    """A raw table: where its partitions live under the data dir and its Arrow schema."""
-
-    table: str
-    schema: pa.Schema
-
-    def glob(self, data_dir: Path) -> str:
-        """The Parquet glob of every partition of this source."""
-        return str(data_dir / self.table / "*" / "*.parquet")
-
-    def has_data(self, data_dir: Path) -> bool:
-        """Whether any partition of this source has landed."""
-        return any((data_dir / self.table).glob("*/*.parquet"))
-
-
-SOURCES: dict[tuple[str, str], Source] = {
-    ("raw", "orders"): Source("orders", ORDERS_SCHEMA),
-    ("raw", "order_items"): Source("order_items", ORDER_ITEMS_SCHEMA),
-}
-
 
 class SqlProjectError(Exception):
     """A model folder that cannot be loaded or a model that cannot be built; the message names file and line."""
@@ -325,21 +304,6 @@ class ModelResult:
     refresh: str = ""  # for an incremental model: how its table was brought up to date, and why
 
 
-def sql_literal(text: str) -> str:
-    """A SQL string literal, quotes doubled."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _date_list(dts: Iterable[str]) -> str:
-    """ISO dates as a SQL list of DATE literals."""
-    return ", ".join(f"date {sql_literal(dt)}" for dt in dts)
-
-
-def empty_source_table(schema: pa.Schema) -> pa.Table:
-    """An empty table with the raw schema, for a source with no partition yet."""
-    return pa.table({f.name: pa.array([], f.type) for f in [*schema, PARTITION_COLUMN]})
-
-
 def render_template(
     text: str,
     label: str,
@@ -469,7 +433,7 @@ class Build:
     _state: incremental.StateStore | None = field(init=False, default=None)
     _state_unavailable: str | None = field(init=False, default=None)  # why incremental models cannot persist
     _deltas: dict[str, Delta | None] = field(init=False, default_factory=dict)  # this run's updates (None: full)
-    _indexed: set[str] = field(init=False, default_factory=set)  # partition indexes brought up to date this run
+    _indexes: incremental.PartitionIndexes | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -602,6 +566,7 @@ class Build:
                 self._state_unavailable = f"{path} is in use ({str(error).splitlines()[0]})"
                 return None
             self._state = incremental.StateStore(self.con)
+            self._indexes = incremental.PartitionIndexes(self._state, self.data_dir)
         return self._state
 
     def _source_fingerprints(self, model: Model) -> dict[str, incremental.Fingerprint]:
@@ -642,7 +607,7 @@ class Build:
         target = f'{incremental.STATE_CATALOG}."{model.name}"'
         label = self.project.relpath(model)
         if keys is None:
-            with self._transaction():
+            with incremental.transaction(self.con):
                 self.execute(label, f"create or replace table {target} as {sql}\n")
                 state.save(model.name, new_state)
             self._deltas[model.name] = None
@@ -653,7 +618,7 @@ class Build:
         deleted = self._deleted_keys(model, keys)
         scoped_sql = self._render_scoped(model, keys, now) if count else f"select * from {target} limit 0"
         self.execute(label, f'create or replace temp table "{new}" as {scoped_sql}\n')
-        with self._transaction():
+        with incremental.transaction(self.con):
             self.con.execute(f'delete from {target} using "{keys}" where {target}.{key} is not distinct from "{keys}".{key}')
             self.execute(label, f'insert into {target} by name select * from "{new}"')
             state.save(model.name, new_state)
@@ -678,17 +643,6 @@ class Build:
                          + (f'semi join "{keys}" on {target}.{key} is not distinct from "{keys}".{key}' if reader_keys
                             else "limit 0"))
         return name
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """Commit the block's changes to the state database together, or none of them."""
-        self.con.execute("begin")
-        try:
-            yield
-        except BaseException:
-            self.con.execute("rollback")
-            raise
-        self.con.execute("commit")
 
     def _full_refresh_reason(
         self, model: Model, before: incremental.ModelState | None, digest: str, upstream: dict[str, int | None]
@@ -728,8 +682,8 @@ class Build:
             if model.unique_key not in SOURCES[src].schema.names or PARTITION_COLUMN.name not in columns:
                 return None, f"raw {table} changed and cannot be scoped by {model.unique_key}"
             files = incremental.partition_files(self.data_dir / table, now[table], changed)
-            parts.append(f"select {key} from {self._read_files(SOURCES[src], files)}")
-            parts.append(f"select {key} from {target} where dt in ({_date_list(changed)})")
+            parts.append(f"select {key} from {read_files(self.con, SOURCES[src], files)}")
+            parts.append(f"select {key} from {target} where dt in ({date_list(changed)})")
         for ref in model.refs:
             delta = self._deltas.get(ref)
             if delta is None:
@@ -754,12 +708,10 @@ class Build:
 
         def scoped_source(source_name: str, table: str) -> str:
             src = SOURCES[(source_name, table)]
-            index = self._partition_index(src, model.unique_key, now[src.table])
-            dts = [str(dt) for (dt,) in self.con.execute(
-                f'select distinct dt from {index} semi join "{keys}" on {index}.{key} is not distinct from "{keys}".{key}'
-            ).fetchall()]
+            assert self._indexes is not None
+            dts = self._indexes.partitions_holding(src, model.unique_key, keys, now[src.table])
             files = incremental.partition_files(self.data_dir / src.table, now[src.table], dts)
-            return scoped(self._read_files(src, files), table)
+            return scoped(read_files(self.con, src, files), table)
 
         def scoped(relation: str, input_name: str) -> str:
             view = f"__scoped_{model.name}__{input_name}"
@@ -774,41 +726,6 @@ class Build:
             scoped_source,
             self.vars,
         )
-
-    def _read_files(self, src: Source, files: list[str]) -> str:
-        """A relation over some Parquet files of a raw table (typed and empty when there are none)."""
-        if not files:
-            name = f"__empty__{src.table}"
-            self.con.register(name, empty_source_table(src.schema))
-            return f'"{name}"'
-        return (f"read_parquet([{', '.join(map(sql_literal, files))}], hive_partitioning = true, union_by_name = true, "
-                f"hive_types = {{'dt': date}})")
-
-    def _partition_index(self, src: Source, key: str, now: incremental.Fingerprint) -> str:
-        """The kept (key, dt) pairs of a raw table, brought up to date with its partitions now (once per run)."""
-        name = f"_partitions__{src.table}__{key}"
-        target = f'{incremental.STATE_CATALOG}."{name}"'
-        if name in self._indexed:
-            return target
-        state = self._state
-        assert state is not None
-        before = state.load(name)
-        table_dir = self.data_dir / src.table
-        with self._transaction():
-            if before is None:
-                every_file = incremental.partition_files(table_dir, now, sorted(now))
-                self.con.execute(f'create or replace table {target} as select distinct "{key}", dt '
-                                 f"from {self._read_files(src, every_file)}")
-            else:
-                changed = incremental.changed_partitions(before.sources[src.table], now)
-                if changed:
-                    self.con.execute(f"delete from {target} where dt in ({_date_list(changed)})")
-                    files = incremental.partition_files(table_dir, now, changed)
-                    self.con.execute(f'insert into {target} select distinct "{key}", dt from {self._read_files(src, files)}')
-            version = (before.version if before else 0) + 1
-            state.save(name, incremental.ModelState("partition index", {src.table: now}, {}, version))
-        self._indexed.add(name)
-        return target
 
     def _refs_of(self, template: str, label: str) -> set[str]:
         """The models a SQL template refs."""

@@ -18,16 +18,8 @@ from typing import Any
 import duckdb
 import jinja2
 
-from orders_pipeline.sql import (
-    SOURCES,
-    Project,
-    SqlProjectError,
-    _environment,
-    _template_error,
-    empty_source_table,
-    resolve_var,
-    sql_literal,
-)
+from orders_pipeline.sources import SOURCES, empty_source_table, sql_literal
+from orders_pipeline.sql import Project, SqlProjectError, _environment, _template_error, resolve_var
 
 STORAGE_VERSION = "v1.0.0"  # readable by the `duckdb` CLI package (1.x) as well as by duckdb 2.x
 WAREHOUSE_FILE = "warehouse.duckdb"
