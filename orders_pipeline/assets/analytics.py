@@ -28,6 +28,8 @@ PROJECT = sql.load_project()
 GROUP = "analytics"
 SOURCE_ASSET_KEYS = {("raw", "orders"): dg.AssetKey("orders"), ("raw", "order_items"): dg.AssetKey("order_items")}
 WAREHOUSE_KEY = dg.AssetKey("warehouse")
+ANALYTICS_POOL = "analytics"
+"""Analytics runs take turns (one slot in dagster.yaml), so each updates the kept state of the one before."""
 
 # Eager, but an unpartitioned model depending on daily partitions must not wait for *every* historic day to exist.
 AUTOMATION = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
@@ -237,6 +239,7 @@ WAREHOUSE_SPEC = dg.AssetSpec(
     specs=[*MODEL_SPECS, WAREHOUSE_SPEC],
     check_specs=[dg.AssetCheckSpec(c.name, asset=c.asset, description=c.description) for c in CHECKS],
     can_subset=True,
+    pool=ANALYTICS_POOL,
 )
 def analytics_models(context: dg.AssetExecutionContext, config: AnalyticsConfig) -> Iterator[object]:
     """Build the selected SQL models in dependency order, publish them as Parquet, check them, refresh the warehouse."""
