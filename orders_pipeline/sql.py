@@ -35,6 +35,7 @@ Errors name the file and, when DuckDB or jinja report one, the line.
 
 from __future__ import annotations
 
+import functools
 import graphlib
 import json
 import os
@@ -128,6 +129,12 @@ class Project:
 
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(text: str) -> jinja2.Template:
+    """A model template compiled once per process (a build renders each model more than once)."""
+    return _environment().from_string(text)
 
 
 def _header_comment(text: str) -> str:
@@ -313,15 +320,11 @@ def render_template(
 ) -> str:
     """Render a model template with the given `ref` and `source` resolvers; errors name the file and line."""
     try:
-        return (
-            _environment()
-            .from_string(text)
-            .render(
-                ref=ref,
-                source=source,
-                var=lambda var_name, default=None: resolve_var(var_name, default, vars),
-                config=lambda **settings: "",
-            )
+        return _compiled(text).render(
+            ref=ref,
+            source=source,
+            var=lambda var_name, default=None: resolve_var(var_name, default, vars),
+            config=lambda **settings: "",
         )
     except SqlProjectError:
         raise

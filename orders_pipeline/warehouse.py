@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import jinja2
 
 from orders_pipeline.sources import SOURCES, empty_source_table, sql_literal
-from orders_pipeline.sql import Project, SqlProjectError, _environment, _template_error, resolve_var
+from orders_pipeline.sql import Project, SqlProjectError, render_template
 
 STORAGE_VERSION = "v1.0.0"  # readable by the `duckdb` CLI package (1.x) as well as by duckdb 2.x
 WAREHOUSE_FILE = "warehouse.duckdb"
@@ -28,20 +27,13 @@ WAREHOUSE_FILE = "warehouse.duckdb"
 def view_sql(project: Project, name: str, vars: Mapping[str, Any] | None = None) -> str:
     """A view model rendered for the warehouse: refs and sources name the warehouse's own relations."""
     model = project.models[name]
-    label = project.relpath(model)
-    try:
-        return (
-            _environment()
-            .from_string(model.template)
-            .render(
-                ref=lambda ref_name: f'"{ref_name}"',
-                source=lambda source_name, table: f'"{SOURCES[(source_name, table)].table}"',
-                var=lambda var_name, default=None: resolve_var(var_name, default, vars),
-                config=lambda **settings: "",
-            )
-        )
-    except jinja2.TemplateError as error:
-        raise _template_error(label, error) from error
+    return render_template(
+        model.template,
+        project.relpath(model),
+        ref=lambda ref_name: f'"{ref_name}"',
+        source=lambda source_name, table: f'"{SOURCES[(source_name, table)].table}"',
+        vars=vars,
+    )
 
 
 def build_warehouse(
@@ -49,7 +41,7 @@ def build_warehouse(
 ) -> tuple[Path, list[str]]:
     """Write the warehouse file and return its path and the names of the relations it holds.
 
-    A table model is present once its Parquet file exists; a view model once everything it refs is present."""
+    A published model is present once its Parquet file exists; any other once everything it refs is present."""
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     target = data_dir / WAREHOUSE_FILE
