@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,22 @@ def test_dagster_runs_update_the_kept_tables_and_full_refresh_is_a_run_setting(s
 
     assert materialize()["stg_orders"] == "incremental: 4 amazon_order_id value(s) recomputed"
     assert set(materialize(full_refresh=True).values()) == {"full: full refresh requested"}
+
+
+def test_a_quarantined_purchase_date_is_a_null_key_updated_like_any_other(shop, tmp_path):
+    from .test_marts import US, item, order
+
+    def unknown_purchase(dt: str, lud: str, status: str, price: str | None) -> tuple:
+        row = order("O9", lud, status, "2024-03-02T00:00", "Amazon.com", "AFN", US, price, "USD" if price else None)
+        row.update(purchase_date=None, is_quarantined=True, quarantined_fields="purchase_date")
+        return dt, row, [item("O9", lud, "O9-1", "SKU-E", 3, 0, price, "USD" if price else None)]
+
+    write_raw(shop, [unknown_purchase("2024-03-02", "2024-03-02T23:00", "Unshipped", "30.00")] + versions_on("2024-03-02"))
+    build(shop)
+    write_raw(shop, [unknown_purchase("2024-03-03", "2024-03-03T09:00", "Shipped", "36.00")] + versions_on("2024-03-03"))
+    results = build(shop)
+    assert refreshes(results)["sku_daily_sales"] == "incremental: 4 purchase_day value(s) recomputed"  # null included
+    after = contents(shop)
+    assert after == from_scratch(shop, tmp_path)
+    unknown_day = [row for row in after["sku_daily_sales"] if row[0] is None]
+    assert len(unknown_day) == 1 and unknown_day[0][4] == "SKU-E" and unknown_day[0][10] == Decimal("36.00")
