@@ -98,9 +98,9 @@ def ingest_day(
         order_rows, item_rows = orders_builder(), order_items_builder()
         for page in client.list_orders(window.start, window.requested_before):
             report.order_pages += 1
-            order_rows.extend(page.rows)
-            for row in page.rows:
-                order_id, version = row[ORDER_ID_INDEX], row[ORDER_LAST_UPDATE_INDEX]
+            order_rows.extend(page.records)
+            versions = zip(page.records.column(ORDER_ID_INDEX), page.records.column(ORDER_LAST_UPDATE_INDEX))
+            for order_id, version in versions:
                 if not fetched_versions.add(f"{order_id}{_VERSION_SEPARATOR}{version}"):
                     continue
                 report.item_pages += _fetch_items(client, order_id, version, item_rows)
@@ -129,9 +129,8 @@ def _fetch_items(client: MwsOrdersClient, order_id: str, version: str, item_rows
     pages = 0
     for item_page in client.list_order_items(order_id):
         pages += 1
-        for item_row in item_page.rows:
-            item_row[ITEM_ORDER_LAST_UPDATE_INDEX] = version
-        item_rows.extend(item_page.rows)
+        item_page.records.fill(ITEM_ORDER_LAST_UPDATE_INDEX, version)
+        item_rows.extend(item_page.records)
     return pages
 
 

@@ -1,4 +1,4 @@
-"""The compiled record walk gives the Python walk's rows, on simulator bodies and on awkward XML."""
+"""The compiled record walk gives the Python walk's texts and Arrow columns, on simulator bodies and awkward XML."""
 
 
 import pytest
@@ -7,7 +7,7 @@ import requests
 from orders_pipeline.mws import records
 from orders_pipeline.mws.client import MwsOrdersClient
 from orders_pipeline.mws.parse import ORDER_ID_INDEX, _items_shape, _orders_shape
-from orders_pipeline.mws.records import LIST, RecordLayout
+from orders_pipeline.mws.records import LIST, RecordLayout, Texts, column_arrays
 from orders_pipeline.mws.xml import parse_xml
 from orders_pipeline.simulator import MwsSimulator, SimulatorConfig
 from orders_pipeline.simulator.config import Faults
@@ -35,6 +35,24 @@ def both_walks(layout: RecordLayout) -> tuple[RecordLayout, RecordLayout]:
     return layout, python
 
 
+def rows_of(texts: Texts, width: int) -> list[list]:
+    """The texts as one row per record."""
+    return [list(row) for row in zip(*(texts.column(index) for index in range(width)))] if len(texts) else []
+
+
+def read_both(layout: RecordLayout, root) -> tuple[list[list], int]:
+    """The rows and path depth both walks read, checked equal, as are the Arrow columns they give."""
+    compiled, python = both_walks(layout)
+    (texts, depth), (python_texts, python_depth) = compiled.read_records(root), python.read_records(root)
+    rows = rows_of(texts, layout.width)
+    assert (rows, depth) == (rows_of(python_texts, layout.width), python_depth) and len(texts) == len(rows)
+    if rows:
+        arrays, python_arrays = column_arrays([texts, texts]), column_arrays([python_texts, python_texts])
+        assert all(array.equals(python_array) for array, python_array in zip(arrays, python_arrays))
+        assert [array.to_pylist() for array in arrays] == [list(column) * 2 for column in zip(*rows)]
+    return rows, depth
+
+
 def test_the_compiled_walk_is_built_for_this_lxml():
     # CI installs with a C compiler: a missing or mismatched build would silently cost half the parse speed
     assert records.COMPILED_UNAVAILABLE_BECAUSE is None
@@ -47,7 +65,7 @@ def test_both_walks_read_the_same_rows_from_a_messy_simulated_day():
     config = SimulatorConfig(orders_per_day=400, throttling=False, faults=Faults(messy_values=True))
     with MwsSimulator(config) as sim:
         client = MwsOrdersClient(sim.url, SIM_CREDS, DEMO_MARKETPLACE_IDS, session=session)
-        order_ids = [row[ORDER_ID_INDEX] for page in client.list_orders(DAY, NEXT_DAY) for row in page.rows]
+        order_ids = [oid for page in client.list_orders(DAY, NEXT_DAY) for oid in page.records.column(ORDER_ID_INDEX)]
         for order_id in order_ids:
             list(client.list_order_items(order_id))
     order_bodies = [body for body in session.bodies if b"<ListOrders" in body[:200]]
@@ -55,15 +73,18 @@ def test_both_walks_read_the_same_rows_from_a_messy_simulated_day():
     assert len(order_bodies) >= 3 and len(item_bodies) >= len(order_ids) >= 300  # some orders page their items
     checked = 0
     for bodies, shape_of in ((order_bodies, lambda tag: _orders_shape(tag, with_email=True)), (item_bodies, _items_shape)):
+        pages = []
         for body in bodies:
             root = parse_xml(body)
             shape = shape_of(root.tag)
-            compiled, python = both_walks(shape.records)
-            rows, depth = compiled.read_records(root)
-            assert (rows, depth) == python.read_records(root) and depth == 2
+            rows, depth = read_both(shape.records, root)
+            assert depth == 2
             compiled, python = both_walks(shape.envelope)
             assert compiled.read_one(root) == python.read_one(root)
+            pages.append((shape.records.read_records(root)[0], both_walks(shape.records)[1].read_records(root)[0]))
             checked += len(rows)
+        compiled_pages, python_pages = zip(*pages)  # many pages (empty ones too) into one set of columns
+        assert all(a.equals(b) for a, b in zip(column_arrays(compiled_pages), column_arrays(python_pages)))
     assert checked > 2 * len(order_ids)
 
 
@@ -99,10 +120,8 @@ AWKWARD_LAYOUT = {
 
 
 def test_both_walks_agree_on_awkward_xml():
-    compiled, python = both_walks(RecordLayout(AWKWARD_LAYOUT, 10, record_tag="Order"))
-    parent = parse_xml(AWKWARD.encode())
-    rows, depth = compiled.read_records(parent)
-    assert (rows, depth) == python.read_records(parent) and depth == 0
+    rows, depth = read_both(RecordLayout(AWKWARD_LAYOUT, 10, record_tag="Order"), parse_xml(AWKWARD.encode()))
+    assert depth == 0
     assert rows[0] == [
         "repeated: the last wins",
         None,  # lxml: no text node at all
@@ -120,9 +139,8 @@ def test_both_walks_agree_on_awkward_xml():
 
 
 def test_a_namespaced_record_tag_does_not_match_records_without_that_namespace():
-    compiled, python = both_walks(RecordLayout(AWKWARD_LAYOUT, 10, record_tag=f"{{{NS}}}Order"))
-    parent = parse_xml(AWKWARD.encode())
-    assert compiled.read_records(parent) == python.read_records(parent) == ([], 0)
+    layout = RecordLayout(AWKWARD_LAYOUT, 10, record_tag=f"{{{NS}}}Order")
+    assert read_both(layout, parse_xml(AWKWARD.encode())) == ([], 0)
 
 
 def test_the_path_to_the_records_reports_how_far_it_exists():
@@ -132,15 +150,20 @@ def test_the_path_to_the_records_reports_how_far_it_exists():
         (("A", "Missing"), ([], 1)),
         (("Missing", "B"), ([], 0)),
     ]:
-        compiled, python = both_walks(RecordLayout({"Id": 0}, 1, path=path, record_tag="Rec"))
-        assert compiled.read_records(root) == python.read_records(root) == expected
+        assert read_both(RecordLayout({"Id": 0}, 1, path=path, record_tag="Rec"), root) == expected
+    compiled, python = both_walks(RecordLayout({"Id": 0}, 1, path=("A", "B"), record_tag="Rec"))
     assert compiled.read_one(root) == python.read_one(root) == [None]
     assert compiled.read_one(root.find("A/B/Rec")) == ["1"]
 
 
 @pytest.mark.parametrize(
     "layout, message",
-    [({"Id": 10}, "outside a row of 10"), ({"Id": "0"}, "must be an int"), ({"{unclosed": 0}, "unclosed namespace")],
+    [
+        ({"Id": 10}, "outside a row of 10"),
+        ({"Id": "0"}, "must be an int"),
+        ({"{unclosed": 0}, "unclosed namespace"),
+        ({"Id": 0, "Tags": (LIST, 0)}, "both a text and a list"),
+    ],
 )
 def test_a_broken_layout_is_refused_when_compiled(layout, message):
     with pytest.raises((ValueError, TypeError), match=message):

@@ -1,12 +1,14 @@
-/* Rows of element text from MWS record elements, read straight from the libxml2 tree lxml has built.
+/* The element texts of MWS record elements, read straight from the libxml2 tree lxml has built.
  *
  * The Python walk in records.py creates an lxml proxy object for every element it visits; this one reads the
- * same nodes in C and creates only the strings it returns. Its output is the Python walk's, value for value
- * (tests/test_records.py compares them). It reads lxml's element struct, so it refuses to load beside an lxml
- * or libxml2 other than the one whose headers it was compiled with.
+ * same nodes in C and copies their UTF-8 text into one buffer per page, creating no Python object per value.
+ * `gather` lays the texts of many pages out column by column as Arrow string buffers. Its values are the
+ * Python walk's, value for value (tests/test_records.py compares them). It reads lxml's element struct, so it
+ * refuses to load beside an lxml or libxml2 other than the one whose headers it was compiled with.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 #include <libxml/tree.h>
 #include <libxml/xmlversion.h>
@@ -36,6 +38,7 @@ struct Table {
 typedef struct {
     Table *root;
     Py_ssize_t width;
+    int *kinds;   /* per row position: LIST, or LEAF (also for positions no tag fills) */
     Py_ssize_t path_size;
     Entry *path;  /* the steps from a document root to the parent of the records (tags only) */
     Entry record; /* the tag of the records (tag only) */
@@ -103,42 +106,49 @@ static int split_tag(PyObject *tag, char **href, char **name)
     return 0;
 }
 
-static int row_index(PyObject *value, Py_ssize_t width, Py_ssize_t *index)
+/* Read a row position into the entry and claim it for the entry's kind; kinds[i] < 0 marks a free position. */
+static int row_index(PyObject *value, Entry *entry, Py_ssize_t width, int *kinds)
 {
-    *index = PyLong_AsSsize_t(value);
-    if (*index == -1 && PyErr_Occurred())
+    Py_ssize_t index = PyLong_AsSsize_t(value);
+    if (index == -1 && PyErr_Occurred())
         return -1;
-    if (*index < 0 || *index >= width) {
-        PyErr_Format(PyExc_ValueError, "row position %zd outside a row of %zd", *index, width);
+    if (index < 0 || index >= width) {
+        PyErr_Format(PyExc_ValueError, "row position %zd outside a row of %zd", index, width);
         return -1;
     }
+    if (kinds[index] >= 0 && kinds[index] != entry->kind) {
+        PyErr_Format(PyExc_ValueError, "row position %zd is both a text and a list", index);
+        return -1;
+    }
+    kinds[index] = entry->kind;
+    entry->index = index;
     return 0;
 }
 
-static Table *compile_table(PyObject *mapping, Py_ssize_t width);
+static Table *compile_table(PyObject *mapping, Py_ssize_t width, int *kinds);
 
-static int compile_entry(Entry *entry, PyObject *tag, PyObject *target, Py_ssize_t width)
+static int compile_entry(Entry *entry, PyObject *tag, PyObject *target, Py_ssize_t width, int *kinds)
 {
     if (split_tag(tag, &entry->href, &entry->name) < 0)
         return -1;
     if (PyLong_Check(target)) {
         entry->kind = LEAF;
-        return row_index(target, width, &entry->index);
+        return row_index(target, entry, width, kinds);
     }
     if (PyDict_Check(target)) {
         entry->kind = GROUP;
-        entry->group = compile_table(target, width);
+        entry->group = compile_table(target, width, kinds);
         return entry->group == NULL ? -1 : 0;
     }
     if (PyTuple_Check(target) && PyTuple_GET_SIZE(target) == 2) {
         entry->kind = LIST;
-        return row_index(PyTuple_GET_ITEM(target, 1), width, &entry->index);
+        return row_index(PyTuple_GET_ITEM(target, 1), entry, width, kinds);
     }
     PyErr_Format(PyExc_TypeError, "layout target for %R must be an int, a dict or a (kind, int) pair", tag);
     return -1;
 }
 
-static Table *compile_table(PyObject *mapping, Py_ssize_t width)
+static Table *compile_table(PyObject *mapping, Py_ssize_t width, int *kinds)
 {
     PyObject *tag, *target;
     Py_ssize_t position = 0, i = 0;
@@ -152,7 +162,7 @@ static Table *compile_table(PyObject *mapping, Py_ssize_t width)
     }
     while (PyDict_Next(mapping, &position, &tag, &target)) {
         table->size = i + 1;
-        if (compile_entry(&table->entries[i++], tag, target, width) < 0) {
+        if (compile_entry(&table->entries[i++], tag, target, width, kinds) < 0) {
             free_table(table);
             return NULL;
         }
@@ -163,6 +173,7 @@ static Table *compile_table(PyObject *mapping, Py_ssize_t width)
 static void free_layout_fields(Layout *layout)
 {
     free_table(layout->root);
+    PyMem_Free(layout->kinds);
     for (Py_ssize_t i = 0; i < layout->path_size; i++) {
         PyMem_Free(layout->path[i].href);
         PyMem_Free(layout->path[i].name);
@@ -195,6 +206,22 @@ static int compile_path(Layout *layout, PyObject *path, PyObject *record_tag)
     return split_tag(record_tag, &layout->record.href, &layout->record.name);
 }
 
+/* Every row position starts free (-1); the layout's entries claim theirs. */
+static int compile_kinds(Layout *layout)
+{
+    if (layout->width < 0) {
+        PyErr_SetString(PyExc_ValueError, "a row cannot have a negative width");
+        return -1;
+    }
+    if ((layout->kinds = PyMem_Malloc((layout->width + 1) * sizeof(int))) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < layout->width; i++)
+        layout->kinds[i] = -1;
+    return 0;
+}
+
 static PyObject *compile_layout(PyObject *module, PyObject *args)
 {
     PyObject *mapping, *path, *record_tag, *capsule;
@@ -206,12 +233,97 @@ static PyObject *compile_layout(PyObject *module, PyObject *args)
     if ((layout = PyMem_Calloc(1, sizeof(Layout))) == NULL)
         return PyErr_NoMemory();
     layout->width = width;
-    if ((layout->root = compile_table(mapping, width)) == NULL || compile_path(layout, path, record_tag) < 0
-        || (capsule = PyCapsule_New(layout, LAYOUT_CAPSULE, free_layout)) == NULL) {
+    if (compile_kinds(layout) < 0 || (layout->root = compile_table(mapping, width, layout->kinds)) == NULL
+        || compile_path(layout, path, record_tag) < 0) {
         free_layout_fields(layout);
         return NULL;
     }
+    for (Py_ssize_t i = 0; i < width; i++)
+        if (layout->kinds[i] < 0)
+            layout->kinds[i] = LEAF;
+    if ((capsule = PyCapsule_New(layout, LAYOUT_CAPSULE, free_layout)) == NULL)
+        free_layout_fields(layout);
     return capsule;
+}
+
+/* ------------------------------------------------------------------------------------------- page texts */
+
+/* Where a value is: for a text, `length` bytes of the page's data from `start`; for a list, `length` members
+ * of the page's member spans from `start`. A negative length is None (no text node, or no list element). */
+typedef struct {
+    Py_ssize_t start;
+    Py_ssize_t length;
+} Span;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *capsule; /* the layout the texts were read with: their width and which positions are lists */
+    Layout *layout;
+    Py_ssize_t rows, row_capacity;
+    Span *cells; /* `width` per row */
+    Py_ssize_t members, member_capacity;
+    Span *member_spans;
+    Py_ssize_t data_size, data_capacity;
+    char *data;
+} Texts;
+
+static PyTypeObject texts_type;
+
+/* Make room for `needed` items of `size` bytes, at least doubling the buffer. */
+static int reserve(void **buffer, Py_ssize_t *capacity, Py_ssize_t needed, size_t size)
+{
+    Py_ssize_t grown = *capacity;
+    void *moved;
+    if (needed <= *capacity)
+        return 0;
+    while (grown < needed)
+        grown = grown < 16 ? 16 : grown * 2;
+    if ((size_t)grown > PY_SSIZE_T_MAX / size || (moved = PyMem_Realloc(*buffer, grown * size)) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *buffer = moved;
+    *capacity = grown;
+    return 0;
+}
+
+static Texts *new_texts(PyObject *capsule, Layout *layout)
+{
+    Texts *texts = PyObject_New(Texts, &texts_type);
+    if (texts == NULL)
+        return NULL;
+    texts->capsule = Py_NewRef(capsule);
+    texts->layout = layout;
+    texts->rows = texts->row_capacity = texts->members = texts->member_capacity = 0;
+    texts->data_size = texts->data_capacity = 0;
+    texts->cells = texts->member_spans = NULL;
+    texts->data = NULL;
+    return texts;
+}
+
+static void texts_dealloc(Texts *texts)
+{
+    PyMem_Free(texts->cells);
+    PyMem_Free(texts->member_spans);
+    PyMem_Free(texts->data);
+    Py_DECREF(texts->capsule);
+    PyObject_Free(texts);
+}
+
+static Span *cell(const Texts *texts, Py_ssize_t row, Py_ssize_t column)
+{
+    return &texts->cells[row * texts->layout->width + column];
+}
+
+/* A row of None values at the end; its position. */
+static Py_ssize_t add_row(Texts *texts)
+{
+    Py_ssize_t width = texts->layout->width;
+    if (reserve((void **)&texts->cells, &texts->row_capacity, (texts->rows + 1) * width, sizeof(Span)) < 0)
+        return -1;
+    for (Py_ssize_t column = 0; column < width; column++)
+        *cell(texts, texts->rows, column) = (Span){0, -1};
+    return texts->rows++;
 }
 
 /* ------------------------------------------------------------------------------------------- tree walk */
@@ -253,93 +365,151 @@ static const xmlNode *text_node_or_skip(const xmlNode *node)
     return NULL;
 }
 
-/* What lxml's element.text returns: None without text nodes, '' when they are all empty, else their text. */
-static PyObject *element_text(const xmlNode *element)
+/* Append what lxml's element.text returns to the data: None without text nodes, else their joined text. */
+static int read_text(Texts *texts, const xmlNode *element, Span *span)
 {
-    const xmlNode *first = text_node_or_skip(element->children), *node;
-    const xmlChar *text = NULL;
-    Py_ssize_t count = 0;
-    size_t total = 0;
-    char *joined, *end;
-    PyObject *result;
-    for (node = first; node != NULL; node = text_node_or_skip(node->next)) {
-        if (node->content != NULL && node->content[0] != '\0') {
-            text = node->content;
-            total += strlen((const char *)node->content);
-        }
-        count++;
+    const xmlNode *first = text_node_or_skip(element->children);
+    Py_ssize_t start = texts->data_size;
+    for (const xmlNode *node = first; node != NULL; node = text_node_or_skip(node->next)) {
+        Py_ssize_t length = node->content != NULL ? (Py_ssize_t)strlen((const char *)node->content) : 0;
+        if (length == 0)
+            continue;
+        if (reserve((void **)&texts->data, &texts->data_capacity, texts->data_size + length, 1) < 0)
+            return -1;
+        memcpy(texts->data + texts->data_size, node->content, length);
+        texts->data_size += length;
     }
-    if (text == NULL) {
-        if (count > 0)
-            return PyUnicode_FromStringAndSize("", 0);
-        Py_RETURN_NONE;
-    }
-    if (count == 1)
-        return PyUnicode_FromString((const char *)text);
-    if ((joined = PyMem_Malloc(total + 1)) == NULL)
-        return PyErr_NoMemory();
-    end = joined;
-    for (node = first; node != NULL; node = text_node_or_skip(node->next)) {
-        if (node->content != NULL) {
-            size_t length = strlen((const char *)node->content);
-            memcpy(end, node->content, length);
-            end += length;
-        }
-    }
-    result = PyUnicode_DecodeUTF8(joined, end - joined, NULL);
-    PyMem_Free(joined);
-    return result;
+    *span = (Span){start, first != NULL ? texts->data_size - start : -1};
+    return 0;
 }
 
-static PyObject *children_texts(const xmlNode *element)
+/* Append the text of every child element as the members of one list value. */
+static int read_members(Texts *texts, const xmlNode *element, Span *list)
 {
-    PyObject *texts = PyList_New(0);
-    if (texts == NULL)
-        return NULL;
+    Py_ssize_t first = texts->members;
     for (const xmlNode *child = element->children; child != NULL; child = child->next) {
-        PyObject *text;
+        Span member;
         if (child->type != XML_ELEMENT_NODE)
             continue;
-        if ((text = element_text(child)) == NULL || PyList_Append(texts, text) < 0) {
-            Py_XDECREF(text);
-            Py_DECREF(texts);
-            return NULL;
-        }
-        Py_DECREF(text);
+        if (read_text(texts, child, &member) < 0
+            || reserve((void **)&texts->member_spans, &texts->member_capacity, texts->members + 1, sizeof(Span)) < 0)
+            return -1;
+        texts->member_spans[texts->members++] = member;
     }
-    return texts;
+    *list = (Span){first, texts->members - first};
+    return 0;
 }
 
-static int fill(const xmlNode *element, Table *table, PyObject *row)
+static int fill(Texts *texts, Py_ssize_t row, const xmlNode *element, Table *table)
 {
     for (const xmlNode *child = element->children; child != NULL; child = child->next) {
         Entry *entry;
-        PyObject *value;
+        Span value;
         if (child->type != XML_ELEMENT_NODE || (entry = lookup(table, child)) == NULL)
             continue;
         if (entry->kind == GROUP) {
-            if (fill(child, entry->group, row) < 0)
+            if (fill(texts, row, child, entry->group) < 0)
                 return -1;
             continue;
         }
-        value = entry->kind == LEAF ? element_text(child) : children_texts(child);
-        if (value == NULL)
+        if ((entry->kind == LEAF ? read_text(texts, child, &value) : read_members(texts, child, &value)) < 0)
             return -1;
-        if (PyList_SetItem(row, entry->index, value) < 0)
-            return -1;
+        *cell(texts, row, entry->index) = value;
     }
     return 0;
 }
 
-static PyObject *new_row(Py_ssize_t width)
+static int read_row(Texts *texts, const xmlNode *element)
 {
-    PyObject *row = PyList_New(width);
-    if (row == NULL)
-        return NULL;
-    for (Py_ssize_t i = 0; i < width; i++)
-        PyList_SET_ITEM(row, i, Py_NewRef(Py_None));
-    return row;
+    Py_ssize_t row = add_row(texts);
+    return row < 0 ? -1 : fill(texts, row, element, texts->layout->root);
 }
+
+/* ------------------------------------------------------------------------------------ texts as objects */
+
+static PyObject *text_object(const Texts *texts, const Span *span)
+{
+    if (span->length < 0)
+        Py_RETURN_NONE;
+    return PyUnicode_DecodeUTF8(texts->data + span->start, span->length, NULL);
+}
+
+static PyObject *list_object(const Texts *texts, const Span *span)
+{
+    PyObject *list;
+    if (span->length < 0)
+        Py_RETURN_NONE;
+    if ((list = PyList_New(span->length)) == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < span->length; i++) {
+        PyObject *member = text_object(texts, &texts->member_spans[span->start + i]);
+        if (member == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, member);
+    }
+    return list;
+}
+
+/* The value at a row and column, as the Python walk has it: str or None, or a list of them for a list. */
+static PyObject *value_object(const Texts *texts, Py_ssize_t row, Py_ssize_t column)
+{
+    const Span *span = cell(texts, row, column);
+    return texts->layout->kinds[column] == LIST ? list_object(texts, span) : text_object(texts, span);
+}
+
+static PyObject *values_object(const Texts *texts, Py_ssize_t row, Py_ssize_t column, Py_ssize_t count, int by_row)
+{
+    PyObject *values = PyList_New(count);
+    if (values == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *value = by_row ? value_object(texts, row, i) : value_object(texts, i, column);
+        if (value == NULL) {
+            Py_DECREF(values);
+            return NULL;
+        }
+        PyList_SET_ITEM(values, i, value);
+    }
+    return values;
+}
+
+static Py_ssize_t texts_length(Texts *texts)
+{
+    return texts->rows;
+}
+
+static PyObject *texts_column(Texts *texts, PyObject *arg)
+{
+    Py_ssize_t column = PyLong_AsSsize_t(arg);
+    if (column == -1 && PyErr_Occurred())
+        return NULL;
+    if (column < 0 || column >= texts->layout->width) {
+        PyErr_Format(PyExc_IndexError, "column %zd outside a row of %zd", column, texts->layout->width);
+        return NULL;
+    }
+    return values_object(texts, 0, column, texts->rows, 0);
+}
+
+static PyMethodDef texts_methods[] = {
+    {"column", (PyCFunction)texts_column, METH_O, "column(index) -> every record's value at that row position."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods texts_sequence = {.sq_length = (lenfunc)texts_length};
+
+static PyTypeObject texts_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "orders_pipeline.mws._records.Texts",
+    .tp_doc = "The element texts of one page's records, as read with a compiled layout.",
+    .tp_basicsize = sizeof(Texts),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)texts_dealloc,
+    .tp_as_sequence = &texts_sequence,
+    .tp_methods = texts_methods,
+};
+
+/* ------------------------------------------------------------------------------------------ reading */
 
 static const xmlNode *element_of(PyObject *object)
 {
@@ -364,43 +534,229 @@ static const xmlNode *first_child_tagged(const xmlNode *parent, const Entry *tag
 
 static PyObject *read_record(PyObject *module, PyObject *args)
 {
-    PyObject *element, *capsule, *row;
+    PyObject *element, *capsule, *row = NULL;
     const xmlNode *node;
     Layout *layout;
+    Texts *texts;
     if (!PyArg_ParseTuple(args, "O!O:read_record", element_type, &element, &capsule))
         return NULL;
     if ((node = element_of(element)) == NULL || (layout = layout_of(capsule)) == NULL)
         return NULL;
-    if ((row = new_row(layout->width)) != NULL && fill(node, layout->root, row) < 0)
-        Py_CLEAR(row);
+    if ((texts = new_texts(capsule, layout)) == NULL)
+        return NULL;
+    if (read_row(texts, node) == 0)
+        row = values_object(texts, 0, 0, layout->width, 1);
+    Py_DECREF(texts);
     return row;
 }
 
 static PyObject *read_records(PyObject *module, PyObject *args)
 {
-    PyObject *root, *capsule, *rows;
+    PyObject *root, *capsule;
     const xmlNode *parent;
     Layout *layout;
+    Texts *texts;
     Py_ssize_t depth;
     if (!PyArg_ParseTuple(args, "O!O:read_records", element_type, &root, &capsule))
         return NULL;
     if ((parent = element_of(root)) == NULL || (layout = layout_of(capsule)) == NULL)
         return NULL;
+    if ((texts = new_texts(capsule, layout)) == NULL)
+        return NULL;
     for (depth = 0; depth < layout->path_size; depth++)
         if ((parent = first_child_tagged(parent, &layout->path[depth])) == NULL)
-            return Py_BuildValue("(Nn)", PyList_New(0), depth);
-    rows = PyList_New(0);
-    for (const xmlNode *child = parent->children; rows != NULL && child != NULL; child = child->next) {
-        PyObject *row;
+            return Py_BuildValue("(Nn)", texts, depth);
+    for (const xmlNode *child = parent->children; child != NULL; child = child->next) {
         if (child->type != XML_ELEMENT_NODE || !same_tag(child, layout->record.href, layout->record.name))
             continue;
-        if ((row = new_row(layout->width)) == NULL || fill(child, layout->root, row) < 0 || PyList_Append(rows, row) < 0)
-            Py_CLEAR(rows);
-        Py_XDECREF(row);
+        if (read_row(texts, child) < 0) {
+            Py_DECREF(texts);
+            return NULL;
+        }
     }
-    if (rows == NULL)
+    return Py_BuildValue("(Nn)", texts, depth);
+}
+
+/* --------------------------------------------------------------------------------- Arrow string buffers */
+
+/* An Arrow string array being laid out: measured in a first pass, then written in a second. */
+typedef struct {
+    Py_ssize_t length, nulls, bytes; /* measured */
+    Py_ssize_t written;              /* values written so far; `bytes` then counts the bytes written */
+    PyObject *validity, *offsets, *data;
+} Strings;
+
+static void measure(Strings *strings, const Span *span)
+{
+    strings->length++;
+    if (span->length < 0)
+        strings->nulls++;
+    else
+        strings->bytes += span->length;
+}
+
+static void clear_strings(Strings *strings)
+{
+    Py_CLEAR(strings->validity);
+    Py_CLEAR(strings->offsets);
+    Py_CLEAR(strings->data);
+}
+
+/* A zeroed validity bitmap of `length` bits, or None when no value is null. */
+static PyObject *new_validity(Py_ssize_t length, Py_ssize_t nulls)
+{
+    PyObject *bitmap;
+    if (nulls == 0)
+        return Py_NewRef(Py_None);
+    if ((bitmap = PyBytes_FromStringAndSize(NULL, (length + 7) / 8)) != NULL)
+        memset(PyBytes_AS_STRING(bitmap), 0, (length + 7) / 8);
+    return bitmap;
+}
+
+static void set_valid(PyObject *validity, Py_ssize_t position)
+{
+    if (validity != Py_None)
+        PyBytes_AS_STRING(validity)[position / 8] |= (char)(1 << (position % 8));
+}
+
+static PyObject *new_offsets(Py_ssize_t length)
+{
+    PyObject *offsets = PyBytes_FromStringAndSize(NULL, (length + 1) * sizeof(int32_t));
+    if (offsets != NULL)
+        ((int32_t *)PyBytes_AS_STRING(offsets))[0] = 0;
+    return offsets;
+}
+
+static int allocate_strings(Strings *strings)
+{
+    if (strings->bytes > INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "more than 2 GiB of text in one column");
+        return -1;
+    }
+    strings->validity = new_validity(strings->length, strings->nulls);
+    strings->offsets = new_offsets(strings->length);
+    strings->data = PyBytes_FromStringAndSize(NULL, strings->bytes);
+    strings->bytes = strings->written = 0;
+    if (strings->validity == NULL || strings->offsets == NULL || strings->data == NULL) {
+        clear_strings(strings);
+        return -1;
+    }
+    return 0;
+}
+
+static void put(Strings *strings, const Span *span, const char *data)
+{
+    if (span->length > 0)
+        memcpy(PyBytes_AS_STRING(strings->data) + strings->bytes, data + span->start, span->length);
+    if (span->length >= 0) {
+        strings->bytes += span->length;
+        set_valid(strings->validity, strings->written);
+    }
+    ((int32_t *)PyBytes_AS_STRING(strings->offsets))[++strings->written] = (int32_t)strings->bytes;
+}
+
+/* (length, null count, validity bitmap or None, int32 offsets, data), the references moved into the tuple. */
+static PyObject *strings_tuple(Strings *strings)
+{
+    return Py_BuildValue("(nnNNN)", strings->length, strings->nulls, strings->validity, strings->offsets,
+                         strings->data);
+}
+
+static PyObject *gather_texts(Texts **pages, Py_ssize_t count, Py_ssize_t column)
+{
+    Strings strings = {0};
+    for (Py_ssize_t page = 0; page < count; page++)
+        for (Py_ssize_t row = 0; row < pages[page]->rows; row++)
+            measure(&strings, cell(pages[page], row, column));
+    if (allocate_strings(&strings) < 0)
         return NULL;
-    return Py_BuildValue("(Nn)", rows, depth);
+    for (Py_ssize_t page = 0; page < count; page++)
+        for (Py_ssize_t row = 0; row < pages[page]->rows; row++)
+            put(&strings, cell(pages[page], row, column), pages[page]->data);
+    return strings_tuple(&strings);
+}
+
+/* A list column: (length, null count, validity or None, int32 offsets into the members, the members' tuple). */
+static PyObject *gather_lists(Texts **pages, Py_ssize_t count, Py_ssize_t column)
+{
+    Strings members = {0};
+    Py_ssize_t length = 0, nulls = 0, written = 0;
+    PyObject *validity, *offsets, *members_tuple;
+    for (Py_ssize_t page = 0; page < count; page++)
+        for (Py_ssize_t row = 0; row < pages[page]->rows; row++, length++) {
+            const Span *list = cell(pages[page], row, column);
+            nulls += list->length < 0;
+            for (Py_ssize_t i = 0; i < list->length; i++)
+                measure(&members, &pages[page]->member_spans[list->start + i]);
+        }
+    if (members.length > INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "more than 2**31 list members in one column");
+        return NULL;
+    }
+    validity = new_validity(length, nulls);
+    offsets = new_offsets(length);
+    if (validity == NULL || offsets == NULL || allocate_strings(&members) < 0) {
+        Py_XDECREF(validity);
+        Py_XDECREF(offsets);
+        return NULL;
+    }
+    for (Py_ssize_t page = 0; page < count; page++)
+        for (Py_ssize_t row = 0; row < pages[page]->rows; row++) {
+            const Span *list = cell(pages[page], row, column);
+            if (list->length >= 0)
+                set_valid(validity, written);
+            for (Py_ssize_t i = 0; i < list->length; i++)
+                put(&members, &pages[page]->member_spans[list->start + i], pages[page]->data);
+            ((int32_t *)PyBytes_AS_STRING(offsets))[++written] = (int32_t)members.written;
+        }
+    if ((members_tuple = strings_tuple(&members)) == NULL) {
+        Py_DECREF(validity);
+        Py_DECREF(offsets);
+        return NULL;
+    }
+    return Py_BuildValue("(nnNNN)", length, nulls, validity, offsets, members_tuple);
+}
+
+/* The pages, checked to be Texts read with layouts of one width and the same list positions. */
+static int check_pages(Texts **pages, Py_ssize_t count)
+{
+    for (Py_ssize_t page = 0; page < count; page++) {
+        if (!Py_IS_TYPE(pages[page], &texts_type)) {
+            PyErr_SetString(PyExc_TypeError, "gather takes a sequence of Texts");
+            return -1;
+        }
+        if (pages[page]->layout->width != pages[0]->layout->width
+            || memcmp(pages[page]->layout->kinds, pages[0]->layout->kinds, pages[0]->layout->width * sizeof(int))) {
+            PyErr_SetString(PyExc_ValueError, "gather takes Texts of one row shape");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *gather(PyObject *module, PyObject *arg)
+{
+    PyObject *sequence = PySequence_Fast(arg, "gather takes a sequence of Texts"), *columns = NULL;
+    Texts **pages;
+    Py_ssize_t count;
+    if (sequence == NULL)
+        return NULL;
+    pages = (Texts **)PySequence_Fast_ITEMS(sequence);
+    count = PySequence_Fast_GET_SIZE(sequence);
+    if (count == 0)
+        PyErr_SetString(PyExc_ValueError, "gather takes at least one Texts");
+    else if (check_pages(pages, count) == 0 && (columns = PyList_New(pages[0]->layout->width)) != NULL)
+        for (Py_ssize_t column = 0; column < pages[0]->layout->width; column++) {
+            PyObject *buffers = pages[0]->layout->kinds[column] == LIST ? gather_lists(pages, count, column)
+                                                                        : gather_texts(pages, count, column);
+            if (buffers == NULL) {
+                Py_CLEAR(columns);
+                break;
+            }
+            PyList_SET_ITEM(columns, column, buffers);
+        }
+    Py_DECREF(sequence);
+    return columns;
 }
 
 /* ------------------------------------------------------------------------------------------------ module */
@@ -430,7 +786,10 @@ static PyMethodDef methods[] = {
     {"read_record", read_record, METH_VARARGS,
      "read_record(element, compiled_layout) -> the row of one element's known descendants."},
     {"read_records", read_records, METH_VARARGS,
-     "read_records(root, compiled_layout) -> (a row per record below the layout's path, steps of the path found)."},
+     "read_records(root, compiled_layout) -> (the Texts of the records below the layout's path, steps found)."},
+    {"gather", gather, METH_O,
+     "gather(texts) -> per column, the Arrow buffers of every page's values: (length, null count, validity or "
+     "None, int32 offsets, data bytes or, for a list, the members' buffers)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -440,7 +799,7 @@ static struct PyModuleDef module_definition = {
 
 PyMODINIT_FUNC PyInit__records(void)
 {
-    PyObject *etree = PyImport_ImportModule("lxml.etree");
+    PyObject *module, *etree = PyImport_ImportModule("lxml.etree");
     if (etree == NULL)
         return NULL;
     if (check_versions(etree) < 0) {
@@ -451,10 +810,14 @@ PyMODINIT_FUNC PyInit__records(void)
     Py_DECREF(etree);
     if (element_type == NULL)
         return NULL;
+    if (PyType_Ready(&texts_type) < 0)
+        return NULL;
     if (!PyType_Check(element_type)) {
         Py_CLEAR(element_type);
         PyErr_SetString(PyExc_ImportError, "lxml.etree._Element is not a type");
         return NULL;
     }
-    return PyModule_Create(&module_definition);
+    if ((module = PyModule_Create(&module_definition)) != NULL && PyModule_AddType(module, &texts_type) < 0)
+        Py_CLEAR(module);
+    return module;
 }

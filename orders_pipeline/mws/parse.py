@@ -1,7 +1,8 @@
 """lxml → raw column values → typed pyarrow Tables, for ListOrders / GetOrder and ListOrderItems bodies.
 
-Pages are read into plain rows of element text (cheap), and rows from many pages are converted to Arrow
-in one vectorised pass (`TableBuilder`), so small item documents do not each pay for a table.
+Pages are read into the element texts of their records (cheap: one buffer per page when compiled), and the
+texts of many pages are converted to Arrow in one vectorised pass (`TableBuilder`), so small item documents do
+not each pay for a table.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property, lru_cache
+from itertools import chain
 
 import pyarrow as pa
 
 from orders_pipeline.mws.errors import MwsResponseFormatError
-from orders_pipeline.mws.records import LIST, RecordLayout, Row
+from orders_pipeline.mws.records import LIST, RecordLayout, Texts, column_arrays
 from orders_pipeline.mws.schema import (
     ORDER_COLUMNS,
     ORDER_ITEM_COLUMNS,
@@ -39,29 +41,62 @@ _ORDER_REQUIRED = [(index, column) for index, column in enumerate(ORDER_COLUMNS)
 _ITEM_REQUIRED = [(index, column) for index, column in enumerate(ORDER_ITEM_COLUMNS) if column.required]
 
 
+class PageRecords:
+    """The records of one page: the texts read from their elements, and columns filled in from elsewhere."""
+
+    def __init__(self, texts: Texts) -> None:
+        self.texts = texts
+        self.filled: dict[int, list[str | None]] = {}
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def column(self, index: int) -> list:
+        """Every record's value at one row position (str or None; a list of them for a list column)."""
+        filled = self.filled.get(index)
+        return self.texts.column(index) if filled is None else filled
+
+    def fill(self, index: int, text: str | None) -> None:
+        """Give every record the same text at one row position."""
+        self.filled[index] = [text] * len(self)
+
+    def replace(self, index: int, texts: list[str | None]) -> None:
+        """Give the records these texts, one each, at one row position."""
+        self.filled[index] = texts
+
+
 class TableBuilder:
-    """Collects raw rows from many pages and turns them into one typed table at a time."""
+    """Collects the records of many pages and turns them into one typed table at a time."""
 
     def __init__(self, columns: list[Column], schema: pa.Schema) -> None:
         self.columns = columns
         self.schema = schema
-        self.rows: list[Row] = []
+        self.pages: list[PageRecords] = []
+        self.rows = 0
         self.quarantined_values = 0
 
-    def extend(self, rows: list[Row]) -> None:
-        """Queue rows for the next table."""
-        self.rows.extend(rows)
+    def extend(self, records: PageRecords) -> None:
+        """Queue a page's records for the next table."""
+        self.pages.append(records)
+        self.rows += len(records)
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self.rows
 
     def build(self) -> pa.Table:
-        """Convert the queued rows into a table of `schema` and start afresh; counts quarantined values."""
-        rows, self.rows = self.rows, []
-        values = list(zip(*rows)) if rows else [() for _ in self.columns]
-        arrays, flags, quarantined = convert_columns(self.columns, values, len(rows))
+        """Convert the queued records into a table of `schema` and start afresh; counts quarantined values."""
+        pages, rows, self.pages, self.rows = self.pages, self.rows, [], 0
+        arrays, flags, quarantined = convert_columns(self.columns, _text_arrays(pages) if rows else [], rows)
         self.quarantined_values += quarantined
         return pa.Table.from_arrays([*arrays, *flags], schema=self.schema)
+
+
+def _text_arrays(pages: list[PageRecords]) -> list[pa.Array]:
+    """The pages' texts as an Arrow array per column, filled columns included."""
+    arrays = column_arrays([page.texts for page in pages])
+    for index in sorted({index for page in pages for index in page.filled}):
+        arrays[index] = pa.array(list(chain.from_iterable(page.column(index) for page in pages)), pa.string())
+    return arrays
 
 
 def orders_builder() -> TableBuilder:
@@ -74,9 +109,9 @@ def order_items_builder() -> TableBuilder:
     return TableBuilder(ORDER_ITEM_COLUMNS, ORDER_ITEMS_SCHEMA)
 
 
-def _typed(builder: TableBuilder, rows: list[Row]) -> tuple[pa.Table, int]:
-    """Rows of one page as a typed table, and how many of their values were quarantined."""
-    builder.extend([list(row) for row in rows])
+def _typed(builder: TableBuilder, records: PageRecords) -> tuple[pa.Table, int]:
+    """The records of one page as a typed table, and how many of their values were quarantined."""
+    builder.extend(records)
     return builder.build(), builder.quarantined_values
 
 
@@ -84,14 +119,14 @@ def _typed(builder: TableBuilder, rows: list[Row]) -> tuple[pa.Table, int]:
 class OrdersPage:
     """One ListOrders / ListOrdersByNextToken / GetOrder result."""
 
-    rows: list[Row]
+    records: PageRecords
     next_token: str | None
     last_updated_before: datetime | None
     request_id: str | None
 
     @cached_property
     def _typed(self) -> tuple[pa.Table, int]:
-        return _typed(orders_builder(), self.rows)
+        return _typed(orders_builder(), self.records)
 
     @property
     def table(self) -> pa.Table:
@@ -108,14 +143,14 @@ class OrdersPage:
 class OrderItemsPage:
     """One ListOrderItems / ListOrderItemsByNextToken result."""
 
-    rows: list[Row]
+    records: PageRecords
     next_token: str | None
     amazon_order_id: str
     request_id: str | None
 
     @cached_property
     def _typed(self) -> tuple[pa.Table, int]:
-        return _typed(order_items_builder(), self.rows)
+        return _typed(order_items_builder(), self.records)
 
     @property
     def table(self) -> pa.Table:
@@ -132,15 +167,16 @@ def parse_orders_page(body: bytes, *, buyer_email_salt: str | None = None) -> Or
     """Read the orders and the paging envelope of a ListOrders-family or GetOrder body."""
     root = parse_xml(body)
     shape = _orders_shape(root.tag, with_email=bool(buyer_email_salt))
-    rows, depth = shape.records.read_records(root)
+    texts, depth = shape.records.read_records(root)
     shape.require(depth)
-    for row in rows:
-        _check_required(row, _ORDER_REQUIRED, "Order")
-        if buyer_email_salt:
-            row[ORDER_EMAIL_HASH_INDEX] = _hash_email(row[ORDER_EMAIL_HASH_INDEX], buyer_email_salt)
+    records = PageRecords(texts)
+    _check_required(records, _ORDER_REQUIRED, "Order")
+    if buyer_email_salt:
+        emails = records.column(ORDER_EMAIL_HASH_INDEX)
+        records.replace(ORDER_EMAIL_HASH_INDEX, [_hash_email(email, buyer_email_salt) for email in emails])
     envelope = shape.envelope.read_one(root)
     return OrdersPage(
-        rows=rows,
+        records=records,
         next_token=_clean_text(envelope[_NEXT_TOKEN]),
         last_updated_before=_decode_bound(envelope[_LAST_UPDATED_BEFORE] or envelope[_CREATED_BEFORE]),
         request_id=_clean_text(envelope[_REQUEST_ID]),
@@ -151,18 +187,18 @@ def parse_order_items_page(body: bytes) -> OrderItemsPage:
     """Read the items and the paging envelope of a ListOrderItems-family body."""
     root = parse_xml(body)
     shape = _items_shape(root.tag)
-    rows, depth = shape.records.read_records(root)
+    texts, depth = shape.records.read_records(root)
     shape.require(depth, needed=1)  # the Result element, before its AmazonOrderId is looked for
     envelope = shape.envelope.read_one(root)
     order_id = _clean_text(envelope[_ORDER_ID])
     if not order_id:
         raise MwsResponseFormatError(f"<{shape.name}> has no AmazonOrderId")
     shape.require(depth)
-    for row in rows:
-        row[ITEM_ORDER_ID_INDEX] = order_id
-        _check_required(row, _ITEM_REQUIRED, "OrderItem")
+    records = PageRecords(texts)
+    records.fill(ITEM_ORDER_ID_INDEX, order_id)
+    _check_required(records, _ITEM_REQUIRED, "OrderItem")
     return OrderItemsPage(
-        rows=rows,
+        records=records,
         next_token=_clean_text(envelope[_NEXT_TOKEN]),
         amazon_order_id=order_id,
         request_id=_clean_text(envelope[_REQUEST_ID]),
@@ -237,9 +273,10 @@ def _layout(columns: list[Column], ns: str) -> dict:
     return layout
 
 
-def _check_required(row: Row, required: list[tuple[int, Column]], record: str) -> None:
+def _check_required(records: PageRecords, required: list[tuple[int, Column]], record: str) -> None:
     for index, column in required:
-        if not (row[index] or "").strip():
+        texts = records.column(index)
+        if None in texts or not all(map(str.strip, texts)):
             raise MwsResponseFormatError(f"an <{record}> has no {'/'.join(column.path)}, which MWS always sends")
 
 

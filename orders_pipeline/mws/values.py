@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from itertools import chain
 from typing import Any, Callable, Sequence
 from urllib.parse import unquote
 
@@ -17,6 +16,12 @@ from orders_pipeline.mws.schema import MONEY, Column, Kind
 _TRUE_FALSE = {"true": True, "false": False, "1": True, "0": False}
 _MAX_MONEY = Decimal(10) ** (MONEY.precision - MONEY.scale)
 _CENT = Decimal(1).scaleb(-MONEY.scale)
+_WHITESPACE = (  # what str.strip() strips (tests/test_parse.py checks the set against str.isspace)
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_SPACE = "[" + "".join(f"\\x{{{ord(char):x}}}" for char in _WHITESPACE) + "]"
+_UNCLEAN_MEMBER = f"^$|^{_SPACE}|{_SPACE}$"  # RE2: a list member that _clean_list would strip or drop
 
 
 def decode_timestamp(text: str) -> datetime | None:
@@ -67,14 +72,16 @@ _DECODERS: dict[Kind, Callable[[str], Any]] = {
 
 
 def convert_columns(
-    columns: list[Column], values: Sequence[Sequence[Any]], length: int
+    columns: list[Column], texts: Sequence[pa.Array], length: int
 ) -> tuple[list[pa.Array], list[pa.Array], int]:
-    """Typed arrays for each column, the two quality-flag arrays, and the number of values quarantined."""
+    """Typed arrays for each column of texts (string, or list<string> for lists; none needed when `length` is 0),
+    the two quality-flag arrays, and the number of values quarantined."""
     quarantine: dict[int, list[str]] = {}
     converted: dict[int, pa.Array] = {}
     for kind, positions in _positions_by_kind(tuple(columns)).items():
         group = [columns[position] for position in positions]
-        converted.update(zip(positions, _convert_kind(kind, group, [values[p] for p in positions], length, quarantine)))
+        group_texts = [texts[position] for position in positions] if length else []
+        converted.update(zip(positions, _convert_kind(kind, group, group_texts, length, quarantine)))
     arrays = [converted[position] for position in range(len(columns))]
     return arrays, _quality_flags(quarantine, length), sum(len(entry) for entry in quarantine.values())
 
@@ -99,14 +106,14 @@ def _positions_by_kind(columns: tuple[Column, ...]) -> dict[Kind, list[int]]:
 
 
 def _convert_kind(
-    kind: Kind, columns: list[Column], values: list[Sequence[Any]], length: int, quarantine: dict[int, list[str]]
+    kind: Kind, columns: list[Column], texts: list[pa.Array], length: int, quarantine: dict[int, list[str]]
 ) -> list[pa.Array]:
     """All columns of one kind in one pass over a single array (Arrow calls cost per call, not per value)."""
     if length == 0:
         return [pa.array([], kind.value) for _ in columns]
     if kind is Kind.STRING_LIST:
-        return [pa.array([value and _clean_list(value) for value in column], kind.value) for column in values]
-    text = _blank_to_null(pc.utf8_trim_whitespace(pa.array(list(chain.from_iterable(values)), pa.string())))
+        return [_clean_lists(lists) for lists in texts]
+    text = _blank_to_null(pc.utf8_trim_whitespace(pa.concat_arrays(texts)))
     texts = [text.slice(index * length, length) for index in range(len(columns))]
     if kind is Kind.STRING:
         return texts
@@ -137,6 +144,14 @@ def _convert_one_by_one(column: Column, texts: list[str | None], quarantine: dic
 
 def _blank_to_null(text: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+
+
+def _clean_lists(lists: pa.ListArray) -> pa.Array:
+    """Each list with its members stripped and blank ones dropped; the array itself when that changes nothing."""
+    members = lists.flatten()
+    if members.null_count == 0 and not pc.any(pc.match_substring_regex(members, _UNCLEAN_MEMBER)).as_py():
+        return lists
+    return pa.array([value and _clean_list(value) for value in lists.to_pylist()], lists.type)
 
 
 def _clean_list(value: list[str | None]) -> list[str]:
