@@ -138,6 +138,22 @@ def test_both_walks_agree_on_awkward_xml():
     assert rows[2][0] == "  padded  " and len(rows) == 3
 
 
+def test_both_walks_fill_and_set_columns_alike():
+    compiled, python = both_walks(RecordLayout(AWKWARD_LAYOUT, 11, record_tag="Order"))
+    root = parse_xml(AWKWARD.encode())
+    pages = [compiled.read_records(root)[0], python.read_records(root)[0]]
+    for texts in pages:
+        texts.fill(10, "from the context – ü")
+        texts.set_column(1, ["a", None, ""])
+        with pytest.raises(TypeError, match="holds lists"):
+            texts.fill(7, "not a list")
+        with pytest.raises(ValueError, match="2 texts for 3 records"):
+            texts.set_column(1, ["a", "b"])
+    assert [texts.column(10) for texts in pages] == [["from the context – ü"] * 3] * 2
+    assert [texts.column(1) for texts in pages] == [["a", None, ""]] * 2
+    assert all(a.equals(b) for a, b in zip(column_arrays(pages[:1]), column_arrays(pages[1:])))
+
+
 def test_a_namespaced_record_tag_does_not_match_records_without_that_namespace():
     layout = RecordLayout(AWKWARD_LAYOUT, 10, record_tag=f"{{{NS}}}Order")
     assert read_both(layout, parse_xml(AWKWARD.encode())) == ([], 0)

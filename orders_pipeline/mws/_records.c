@@ -249,27 +249,30 @@ static PyObject *compile_layout(PyObject *module, PyObject *args)
 /* ------------------------------------------------------------------------------------------- page texts */
 
 /* Where a value is: for a text, `length` bytes of the page's data from `start`; for a list, `length` members
- * of the page's member spans from `start`. A negative length is None (no text node, or no list element). */
+ * of the page's member spans from `start`. A negative length is None (no text node, or no list element).
+ * 32 bits suffice: a page's texts are fewer bytes than its body (at most 64 MiB), and `append` checks. */
 typedef struct {
-    Py_ssize_t start;
-    Py_ssize_t length;
+    int32_t start;
+    int32_t length;
 } Span;
 
 typedef struct {
     PyObject_HEAD
     PyObject *capsule; /* the layout the texts were read with: their width and which positions are lists */
     Layout *layout;
-    Py_ssize_t rows, row_capacity;
+    Py_ssize_t rows, cell_capacity;
     Span *cells; /* `width` per row */
     Py_ssize_t members, member_capacity;
     Span *member_spans;
     Py_ssize_t data_size, data_capacity;
     char *data;
+    const xmlNs *known_ns; /* while reading: a namespace of this tree found to have the href `known_href` */
+    const char *known_href;
 } Texts;
 
 static PyTypeObject texts_type;
 
-/* Make room for `needed` items of `size` bytes, at least doubling the buffer. */
+/* Make room for `needed` items of `size` bytes, at least doubling the buffer (from 1 KiB). */
 static int reserve(void **buffer, Py_ssize_t *capacity, Py_ssize_t needed, size_t size)
 {
     Py_ssize_t grown = *capacity;
@@ -277,7 +280,7 @@ static int reserve(void **buffer, Py_ssize_t *capacity, Py_ssize_t needed, size_
     if (needed <= *capacity)
         return 0;
     while (grown < needed)
-        grown = grown < 16 ? 16 : grown * 2;
+        grown = grown == 0 ? (Py_ssize_t)(1024 / size) : grown * 2;
     if ((size_t)grown > PY_SSIZE_T_MAX / size || (moved = PyMem_Realloc(*buffer, grown * size)) == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -294,10 +297,12 @@ static Texts *new_texts(PyObject *capsule, Layout *layout)
         return NULL;
     texts->capsule = Py_NewRef(capsule);
     texts->layout = layout;
-    texts->rows = texts->row_capacity = texts->members = texts->member_capacity = 0;
+    texts->rows = texts->cell_capacity = texts->members = texts->member_capacity = 0;
     texts->data_size = texts->data_capacity = 0;
     texts->cells = texts->member_spans = NULL;
     texts->data = NULL;
+    texts->known_ns = NULL;
+    texts->known_href = NULL;
     return texts;
 }
 
@@ -319,7 +324,7 @@ static Span *cell(const Texts *texts, Py_ssize_t row, Py_ssize_t column)
 static Py_ssize_t add_row(Texts *texts)
 {
     Py_ssize_t width = texts->layout->width;
-    if (reserve((void **)&texts->cells, &texts->row_capacity, (texts->rows + 1) * width, sizeof(Span)) < 0)
+    if (reserve((void **)&texts->cells, &texts->cell_capacity, (texts->rows + 1) * width, sizeof(Span)) < 0)
         return -1;
     for (Py_ssize_t column = 0; column < width; column++)
         *cell(texts, texts->rows, column) = (Span){0, -1};
@@ -328,23 +333,35 @@ static Py_ssize_t add_row(Texts *texts)
 
 /* ------------------------------------------------------------------------------------------- tree walk */
 
-static int same_tag(const xmlNode *node, const char *href, const char *name)
+/* Whether the node's namespace has this href; the last namespace that had it is remembered for the walk, as
+ * every element of an MWS body shares the one declared on its root. */
+static int same_href(Texts *texts, const xmlNs *ns, const char *href)
 {
-    const xmlChar *node_href = node->ns != NULL ? node->ns->href : NULL;
-    if (strcmp((const char *)node->name, name) != 0)
+    const xmlChar *node_href = ns != NULL ? ns->href : NULL;
+    if (href == NULL || node_href == NULL)
+        return href == NULL && node_href == NULL;
+    if (ns == texts->known_ns && href == texts->known_href)
+        return 1;
+    if (strcmp((const char *)node_href, href) != 0)
         return 0;
-    if (href == NULL)
-        return node_href == NULL;
-    return node_href != NULL && strcmp((const char *)node_href, href) == 0;
+    texts->known_ns = ns;
+    texts->known_href = href;
+    return 1;
 }
 
-static Entry *lookup(Table *table, const xmlNode *node)
+static int same_tag(Texts *texts, const xmlNode *node, const char *href, const char *name)
+{
+    return node->name[0] == (xmlChar)name[0] && strcmp((const char *)node->name, name) == 0
+        && same_href(texts, node->ns, href);
+}
+
+static Entry *lookup(Texts *texts, Table *table, const xmlNode *node)
 {
     Py_ssize_t i = table->cursor;
     for (Py_ssize_t step = 0; step < table->size; step++, i++) {
         if (i == table->size)
             i = 0;
-        if (same_tag(node, table->entries[i].href, table->entries[i].name)) {
+        if (same_tag(texts, node, table->entries[i].href, table->entries[i].name)) {
             table->cursor = i + 1 == table->size ? 0 : i + 1;
             return &table->entries[i];
         }
@@ -365,38 +382,52 @@ static const xmlNode *text_node_or_skip(const xmlNode *node)
     return NULL;
 }
 
+/* Append bytes to the page's data. */
+static int append(Texts *texts, const char *bytes, Py_ssize_t length)
+{
+    if (length > INT32_MAX - texts->data_size) {
+        PyErr_SetString(PyExc_OverflowError, "more than 2 GiB of text in one page");
+        return -1;
+    }
+    if (length == 0)
+        return 0;
+    if (reserve((void **)&texts->data, &texts->data_capacity, texts->data_size + length, 1) < 0)
+        return -1;
+    memcpy(texts->data + texts->data_size, bytes, length);
+    texts->data_size += length;
+    return 0;
+}
+
 /* Append what lxml's element.text returns to the data: None without text nodes, else their joined text. */
 static int read_text(Texts *texts, const xmlNode *element, Span *span)
 {
     const xmlNode *first = text_node_or_skip(element->children);
-    Py_ssize_t start = texts->data_size;
-    for (const xmlNode *node = first; node != NULL; node = text_node_or_skip(node->next)) {
-        Py_ssize_t length = node->content != NULL ? (Py_ssize_t)strlen((const char *)node->content) : 0;
-        if (length == 0)
-            continue;
-        if (reserve((void **)&texts->data, &texts->data_capacity, texts->data_size + length, 1) < 0)
+    int32_t start = (int32_t)texts->data_size;
+    for (const xmlNode *node = first; node != NULL; node = text_node_or_skip(node->next))
+        if (node->content != NULL && append(texts, (const char *)node->content, strlen((const char *)node->content)) < 0)
             return -1;
-        memcpy(texts->data + texts->data_size, node->content, length);
-        texts->data_size += length;
-    }
-    *span = (Span){start, first != NULL ? texts->data_size - start : -1};
+    *span = (Span){start, first != NULL ? (int32_t)texts->data_size - start : -1};
     return 0;
 }
 
 /* Append the text of every child element as the members of one list value. */
 static int read_members(Texts *texts, const xmlNode *element, Span *list)
 {
-    Py_ssize_t first = texts->members;
+    int32_t first = (int32_t)texts->members;
     for (const xmlNode *child = element->children; child != NULL; child = child->next) {
         Span member;
         if (child->type != XML_ELEMENT_NODE)
             continue;
+        if (texts->members == INT32_MAX) {
+            PyErr_SetString(PyExc_OverflowError, "more than 2**31 list members in one page");
+            return -1;
+        }
         if (read_text(texts, child, &member) < 0
             || reserve((void **)&texts->member_spans, &texts->member_capacity, texts->members + 1, sizeof(Span)) < 0)
             return -1;
         texts->member_spans[texts->members++] = member;
     }
-    *list = (Span){first, texts->members - first};
+    *list = (Span){first, (int32_t)texts->members - first};
     return 0;
 }
 
@@ -405,7 +436,7 @@ static int fill(Texts *texts, Py_ssize_t row, const xmlNode *element, Table *tab
     for (const xmlNode *child = element->children; child != NULL; child = child->next) {
         Entry *entry;
         Span value;
-        if (child->type != XML_ELEMENT_NODE || (entry = lookup(table, child)) == NULL)
+        if (child->type != XML_ELEMENT_NODE || (entry = lookup(texts, table, child)) == NULL)
             continue;
         if (entry->kind == GROUP) {
             if (fill(texts, row, child, entry->group) < 0)
@@ -480,20 +511,91 @@ static Py_ssize_t texts_length(Texts *texts)
     return texts->rows;
 }
 
-static PyObject *texts_column(Texts *texts, PyObject *arg)
+/* A row position given from Python, checked to be inside the row and, if `texts_only`, not to hold lists. */
+static Py_ssize_t position_of(const Texts *texts, PyObject *index, int texts_only)
 {
-    Py_ssize_t column = PyLong_AsSsize_t(arg);
+    Py_ssize_t column = PyLong_AsSsize_t(index);
     if (column == -1 && PyErr_Occurred())
-        return NULL;
+        return -1;
     if (column < 0 || column >= texts->layout->width) {
         PyErr_Format(PyExc_IndexError, "column %zd outside a row of %zd", column, texts->layout->width);
+        return -1;
+    }
+    if (texts_only && texts->layout->kinds[column] == LIST) {
+        PyErr_Format(PyExc_TypeError, "column %zd holds lists, not texts", column);
+        return -1;
+    }
+    return column;
+}
+
+/* Append a str, or nothing for None, to the data; where it is. */
+static int append_object(Texts *texts, PyObject *text, Span *span)
+{
+    const char *bytes;
+    Py_ssize_t length;
+    int32_t start = (int32_t)texts->data_size;
+    if (text == Py_None) {
+        *span = (Span){0, -1};
+        return 0;
+    }
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "a text must be str or None, not %T", text);
+        return -1;
+    }
+    if ((bytes = PyUnicode_AsUTF8AndSize(text, &length)) == NULL || append(texts, bytes, length) < 0)
+        return -1;
+    *span = (Span){start, (int32_t)length};
+    return 0;
+}
+
+static PyObject *texts_column(Texts *texts, PyObject *arg)
+{
+    Py_ssize_t column = position_of(texts, arg, 0);
+    return column < 0 ? NULL : values_object(texts, 0, column, texts->rows, 0);
+}
+
+static PyObject *texts_fill(Texts *texts, PyObject *args)
+{
+    PyObject *index, *text;
+    Py_ssize_t column;
+    Span span;
+    if (!PyArg_ParseTuple(args, "OO:fill", &index, &text))
+        return NULL;
+    if ((column = position_of(texts, index, 1)) < 0 || append_object(texts, text, &span) < 0)
+        return NULL;
+    for (Py_ssize_t row = 0; row < texts->rows; row++)
+        *cell(texts, row, column) = span;
+    Py_RETURN_NONE;
+}
+
+static PyObject *texts_set_column(Texts *texts, PyObject *args)
+{
+    PyObject *index, *values, *sequence;
+    Py_ssize_t column;
+    if (!PyArg_ParseTuple(args, "OO:set_column", &index, &values))
+        return NULL;
+    if ((column = position_of(texts, index, 1)) < 0
+        || (sequence = PySequence_Fast(values, "set_column takes a sequence of texts")) == NULL)
+        return NULL;
+    if (PySequence_Fast_GET_SIZE(sequence) != texts->rows) {
+        PyErr_Format(PyExc_ValueError, "%zd texts for %zd records", PySequence_Fast_GET_SIZE(sequence), texts->rows);
+        Py_DECREF(sequence);
         return NULL;
     }
-    return values_object(texts, 0, column, texts->rows, 0);
+    for (Py_ssize_t row = 0; row < texts->rows; row++)
+        if (append_object(texts, PySequence_Fast_GET_ITEM(sequence, row), cell(texts, row, column)) < 0) {
+            Py_DECREF(sequence);
+            return NULL;
+        }
+    Py_DECREF(sequence);
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef texts_methods[] = {
     {"column", (PyCFunction)texts_column, METH_O, "column(index) -> every record's value at that row position."},
+    {"fill", (PyCFunction)texts_fill, METH_VARARGS, "fill(index, text): every record gets this text (or None) there."},
+    {"set_column", (PyCFunction)texts_set_column, METH_VARARGS,
+     "set_column(index, texts): the records get these texts (str or None), one each, at that row position."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -524,10 +626,10 @@ static Layout *layout_of(PyObject *capsule)
     return PyCapsule_GetPointer(capsule, LAYOUT_CAPSULE);
 }
 
-static const xmlNode *first_child_tagged(const xmlNode *parent, const Entry *tag)
+static const xmlNode *first_child_tagged(Texts *texts, const xmlNode *parent, const Entry *tag)
 {
     for (const xmlNode *child = parent->children; child != NULL; child = child->next)
-        if (child->type == XML_ELEMENT_NODE && same_tag(child, tag->href, tag->name))
+        if (child->type == XML_ELEMENT_NODE && same_tag(texts, child, tag->href, tag->name))
             return child;
     return NULL;
 }
@@ -564,10 +666,10 @@ static PyObject *read_records(PyObject *module, PyObject *args)
     if ((texts = new_texts(capsule, layout)) == NULL)
         return NULL;
     for (depth = 0; depth < layout->path_size; depth++)
-        if ((parent = first_child_tagged(parent, &layout->path[depth])) == NULL)
+        if ((parent = first_child_tagged(texts, parent, &layout->path[depth])) == NULL)
             return Py_BuildValue("(Nn)", texts, depth);
     for (const xmlNode *child = parent->children; child != NULL; child = child->next) {
-        if (child->type != XML_ELEMENT_NODE || !same_tag(child, layout->record.href, layout->record.name))
+        if (child->type != XML_ELEMENT_NODE || !same_tag(texts, child, layout->record.href, layout->record.name))
             continue;
         if (read_row(texts, child) < 0) {
             Py_DECREF(texts);
@@ -655,71 +757,90 @@ static void put(Strings *strings, const Span *span, const char *data)
     ((int32_t *)PyBytes_AS_STRING(strings->offsets))[++strings->written] = (int32_t)strings->bytes;
 }
 
-/* (length, null count, validity bitmap or None, int32 offsets, data), the references moved into the tuple. */
+/* (length, null count, validity bitmap or None, int32 offsets, data), the buffers moved into the tuple. */
 static PyObject *strings_tuple(Strings *strings)
 {
-    return Py_BuildValue("(nnNNN)", strings->length, strings->nulls, strings->validity, strings->offsets,
-                         strings->data);
+    PyObject *tuple = Py_BuildValue("(nnNNN)", strings->length, strings->nulls, strings->validity, strings->offsets,
+                                    strings->data);
+    strings->validity = strings->offsets = strings->data = NULL;
+    return tuple;
 }
 
-static PyObject *gather_texts(Texts **pages, Py_ssize_t count, Py_ssize_t column)
+/* One column of the gathered pages: its texts or, for a list column, its lists and their members' texts. */
+typedef struct {
+    int kind;
+    Strings values;
+    Py_ssize_t lists, list_nulls, lists_written;
+    PyObject *list_validity, *list_offsets;
+} Column;
+
+static void measure_value(Column *column, const Texts *page, const Span *span)
 {
-    Strings strings = {0};
-    for (Py_ssize_t page = 0; page < count; page++)
-        for (Py_ssize_t row = 0; row < pages[page]->rows; row++)
-            measure(&strings, cell(pages[page], row, column));
-    if (allocate_strings(&strings) < 0)
-        return NULL;
-    for (Py_ssize_t page = 0; page < count; page++)
-        for (Py_ssize_t row = 0; row < pages[page]->rows; row++)
-            put(&strings, cell(pages[page], row, column), pages[page]->data);
-    return strings_tuple(&strings);
+    if (column->kind != LIST) {
+        measure(&column->values, span);
+        return;
+    }
+    column->lists++;
+    if (span->length < 0)
+        column->list_nulls++;
+    for (int32_t i = 0; i < span->length; i++)
+        measure(&column->values, &page->member_spans[span->start + i]);
 }
 
-/* A list column: (length, null count, validity or None, int32 offsets into the members, the members' tuple). */
-static PyObject *gather_lists(Texts **pages, Py_ssize_t count, Py_ssize_t column)
+static int allocate_column(Column *column)
 {
-    Strings members = {0};
-    Py_ssize_t length = 0, nulls = 0, written = 0;
-    PyObject *validity, *offsets, *members_tuple;
-    for (Py_ssize_t page = 0; page < count; page++)
-        for (Py_ssize_t row = 0; row < pages[page]->rows; row++, length++) {
-            const Span *list = cell(pages[page], row, column);
-            nulls += list->length < 0;
-            for (Py_ssize_t i = 0; i < list->length; i++)
-                measure(&members, &pages[page]->member_spans[list->start + i]);
-        }
-    if (members.length > INT32_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "more than 2**31 list members in one column");
-        return NULL;
+    if (column->values.length > INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "more than 2**31 values in one column");
+        return -1;
     }
-    validity = new_validity(length, nulls);
-    offsets = new_offsets(length);
-    if (validity == NULL || offsets == NULL || allocate_strings(&members) < 0) {
-        Py_XDECREF(validity);
-        Py_XDECREF(offsets);
-        return NULL;
+    if (allocate_strings(&column->values) < 0)
+        return -1;
+    if (column->kind != LIST)
+        return 0;
+    column->list_validity = new_validity(column->lists, column->list_nulls);
+    column->list_offsets = new_offsets(column->lists);
+    return column->list_validity != NULL && column->list_offsets != NULL ? 0 : -1;
+}
+
+static void put_value(Column *column, const Texts *page, const Span *span)
+{
+    if (column->kind != LIST) {
+        put(&column->values, span, page->data);
+        return;
     }
-    for (Py_ssize_t page = 0; page < count; page++)
-        for (Py_ssize_t row = 0; row < pages[page]->rows; row++) {
-            const Span *list = cell(pages[page], row, column);
-            if (list->length >= 0)
-                set_valid(validity, written);
-            for (Py_ssize_t i = 0; i < list->length; i++)
-                put(&members, &pages[page]->member_spans[list->start + i], pages[page]->data);
-            ((int32_t *)PyBytes_AS_STRING(offsets))[++written] = (int32_t)members.written;
-        }
-    if ((members_tuple = strings_tuple(&members)) == NULL) {
-        Py_DECREF(validity);
-        Py_DECREF(offsets);
-        return NULL;
-    }
-    return Py_BuildValue("(nnNNN)", length, nulls, validity, offsets, members_tuple);
+    if (span->length >= 0)
+        set_valid(column->list_validity, column->lists_written);
+    for (int32_t i = 0; i < span->length; i++)
+        put(&column->values, &page->member_spans[span->start + i], page->data);
+    ((int32_t *)PyBytes_AS_STRING(column->list_offsets))[++column->lists_written] = (int32_t)column->values.written;
+}
+
+static void clear_column(Column *column)
+{
+    clear_strings(&column->values);
+    Py_CLEAR(column->list_validity);
+    Py_CLEAR(column->list_offsets);
+}
+
+/* The column's buffers as `strings_tuple` gives them; for a list, the same for the lists, the members' last. */
+static PyObject *column_tuple(Column *column)
+{
+    PyObject *values = strings_tuple(&column->values), *tuple;
+    if (column->kind != LIST || values == NULL)
+        return values;
+    tuple = Py_BuildValue("(nnNNN)", column->lists, column->list_nulls, column->list_validity, column->list_offsets,
+                          values);
+    column->list_validity = column->list_offsets = NULL;
+    return tuple;
 }
 
 /* The pages, checked to be Texts read with layouts of one width and the same list positions. */
 static int check_pages(Texts **pages, Py_ssize_t count)
 {
+    if (count == 0) {
+        PyErr_SetString(PyExc_ValueError, "gather takes at least one Texts");
+        return -1;
+    }
     for (Py_ssize_t page = 0; page < count; page++) {
         if (!Py_IS_TYPE(pages[page], &texts_type)) {
             PyErr_SetString(PyExc_TypeError, "gather takes a sequence of Texts");
@@ -734,29 +855,61 @@ static int check_pages(Texts **pages, Py_ssize_t count)
     return 0;
 }
 
+/* Lay the pages' values out column by column: measure them all, allocate every column, then write them all. */
+static PyObject *gather_columns(Texts **pages, Py_ssize_t count, Column *columns, Py_ssize_t width)
+{
+    PyObject *result;
+    for (Py_ssize_t page = 0; page < count; page++)
+        for (Py_ssize_t row = 0; row < pages[page]->rows; row++)
+            for (Py_ssize_t column = 0; column < width; column++)
+                measure_value(&columns[column], pages[page], cell(pages[page], row, column));
+    for (Py_ssize_t column = 0; column < width; column++)
+        if (allocate_column(&columns[column]) < 0)
+            return NULL;
+    for (Py_ssize_t page = 0; page < count; page++)
+        for (Py_ssize_t row = 0; row < pages[page]->rows; row++)
+            for (Py_ssize_t column = 0; column < width; column++)
+                put_value(&columns[column], pages[page], cell(pages[page], row, column));
+    if ((result = PyList_New(width)) == NULL)
+        return NULL;
+    for (Py_ssize_t column = 0; column < width; column++) {
+        PyObject *buffers = column_tuple(&columns[column]);
+        if (buffers == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyList_SET_ITEM(result, column, buffers);
+    }
+    return result;
+}
+
 static PyObject *gather(PyObject *module, PyObject *arg)
 {
-    PyObject *sequence = PySequence_Fast(arg, "gather takes a sequence of Texts"), *columns = NULL;
+    PyObject *sequence = PySequence_Fast(arg, "gather takes a sequence of Texts"), *result = NULL;
     Texts **pages;
-    Py_ssize_t count;
+    Py_ssize_t count, width;
+    Column *columns;
     if (sequence == NULL)
         return NULL;
     pages = (Texts **)PySequence_Fast_ITEMS(sequence);
     count = PySequence_Fast_GET_SIZE(sequence);
-    if (count == 0)
-        PyErr_SetString(PyExc_ValueError, "gather takes at least one Texts");
-    else if (check_pages(pages, count) == 0 && (columns = PyList_New(pages[0]->layout->width)) != NULL)
-        for (Py_ssize_t column = 0; column < pages[0]->layout->width; column++) {
-            PyObject *buffers = pages[0]->layout->kinds[column] == LIST ? gather_lists(pages, count, column)
-                                                                        : gather_texts(pages, count, column);
-            if (buffers == NULL) {
-                Py_CLEAR(columns);
-                break;
-            }
-            PyList_SET_ITEM(columns, column, buffers);
-        }
+    if (check_pages(pages, count) < 0) {
+        Py_DECREF(sequence);
+        return NULL;
+    }
+    width = pages[0]->layout->width;
+    if ((columns = PyMem_Calloc(width + 1, sizeof(Column))) == NULL) {
+        Py_DECREF(sequence);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t column = 0; column < width; column++)
+        columns[column].kind = pages[0]->layout->kinds[column];
+    result = gather_columns(pages, count, columns, width);
+    for (Py_ssize_t column = 0; column < width; column++)
+        clear_column(&columns[column]);
+    PyMem_Free(columns);
     Py_DECREF(sequence);
-    return columns;
+    return result;
 }
 
 /* ------------------------------------------------------------------------------------------------ module */

@@ -11,7 +11,6 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property, lru_cache
-from itertools import chain
 
 import pyarrow as pa
 
@@ -41,41 +40,17 @@ _ORDER_REQUIRED = [(index, column) for index, column in enumerate(ORDER_COLUMNS)
 _ITEM_REQUIRED = [(index, column) for index, column in enumerate(ORDER_ITEM_COLUMNS) if column.required]
 
 
-class PageRecords:
-    """The records of one page: the texts read from their elements, and columns filled in from elsewhere."""
-
-    def __init__(self, texts: Texts) -> None:
-        self.texts = texts
-        self.filled: dict[int, list[str | None]] = {}
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def column(self, index: int) -> list:
-        """Every record's value at one row position (str or None; a list of them for a list column)."""
-        filled = self.filled.get(index)
-        return self.texts.column(index) if filled is None else filled
-
-    def fill(self, index: int, text: str | None) -> None:
-        """Give every record the same text at one row position."""
-        self.filled[index] = [text] * len(self)
-
-    def replace(self, index: int, texts: list[str | None]) -> None:
-        """Give the records these texts, one each, at one row position."""
-        self.filled[index] = texts
-
-
 class TableBuilder:
     """Collects the records of many pages and turns them into one typed table at a time."""
 
     def __init__(self, columns: list[Column], schema: pa.Schema) -> None:
         self.columns = columns
         self.schema = schema
-        self.pages: list[PageRecords] = []
+        self.pages: list[Texts] = []
         self.rows = 0
         self.quarantined_values = 0
 
-    def extend(self, records: PageRecords) -> None:
+    def extend(self, records: Texts) -> None:
         """Queue a page's records for the next table."""
         self.pages.append(records)
         self.rows += len(records)
@@ -86,17 +61,11 @@ class TableBuilder:
     def build(self) -> pa.Table:
         """Convert the queued records into a table of `schema` and start afresh; counts quarantined values."""
         pages, rows, self.pages, self.rows = self.pages, self.rows, [], 0
-        arrays, flags, quarantined = convert_columns(self.columns, _text_arrays(pages) if rows else [], rows)
+        arrays, flags, quarantined = convert_columns(self.columns, column_arrays(pages) if rows else [], rows)
         self.quarantined_values += quarantined
         return pa.Table.from_arrays([*arrays, *flags], schema=self.schema)
 
 
-def _text_arrays(pages: list[PageRecords]) -> list[pa.Array]:
-    """The pages' texts as an Arrow array per column, filled columns included."""
-    arrays = column_arrays([page.texts for page in pages])
-    for index in sorted({index for page in pages for index in page.filled}):
-        arrays[index] = pa.array(list(chain.from_iterable(page.column(index) for page in pages)), pa.string())
-    return arrays
 
 
 def orders_builder() -> TableBuilder:
@@ -109,7 +78,7 @@ def order_items_builder() -> TableBuilder:
     return TableBuilder(ORDER_ITEM_COLUMNS, ORDER_ITEMS_SCHEMA)
 
 
-def _typed(builder: TableBuilder, records: PageRecords) -> tuple[pa.Table, int]:
+def _typed(builder: TableBuilder, records: Texts) -> tuple[pa.Table, int]:
     """The records of one page as a typed table, and how many of their values were quarantined."""
     builder.extend(records)
     return builder.build(), builder.quarantined_values
@@ -119,7 +88,7 @@ def _typed(builder: TableBuilder, records: PageRecords) -> tuple[pa.Table, int]:
 class OrdersPage:
     """One ListOrders / ListOrdersByNextToken / GetOrder result."""
 
-    records: PageRecords
+    records: Texts  # the element texts of its orders, by column
     next_token: str | None
     last_updated_before: datetime | None
     request_id: str | None
@@ -143,7 +112,7 @@ class OrdersPage:
 class OrderItemsPage:
     """One ListOrderItems / ListOrderItemsByNextToken result."""
 
-    records: PageRecords
+    records: Texts  # the element texts of its items, by column
     next_token: str | None
     amazon_order_id: str
     request_id: str | None
@@ -167,13 +136,12 @@ def parse_orders_page(body: bytes, *, buyer_email_salt: str | None = None) -> Or
     """Read the orders and the paging envelope of a ListOrders-family or GetOrder body."""
     root = parse_xml(body)
     shape = _orders_shape(root.tag, with_email=bool(buyer_email_salt))
-    texts, depth = shape.records.read_records(root)
+    records, depth = shape.records.read_records(root)
     shape.require(depth)
-    records = PageRecords(texts)
     _check_required(records, _ORDER_REQUIRED, "Order")
     if buyer_email_salt:
         emails = records.column(ORDER_EMAIL_HASH_INDEX)
-        records.replace(ORDER_EMAIL_HASH_INDEX, [_hash_email(email, buyer_email_salt) for email in emails])
+        records.set_column(ORDER_EMAIL_HASH_INDEX, [_hash_email(email, buyer_email_salt) for email in emails])
     envelope = shape.envelope.read_one(root)
     return OrdersPage(
         records=records,
@@ -187,14 +155,13 @@ def parse_order_items_page(body: bytes) -> OrderItemsPage:
     """Read the items and the paging envelope of a ListOrderItems-family body."""
     root = parse_xml(body)
     shape = _items_shape(root.tag)
-    texts, depth = shape.records.read_records(root)
+    records, depth = shape.records.read_records(root)
     shape.require(depth, needed=1)  # the Result element, before its AmazonOrderId is looked for
     envelope = shape.envelope.read_one(root)
     order_id = _clean_text(envelope[_ORDER_ID])
     if not order_id:
         raise MwsResponseFormatError(f"<{shape.name}> has no AmazonOrderId")
     shape.require(depth)
-    records = PageRecords(texts)
     records.fill(ITEM_ORDER_ID_INDEX, order_id)
     _check_required(records, _ITEM_REQUIRED, "OrderItem")
     return OrderItemsPage(
@@ -273,7 +240,7 @@ def _layout(columns: list[Column], ns: str) -> dict:
     return layout
 
 
-def _check_required(records: PageRecords, required: list[tuple[int, Column]], record: str) -> None:
+def _check_required(records: Texts, required: list[tuple[int, Column]], record: str) -> None:
     for index, column in required:
         texts = records.column(index)
         if None in texts or not all(map(str.strip, texts)):

@@ -35,6 +35,12 @@ class Texts(Protocol):
     def column(self, index: int) -> list:
         """Every record's value at one row position."""
 
+    def fill(self, index: int, text: str | None) -> None:
+        """Give every record the same text at one row position (not a list's)."""
+
+    def set_column(self, index: int, texts: Sequence[str | None]) -> None:
+        """Give the records these texts, one each, at one row position (not a list's)."""
+
 
 class PythonTexts:
     """The texts the Python walk read: one row per record."""
@@ -50,6 +56,19 @@ class PythonTexts:
     def column(self, index: int) -> list:
         """Every record's value at one row position."""
         return [row[index] for row in self.rows]
+
+    def fill(self, index: int, text: str | None) -> None:
+        """Give every record the same text at one row position (not a list's)."""
+        self.set_column(index, [text] * len(self.rows))
+
+    def set_column(self, index: int, texts: Sequence[str | None]) -> None:
+        """Give the records these texts, one each, at one row position (not a list's)."""
+        if index in self.lists:
+            raise TypeError(f"column {index} holds lists, not texts")
+        if len(texts) != len(self.rows):
+            raise ValueError(f"{len(texts)} texts for {len(self.rows)} records")
+        for row, text in zip(self.rows, texts):
+            row[index] = text
 
 
 class RecordLayout:
