@@ -42,6 +42,7 @@ typedef struct {
     Py_ssize_t path_size;
     Entry *path;  /* the steps from a document root to the parent of the records (tags only) */
     Entry record; /* the tag of the records (tag only) */
+    Py_ssize_t bytes_per_row; /* text bytes per record on the last page read: what the next page reserves */
 } Layout;
 
 static PyTypeObject *element_type;
@@ -280,7 +281,7 @@ static int reserve(void **buffer, Py_ssize_t *capacity, Py_ssize_t needed, size_
     if (needed <= *capacity)
         return 0;
     while (grown < needed)
-        grown = grown == 0 ? (Py_ssize_t)(1024 / size) : grown * 2;
+        grown = grown == 0 ? needed : grown * 2;
     if ((size_t)grown > PY_SSIZE_T_MAX / size || (moved = PyMem_Realloc(*buffer, grown * size)) == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -652,6 +653,32 @@ static PyObject *read_record(PyObject *module, PyObject *args)
     return row;
 }
 
+static int is_record(Texts *texts, const xmlNode *node)
+{
+    return node->type == XML_ELEMENT_NODE && same_tag(texts, node, texts->layout->record.href, texts->layout->record.name);
+}
+
+/* Allocate the cells of every record below `parent` at once, and the text of as many records as the last page's. */
+static int reserve_page(Texts *texts, const xmlNode *parent)
+{
+    Py_ssize_t records = 0, width = texts->layout->width;
+    for (const xmlNode *child = parent->children; child != NULL; child = child->next)
+        records += is_record(texts, child);
+    if (records == 0)
+        return 0;
+    if (reserve((void **)&texts->cells, &texts->cell_capacity, records * width, sizeof(Span)) < 0)
+        return -1;
+    return reserve((void **)&texts->data, &texts->data_capacity, records * (texts->layout->bytes_per_row + 64), 1);
+}
+
+static int read_rows(Texts *texts, const xmlNode *parent)
+{
+    for (const xmlNode *child = parent->children; child != NULL; child = child->next)
+        if (is_record(texts, child) && read_row(texts, child) < 0)
+            return -1;
+    return 0;
+}
+
 static PyObject *read_records(PyObject *module, PyObject *args)
 {
     PyObject *root, *capsule;
@@ -668,14 +695,12 @@ static PyObject *read_records(PyObject *module, PyObject *args)
     for (depth = 0; depth < layout->path_size; depth++)
         if ((parent = first_child_tagged(texts, parent, &layout->path[depth])) == NULL)
             return Py_BuildValue("(Nn)", texts, depth);
-    for (const xmlNode *child = parent->children; child != NULL; child = child->next) {
-        if (child->type != XML_ELEMENT_NODE || !same_tag(texts, child, layout->record.href, layout->record.name))
-            continue;
-        if (read_row(texts, child) < 0) {
-            Py_DECREF(texts);
-            return NULL;
-        }
+    if (reserve_page(texts, parent) < 0 || read_rows(texts, parent) < 0) {
+        Py_DECREF(texts);
+        return NULL;
     }
+    if (texts->rows > 0)
+        layout->bytes_per_row = texts->data_size / texts->rows;
     return Py_BuildValue("(Nn)", texts, depth);
 }
 
