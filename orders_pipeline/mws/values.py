@@ -77,13 +77,28 @@ def convert_columns(
     """Typed arrays for each column of texts (string, or list<string> for lists; none needed when `length` is 0),
     the two quality-flag arrays, and the number of values quarantined."""
     quarantine: dict[int, list[str]] = {}
+    if length == 0:
+        return [pa.array([], column.kind.value) for column in columns], _quality_flags(quarantine, 0), 0
+    by_kind = _positions_by_kind(tuple(columns))
+    text = _clean_texts([texts[position] for kind, positions in by_kind.items() if kind is not Kind.STRING_LIST
+                         for position in positions])
     converted: dict[int, pa.Array] = {}
-    for kind, positions in _positions_by_kind(tuple(columns)).items():
+    start = 0
+    for kind, positions in by_kind.items():
         group = [columns[position] for position in positions]
-        group_texts = [texts[position] for position in positions] if length else []
-        converted.update(zip(positions, _convert_kind(kind, group, group_texts, length, quarantine)))
+        if kind is Kind.STRING_LIST:
+            converted.update((position, _clean_lists(texts[position])) for position in positions)
+            continue
+        group_text = text.slice(start * length, len(positions) * length)
+        converted.update(zip(positions, _convert_kind(kind, group, group_text, length, quarantine)))
+        start += len(positions)
     arrays = [converted[position] for position in range(len(columns))]
     return arrays, _quality_flags(quarantine, length), sum(len(entry) for entry in quarantine.values())
+
+
+def _clean_texts(texts: list[pa.Array]) -> pa.Array:
+    """All text columns end to end, trimmed, blanks as nulls: one pass (Arrow calls cost per call, not per value)."""
+    return _blank_to_null(pc.utf8_trim_whitespace(pa.concat_arrays(texts)))
 
 
 def _quality_flags(quarantine: dict[int, list[str]], length: int) -> list[pa.Array]:
@@ -106,14 +121,9 @@ def _positions_by_kind(columns: tuple[Column, ...]) -> dict[Kind, list[int]]:
 
 
 def _convert_kind(
-    kind: Kind, columns: list[Column], texts: list[pa.Array], length: int, quarantine: dict[int, list[str]]
+    kind: Kind, columns: list[Column], text: pa.Array, length: int, quarantine: dict[int, list[str]]
 ) -> list[pa.Array]:
-    """All columns of one kind in one pass over a single array (Arrow calls cost per call, not per value)."""
-    if length == 0:
-        return [pa.array([], kind.value) for _ in columns]
-    if kind is Kind.STRING_LIST:
-        return [_clean_lists(lists) for lists in texts]
-    text = _blank_to_null(pc.utf8_trim_whitespace(pa.concat_arrays(texts)))
+    """All text columns of one kind (cleaned, end to end in `text`) typed in one cast."""
     texts = [text.slice(index * length, length) for index in range(len(columns))]
     if kind is Kind.STRING:
         return texts
