@@ -1,12 +1,20 @@
 """The compiled record walk gives the Python walk's texts and Arrow columns, on simulator bodies and awkward XML."""
 
 
+import pyarrow as pa
 import pytest
 import requests
 
 from orders_pipeline.mws import records
 from orders_pipeline.mws.client import MwsOrdersClient
-from orders_pipeline.mws.parse import ORDER_ID_INDEX, _items_shape, _orders_shape
+from orders_pipeline.mws.parse import (
+    ORDER_ID_INDEX,
+    TableBuilder,
+    _items_shape,
+    _orders_shape,
+    order_items_builder,
+    orders_builder,
+)
 from orders_pipeline.mws.records import LIST, RecordLayout, Texts, column_arrays
 from orders_pipeline.mws.xml import parse_xml
 from orders_pipeline.simulator import MwsSimulator, SimulatorConfig
@@ -33,6 +41,13 @@ class RecordingSession(requests.Session):
 def both_walks(layout: RecordLayout) -> tuple[RecordLayout, RecordLayout]:
     python = RecordLayout(layout.layout, layout.width, path=layout.path, record_tag=layout.record_tag, compiled=False)
     return layout, python
+
+
+def table_of(builder: TableBuilder, pages) -> pa.Table:
+    """The typed table of some pages' texts."""
+    for texts in pages:
+        builder.extend(texts)
+    return builder.build()
 
 
 def rows_of(texts: Texts, width: int) -> list[list]:
@@ -72,7 +87,9 @@ def test_both_walks_read_the_same_rows_from_a_messy_simulated_day():
     item_bodies = [body for body in session.bodies if b"<ListOrderItems" in body[:200]]
     assert len(order_bodies) >= 3 and len(item_bodies) >= len(order_ids) >= 300  # some orders page their items
     checked = 0
-    for bodies, shape_of in ((order_bodies, lambda tag: _orders_shape(tag, with_email=True)), (item_bodies, _items_shape)):
+    walks = [(order_bodies, lambda tag: _orders_shape(tag, with_email=True), orders_builder),
+             (item_bodies, _items_shape, order_items_builder)]
+    for bodies, shape_of, builder in walks:
         pages = []
         for body in bodies:
             root = parse_xml(body)
@@ -85,6 +102,7 @@ def test_both_walks_read_the_same_rows_from_a_messy_simulated_day():
             checked += len(rows)
         compiled_pages, python_pages = zip(*pages)  # many pages (empty ones too) into one set of columns
         assert all(a.equals(b) for a, b in zip(column_arrays(compiled_pages), column_arrays(python_pages)))
+        assert table_of(builder(), compiled_pages).equals(table_of(builder(), python_pages))
     assert checked > 2 * len(order_ids)
 
 
