@@ -84,7 +84,7 @@ def _typed(builder: TableBuilder, records: Texts) -> tuple[pa.Table, int]:
     return builder.build(), builder.quarantined_values
 
 
-@dataclass(frozen=True)
+@dataclass
 class OrdersPage:
     """One ListOrders / ListOrdersByNextToken / GetOrder result."""
 
@@ -108,7 +108,7 @@ class OrdersPage:
         return self._typed[1]
 
 
-@dataclass(frozen=True)
+@dataclass
 class OrderItemsPage:
     """One ListOrderItems / ListOrderItemsByNextToken result."""
 
