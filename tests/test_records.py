@@ -43,6 +43,29 @@ def both_walks(layout: RecordLayout) -> tuple[RecordLayout, RecordLayout]:
     return layout, python
 
 
+def text_order(layout: RecordLayout) -> list[int]:
+    """Every text (not list) position of a layout's rows."""
+    return [index for index in range(layout.width) if index not in layout.lists]
+
+
+def same_arrays(gathered, other) -> bool:
+    """Whether two `column_arrays` results are equal, array for array."""
+    (texts, lists), (other_texts, other_lists) = gathered, other
+    return texts.equals(other_texts) and lists.keys() == other_lists.keys() and all(
+        lists[index].equals(other_lists[index]) for index in lists
+    )
+
+
+def columns_of(pages, layout: RecordLayout) -> list[list]:
+    """Every column of the pages' texts, gathered into Arrow and back to Python lists."""
+    order = text_order(layout)
+    texts, lists = column_arrays(pages, order)
+    length = sum(map(len, pages))
+    columns = {index: texts.slice(slot * length, length).to_pylist() for slot, index in enumerate(order)}
+    columns.update((index, array.to_pylist()) for index, array in lists.items())
+    return [columns[index] for index in range(layout.width)]
+
+
 def table_of(builder: TableBuilder, pages) -> pa.Table:
     """The typed table of some pages' texts."""
     for texts in pages:
@@ -62,9 +85,9 @@ def read_both(layout: RecordLayout, root) -> tuple[list[list], int]:
     rows = rows_of(texts, layout.width)
     assert (rows, depth) == (rows_of(python_texts, layout.width), python_depth) and len(texts) == len(rows)
     if rows:
-        arrays, python_arrays = column_arrays([texts, texts]), column_arrays([python_texts, python_texts])
-        assert all(array.equals(python_array) for array, python_array in zip(arrays, python_arrays))
-        assert [array.to_pylist() for array in arrays] == [list(column) * 2 for column in zip(*rows)]
+        order = text_order(layout)
+        assert same_arrays(column_arrays([texts, texts], order), column_arrays([python_texts, python_texts], order))
+        assert columns_of([texts, texts], layout) == [list(column) * 2 for column in zip(*rows)]
     return rows, depth
 
 
@@ -101,7 +124,8 @@ def test_both_walks_read_the_same_rows_from_a_messy_simulated_day():
             pages.append((shape.records.read_records(root)[0], both_walks(shape.records)[1].read_records(root)[0]))
             checked += len(rows)
         compiled_pages, python_pages = zip(*pages)  # many pages (empty ones too) into one set of columns
-        assert all(a.equals(b) for a, b in zip(column_arrays(compiled_pages), column_arrays(python_pages)))
+        order = text_order(shape.records)
+        assert same_arrays(column_arrays(compiled_pages, order), column_arrays(python_pages, order))
         assert table_of(builder(), compiled_pages).equals(table_of(builder(), python_pages))
     assert checked > 2 * len(order_ids)
 
@@ -167,9 +191,12 @@ def test_both_walks_fill_and_set_columns_alike():
             texts.fill(7, "not a list")
         with pytest.raises(ValueError, match="2 texts for 3 records"):
             texts.set_column(1, ["a", "b"])
+        with pytest.raises(ValueError, match="7 is not a text column of a row of 11"):
+            column_arrays([texts], [0, 7])
     assert [texts.column(10) for texts in pages] == [["from the context – ü"] * 3] * 2
     assert [texts.column(1) for texts in pages] == [["a", None, ""]] * 2
-    assert all(a.equals(b) for a, b in zip(column_arrays(pages[:1]), column_arrays(pages[1:])))
+    order = text_order(compiled)
+    assert same_arrays(column_arrays(pages[:1], order), column_arrays(pages[1:], order))
 
 
 def test_a_namespaced_record_tag_does_not_match_records_without_that_namespace():

@@ -791,72 +791,121 @@ static PyObject *strings_tuple(Strings *strings)
     return tuple;
 }
 
-/* One column of the gathered pages: its texts or, for a list column, its lists and their members' texts. */
+/* One text column in the gathered texts: measured, then written from its own place on. */
 typedef struct {
-    int kind;
-    Strings values;
-    Py_ssize_t lists, list_nulls, lists_written;
-    PyObject *list_validity, *list_offsets;
-} Column;
+    Py_ssize_t column;
+    Py_ssize_t nulls, bytes; /* measured */
+    Py_ssize_t at, byte_at;  /* where its next value and its next byte go */
+} Slot;
 
-static void measure_value(Column *column, const Texts *page, const Span *span)
+/* One list column of the gathered pages: its lists and their members' texts. */
+typedef struct {
+    Py_ssize_t column;
+    Strings members;
+    Py_ssize_t length, nulls, written;
+    PyObject *validity, *offsets;
+} Lists;
+
+typedef struct {
+    Py_ssize_t rows;
+    Py_ssize_t slot_count, list_count;
+    Slot *slots;
+    Lists *lists;
+    Strings texts; /* every slot's values end to end, slot after slot */
+} Gathered;
+
+static void measure_slot(Slot *slot, const Span *span)
 {
-    if (column->kind != LIST) {
-        measure(&column->values, span);
-        return;
-    }
-    column->lists++;
     if (span->length < 0)
-        column->list_nulls++;
+        slot->nulls++;
+    else
+        slot->bytes += span->length;
+}
+
+static void measure_lists(Lists *lists, const Texts *page, const Span *span)
+{
+    lists->length++;
+    if (span->length < 0)
+        lists->nulls++;
     for (int32_t i = 0; i < span->length; i++)
-        measure(&column->values, &page->member_spans[span->start + i]);
+        measure(&lists->members, &page->member_spans[span->start + i]);
 }
 
-static int allocate_column(Column *column)
+/* Allocate the texts of every slot and place each slot's values after the previous slot's. */
+static int allocate_texts(Gathered *gathered)
 {
-    if (column->values.length > INT32_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "more than 2**31 values in one column");
+    Strings *texts = &gathered->texts;
+    Py_ssize_t byte_at = 0;
+    if (gathered->slot_count > 0 && gathered->rows > INT32_MAX / gathered->slot_count) {
+        PyErr_SetString(PyExc_OverflowError, "more than 2**31 texts in one batch");
         return -1;
     }
-    if (allocate_strings(&column->values) < 0)
-        return -1;
-    if (column->kind != LIST)
-        return 0;
-    column->list_validity = new_validity(column->lists, column->list_nulls);
-    column->list_offsets = new_offsets(column->lists);
-    return column->list_validity != NULL && column->list_offsets != NULL ? 0 : -1;
+    texts->length = gathered->rows * gathered->slot_count;
+    for (Py_ssize_t k = 0; k < gathered->slot_count; k++) {
+        Slot *slot = &gathered->slots[k];
+        slot->at = k * gathered->rows;
+        slot->byte_at = byte_at;
+        byte_at += slot->bytes;
+        texts->nulls += slot->nulls;
+    }
+    texts->bytes = byte_at;
+    return allocate_strings(texts);
 }
 
-static void put_value(Column *column, const Texts *page, const Span *span)
+static int allocate_lists(Lists *lists)
 {
-    if (column->kind != LIST) {
-        put(&column->values, span, page->data);
-        return;
+    if (lists->members.length > INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "more than 2**31 list members in one batch");
+        return -1;
     }
+    if (allocate_strings(&lists->members) < 0)
+        return -1;
+    lists->validity = new_validity(lists->length, lists->nulls);
+    lists->offsets = new_offsets(lists->length);
+    return lists->validity != NULL && lists->offsets != NULL ? 0 : -1;
+}
+
+static void put_slot(Strings *texts, Slot *slot, const Span *span, const char *data)
+{
+    if (span->length > 0)
+        memcpy(PyBytes_AS_STRING(texts->data) + slot->byte_at, data + span->start, span->length);
+    if (span->length >= 0) {
+        slot->byte_at += span->length;
+        set_valid(texts->validity, slot->at);
+    }
+    ((int32_t *)PyBytes_AS_STRING(texts->offsets))[++slot->at] = (int32_t)slot->byte_at;
+}
+
+static void put_lists(Lists *lists, const Texts *page, const Span *span)
+{
     if (span->length >= 0)
-        set_valid(column->list_validity, column->lists_written);
+        set_valid(lists->validity, lists->written);
     for (int32_t i = 0; i < span->length; i++)
-        put(&column->values, &page->member_spans[span->start + i], page->data);
-    ((int32_t *)PyBytes_AS_STRING(column->list_offsets))[++column->lists_written] = (int32_t)column->values.written;
+        put(&lists->members, &page->member_spans[span->start + i], page->data);
+    ((int32_t *)PyBytes_AS_STRING(lists->offsets))[++lists->written] = (int32_t)lists->members.written;
 }
 
-static void clear_column(Column *column)
+/* (length, null count, validity or None, int32 offsets into the members, the members' `strings_tuple`). */
+static PyObject *lists_tuple(Lists *lists)
 {
-    clear_strings(&column->values);
-    Py_CLEAR(column->list_validity);
-    Py_CLEAR(column->list_offsets);
-}
-
-/* The column's buffers as `strings_tuple` gives them; for a list, the same for the lists, the members' last. */
-static PyObject *column_tuple(Column *column)
-{
-    PyObject *values = strings_tuple(&column->values), *tuple;
-    if (column->kind != LIST || values == NULL)
-        return values;
-    tuple = Py_BuildValue("(nnNNN)", column->lists, column->list_nulls, column->list_validity, column->list_offsets,
-                          values);
-    column->list_validity = column->list_offsets = NULL;
+    PyObject *members = strings_tuple(&lists->members), *tuple;
+    if (members == NULL)
+        return NULL;
+    tuple = Py_BuildValue("(nnNNN)", lists->length, lists->nulls, lists->validity, lists->offsets, members);
+    lists->validity = lists->offsets = NULL;
     return tuple;
+}
+
+static void clear_gathered(Gathered *gathered)
+{
+    clear_strings(&gathered->texts);
+    for (Py_ssize_t l = 0; l < gathered->list_count; l++) {
+        clear_strings(&gathered->lists[l].members);
+        Py_CLEAR(gathered->lists[l].validity);
+        Py_CLEAR(gathered->lists[l].offsets);
+    }
+    PyMem_Free(gathered->slots);
+    PyMem_Free(gathered->lists);
 }
 
 /* The pages, checked to be Texts read with layouts of one width and the same list positions. */
@@ -880,60 +929,95 @@ static int check_pages(Texts **pages, Py_ssize_t count)
     return 0;
 }
 
-/* Lay the pages' values out column by column: measure them all, allocate every column, then write them all. */
-static PyObject *gather_columns(Texts **pages, Py_ssize_t count, Column *columns, Py_ssize_t width)
+/* A slot per text column of `order` (checked), and a Lists per list column of the layout. */
+static int plan(Gathered *gathered, const Layout *layout, PyObject *order)
 {
-    PyObject *result;
-    for (Py_ssize_t page = 0; page < count; page++)
-        for (Py_ssize_t row = 0; row < pages[page]->rows; row++)
-            for (Py_ssize_t column = 0; column < width; column++)
-                measure_value(&columns[column], pages[page], cell(pages[page], row, column));
-    for (Py_ssize_t column = 0; column < width; column++)
-        if (allocate_column(&columns[column]) < 0)
-            return NULL;
-    for (Py_ssize_t page = 0; page < count; page++)
-        for (Py_ssize_t row = 0; row < pages[page]->rows; row++)
-            for (Py_ssize_t column = 0; column < width; column++)
-                put_value(&columns[column], pages[page], cell(pages[page], row, column));
-    if ((result = PyList_New(width)) == NULL)
-        return NULL;
-    for (Py_ssize_t column = 0; column < width; column++) {
-        PyObject *buffers = column_tuple(&columns[column]);
-        if (buffers == NULL) {
-            Py_DECREF(result);
-            return NULL;
-        }
-        PyList_SET_ITEM(result, column, buffers);
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(order);
+    gathered->slots = PyMem_Calloc(count + 1, sizeof(Slot));
+    gathered->lists = PyMem_Calloc(layout->width + 1, sizeof(Lists));
+    if (gathered->slots == NULL || gathered->lists == NULL) {
+        PyErr_NoMemory();
+        return -1;
     }
-    return result;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        Py_ssize_t column = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(order, k));
+        if (column == -1 && PyErr_Occurred())
+            return -1;
+        if (column < 0 || column >= layout->width || layout->kinds[column] == LIST) {
+            PyErr_Format(PyExc_ValueError, "%zd is not a text column of a row of %zd", column, layout->width);
+            return -1;
+        }
+        gathered->slots[gathered->slot_count++].column = column;
+    }
+    for (Py_ssize_t column = 0; column < layout->width; column++)
+        if (layout->kinds[column] == LIST)
+            gathered->lists[gathered->list_count++].column = column;
+    return 0;
 }
 
-static PyObject *gather(PyObject *module, PyObject *arg)
+/* Measure every value the pages hold, allocate, then write them all, a row at a time. */
+static int lay_out(Gathered *gathered, Texts **pages, Py_ssize_t count)
 {
-    PyObject *sequence = PySequence_Fast(arg, "gather takes a sequence of Texts"), *result = NULL;
-    Texts **pages;
-    Py_ssize_t count, width;
-    Column *columns;
-    if (sequence == NULL)
+    for (Py_ssize_t page = 0; page < count; page++)
+        for (Py_ssize_t row = 0; row < pages[page]->rows; row++, gathered->rows++) {
+            for (Py_ssize_t k = 0; k < gathered->slot_count; k++)
+                measure_slot(&gathered->slots[k], cell(pages[page], row, gathered->slots[k].column));
+            for (Py_ssize_t l = 0; l < gathered->list_count; l++)
+                measure_lists(&gathered->lists[l], pages[page], cell(pages[page], row, gathered->lists[l].column));
+        }
+    if (allocate_texts(gathered) < 0)
+        return -1;
+    for (Py_ssize_t l = 0; l < gathered->list_count; l++)
+        if (allocate_lists(&gathered->lists[l]) < 0)
+            return -1;
+    for (Py_ssize_t page = 0; page < count; page++)
+        for (Py_ssize_t row = 0; row < pages[page]->rows; row++) {
+            for (Py_ssize_t k = 0; k < gathered->slot_count; k++)
+                put_slot(&gathered->texts, &gathered->slots[k], cell(pages[page], row, gathered->slots[k].column),
+                         pages[page]->data);
+            for (Py_ssize_t l = 0; l < gathered->list_count; l++)
+                put_lists(&gathered->lists[l], pages[page], cell(pages[page], row, gathered->lists[l].column));
+        }
+    return 0;
+}
+
+/* (the texts' `strings_tuple`, {list column: its `lists_tuple`}). */
+static PyObject *gathered_tuple(Gathered *gathered)
+{
+    PyObject *lists = PyDict_New(), *texts;
+    for (Py_ssize_t l = 0; lists != NULL && l < gathered->list_count; l++) {
+        PyObject *buffers = lists_tuple(&gathered->lists[l]), *column = PyLong_FromSsize_t(gathered->lists[l].column);
+        if (buffers == NULL || column == NULL || PyDict_SetItem(lists, column, buffers) < 0)
+            Py_CLEAR(lists);
+        Py_XDECREF(buffers);
+        Py_XDECREF(column);
+    }
+    if (lists == NULL)
         return NULL;
-    pages = (Texts **)PySequence_Fast_ITEMS(sequence);
-    count = PySequence_Fast_GET_SIZE(sequence);
-    if (check_pages(pages, count) < 0) {
-        Py_DECREF(sequence);
+    if ((texts = strings_tuple(&gathered->texts)) == NULL) {
+        Py_DECREF(lists);
         return NULL;
     }
-    width = pages[0]->layout->width;
-    if ((columns = PyMem_Calloc(width + 1, sizeof(Column))) == NULL) {
-        Py_DECREF(sequence);
-        return PyErr_NoMemory();
-    }
-    for (Py_ssize_t column = 0; column < width; column++)
-        columns[column].kind = pages[0]->layout->kinds[column];
-    result = gather_columns(pages, count, columns, width);
-    for (Py_ssize_t column = 0; column < width; column++)
-        clear_column(&columns[column]);
-    PyMem_Free(columns);
-    Py_DECREF(sequence);
+    return Py_BuildValue("(NN)", texts, lists);
+}
+
+static PyObject *gather(PyObject *module, PyObject *args)
+{
+    PyObject *pages_argument, *order_argument, *pages = NULL, *order = NULL, *result = NULL;
+    Gathered gathered = {0};
+    if (!PyArg_ParseTuple(args, "OO:gather", &pages_argument, &order_argument))
+        return NULL;
+    if ((pages = PySequence_Fast(pages_argument, "gather takes a sequence of Texts")) == NULL
+        || (order = PySequence_Fast(order_argument, "gather takes a sequence of row positions")) == NULL
+        || check_pages((Texts **)PySequence_Fast_ITEMS(pages), PySequence_Fast_GET_SIZE(pages)) < 0)
+        goto done;
+    if (plan(&gathered, ((Texts *)PySequence_Fast_GET_ITEM(pages, 0))->layout, order) == 0
+        && lay_out(&gathered, (Texts **)PySequence_Fast_ITEMS(pages), PySequence_Fast_GET_SIZE(pages)) == 0)
+        result = gathered_tuple(&gathered);
+done:
+    clear_gathered(&gathered);
+    Py_XDECREF(pages);
+    Py_XDECREF(order);
     return result;
 }
 
@@ -965,9 +1049,10 @@ static PyMethodDef methods[] = {
      "read_record(element, compiled_layout) -> the row of one element's known descendants."},
     {"read_records", read_records, METH_VARARGS,
      "read_records(root, compiled_layout) -> (the Texts of the records below the layout's path, steps found)."},
-    {"gather", gather, METH_O,
-     "gather(texts) -> per column, the Arrow buffers of every page's values: (length, null count, validity or "
-     "None, int32 offsets, data bytes or, for a list, the members' buffers)."},
+    {"gather", gather, METH_VARARGS,
+     "gather(texts, order) -> (the Arrow buffers of the text columns in `order`, end to end, every page's values; "
+     "{list column: its buffers}). Buffers: (length, null count, validity or None, int32 offsets, data bytes or, "
+     "for a list, the members' buffers)."},
     {NULL, NULL, 0, NULL},
 };
 

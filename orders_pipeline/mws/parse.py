@@ -23,7 +23,7 @@ from orders_pipeline.mws.schema import (
     ORDERS_SCHEMA,
     Column,
 )
-from orders_pipeline.mws.values import convert_columns, decode_timestamp
+from orders_pipeline.mws.values import convert_columns, decode_timestamp, text_order
 from orders_pipeline.mws.xml import parse_xml
 
 ORDER_ID_INDEX = [c.name for c in ORDER_COLUMNS].index("amazon_order_id")
@@ -61,7 +61,8 @@ class TableBuilder:
     def build(self) -> pa.Table:
         """Convert the queued records into a table of `schema` and start afresh; counts quarantined values."""
         pages, rows, self.pages, self.rows = self.pages, self.rows, [], 0
-        arrays, flags, quarantined = convert_columns(self.columns, column_arrays(pages) if rows else [], rows)
+        texts, lists = column_arrays(pages, text_order(self.columns)) if rows else (pa.array([], pa.string()), {})
+        arrays, flags, quarantined = convert_columns(self.columns, texts, lists, rows)
         self.quarantined_values += quarantined
         return pa.Table.from_arrays([*arrays, *flags], schema=self.schema)
 

@@ -3,7 +3,7 @@
 `RecordLayout.read_records` and `read_one` walk libxml2's tree in C (`_records.c`) when that extension is built
 for the running lxml, and in Python otherwise; both give the same values (tests/test_records.py). The C walk
 creates no lxml proxy per element and no Python object per value: it copies each page's texts into one buffer,
-and `column_arrays` lays the texts of many pages out as Arrow buffers, column by column.
+and `column_arrays` lays the texts of many pages out as Arrow buffers, column after column.
 """
 
 from __future__ import annotations
@@ -121,19 +121,22 @@ class RecordLayout:
         return row
 
 
-def column_arrays(pages: Sequence[Texts]) -> list[pa.Array]:
-    """The texts of one or more pages read with one layout, as an Arrow array per column (string or list<string>)."""
+def column_arrays(pages: Sequence[Texts], order: Sequence[int]) -> tuple[pa.Array, dict[int, pa.Array]]:
+    """The texts of one or more pages read with one layout, as Arrow arrays: one string array holding the text
+    columns at the positions in `order`, one after another, and a list<string> array per list column."""
     if isinstance(pages[0], PythonTexts):
-        return _python_arrays(pages)
-    return [_array(buffers) for buffers in _records.gather(pages)]
+        return _python_arrays(pages, order)
+    texts, lists = _records.gather(pages, order)
+    return _array(texts), {position: _array(buffers) for position, buffers in lists.items()}
 
 
-def _python_arrays(pages: Sequence[PythonTexts]) -> list[pa.Array]:
+def _python_arrays(pages: Sequence[PythonTexts], order: Sequence[int]) -> tuple[pa.Array, dict[int, pa.Array]]:
     lists, width = pages[0].lists, pages[0].width
-    return [
-        pa.array([row[index] for page in pages for row in page.rows], LIST_TYPE if index in lists else pa.string())
-        for index in range(width)
-    ]
+    for index in order:
+        if not 0 <= index < width or index in lists:
+            raise ValueError(f"{index} is not a text column of a row of {width}")
+    texts = pa.array([row[index] for index in order for page in pages for row in page.rows], pa.string())
+    return texts, {index: pa.array([row[index] for page in pages for row in page.rows], LIST_TYPE) for index in sorted(lists)}
 
 
 def _array(buffers: tuple) -> pa.Array:

@@ -71,34 +71,36 @@ _DECODERS: dict[Kind, Callable[[str], Any]] = {
 }
 
 
+def text_order(columns: Sequence[Column]) -> list[int]:
+    """The positions of the text (not list) columns, kind by kind: the order `convert_columns` takes their texts in."""
+    return [position for kind, positions in _positions_by_kind(tuple(columns)).items() if kind is not Kind.STRING_LIST
+            for position in positions]
+
+
 def convert_columns(
-    columns: list[Column], texts: Sequence[pa.Array], length: int
+    columns: list[Column], texts: pa.Array, lists: dict[int, pa.Array], length: int
 ) -> tuple[list[pa.Array], list[pa.Array], int]:
-    """Typed arrays for each column of texts (string, or list<string> for lists; none needed when `length` is 0),
-    the two quality-flag arrays, and the number of values quarantined."""
+    """Typed arrays for each column, the two quality-flag arrays, and the number of values quarantined.
+
+    `texts` holds the `length` texts of each text column, one column after another in `text_order`; `lists` a
+    list<string> array per list column.
+    """
     quarantine: dict[int, list[str]] = {}
     if length == 0:
         return [pa.array([], column.kind.value) for column in columns], _quality_flags(quarantine, 0), 0
-    by_kind = _positions_by_kind(tuple(columns))
-    text = _clean_texts([texts[position] for kind, positions in by_kind.items() if kind is not Kind.STRING_LIST
-                         for position in positions])
+    text = _blank_to_null(pc.utf8_trim_whitespace(texts))  # every text column in one pass: Arrow calls cost per call
     converted: dict[int, pa.Array] = {}
     start = 0
-    for kind, positions in by_kind.items():
-        group = [columns[position] for position in positions]
+    for kind, positions in _positions_by_kind(tuple(columns)).items():
         if kind is Kind.STRING_LIST:
-            converted.update((position, _clean_lists(texts[position])) for position in positions)
+            converted.update((position, _clean_lists(lists[position])) for position in positions)
             continue
+        group = [columns[position] for position in positions]
         group_text = text.slice(start * length, len(positions) * length)
         converted.update(zip(positions, _convert_kind(kind, group, group_text, length, quarantine)))
         start += len(positions)
     arrays = [converted[position] for position in range(len(columns))]
     return arrays, _quality_flags(quarantine, length), sum(len(entry) for entry in quarantine.values())
-
-
-def _clean_texts(texts: list[pa.Array]) -> pa.Array:
-    """All text columns end to end, trimmed, blanks as nulls: one pass (Arrow calls cost per call, not per value)."""
-    return _blank_to_null(pc.utf8_trim_whitespace(pa.concat_arrays(texts)))
 
 
 def _quality_flags(quarantine: dict[int, list[str]], length: int) -> list[pa.Array]:
