@@ -161,6 +161,7 @@ def test_empty_orders_list_gives_an_empty_table_with_the_full_schema():
         (b"not xml at all", "not well-formed XML"),
         (orders_body(order())[:150], "not well-formed XML"),
         (orders_body("<Order><LastUpdateDate>2024-03-03T10:00:00Z</LastUpdateDate></Order>"), "AmazonOrderId"),
+        (orders_body(order() + order(" \u00a0\t")), "AmazonOrderId"),  # blank as str.strip() sees it
         (orders_body(order()).replace(b"<Orders>", b"<Ordres>").replace(b"</Orders>", b"</Ordres>"), "no <Orders>"),
         (orders_body(envelope="<LastUpdatedBefore>soon</LastUpdatedBefore>"), "not a timestamp"),
     ],

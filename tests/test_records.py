@@ -199,6 +199,17 @@ def test_both_walks_fill_and_set_columns_alike():
     assert same_arrays(column_arrays(pages[:1], order), column_arrays(pages[1:], order))
 
 
+def test_both_walks_see_blank_texts_as_str_strip_does():
+    body = "<R><Rec><Id> x </Id><Pad>\u00a0\u2003\t</Pad><Name>é </Name><Tags/></Rec>"
+    body += "<Rec><Id>y</Id><Pad>\u3000z</Pad><Name> ü</Name></Rec></R>"
+    root = parse_xml(body.encode())
+    for walk in both_walks(RecordLayout({"Id": 0, "Pad": 1, "Name": 2, "Tags": (LIST, 3)}, 5, record_tag="Rec")):
+        texts, _ = walk.read_records(root)
+        assert [texts.has_blank(index) for index in (0, 1, 2, 4)] == [False, True, False, True]
+        with pytest.raises(TypeError, match="holds lists"):
+            texts.has_blank(3)
+
+
 def test_a_namespaced_record_tag_does_not_match_records_without_that_namespace():
     layout = RecordLayout(AWKWARD_LAYOUT, 10, record_tag=f"{{{NS}}}Order")
     assert read_both(layout, parse_xml(AWKWARD.encode())) == ([], 0)

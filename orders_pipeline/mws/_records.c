@@ -555,6 +555,47 @@ static PyObject *texts_column(Texts *texts, PyObject *arg)
     return column < 0 ? NULL : values_object(texts, 0, column, texts->rows, 0);
 }
 
+/* Whether a text with a byte of 0x80 or more is all whitespace as str.isspace() sees it; -1 on error. */
+static int decoded_blank(const Texts *texts, const Span *span)
+{
+    PyObject *text = text_object(texts, span);
+    int blank = 1;
+    if (text == NULL)
+        return -1;
+    for (Py_ssize_t i = 0; blank && i < PyUnicode_GET_LENGTH(text); i++)
+        blank = Py_UNICODE_ISSPACE(PyUnicode_READ_CHAR(text, i));
+    Py_DECREF(text);
+    return blank;
+}
+
+/* Whether a value is None or empty after str.strip(): ASCII bytes are judged as they are, others decoded. */
+static int blank(const Texts *texts, const Span *span)
+{
+    const unsigned char *bytes = (const unsigned char *)texts->data + span->start;
+    if (span->length < 0)
+        return 1;
+    for (int32_t i = 0; i < span->length; i++) {
+        if (bytes[i] >= 0x80)
+            return decoded_blank(texts, span);
+        if (!Py_UNICODE_ISSPACE(bytes[i]))
+            return 0;
+    }
+    return 1;
+}
+
+static PyObject *texts_has_blank(Texts *texts, PyObject *arg)
+{
+    Py_ssize_t column = position_of(texts, arg, 1);
+    if (column < 0)
+        return NULL;
+    for (Py_ssize_t row = 0; row < texts->rows; row++) {
+        int found = blank(texts, cell(texts, row, column));
+        if (found != 0)
+            return found < 0 ? NULL : Py_NewRef(Py_True);
+    }
+    Py_RETURN_FALSE;
+}
+
 static PyObject *texts_fill(Texts *texts, PyObject *args)
 {
     PyObject *index, *text;
@@ -594,6 +635,8 @@ static PyObject *texts_set_column(Texts *texts, PyObject *args)
 
 static PyMethodDef texts_methods[] = {
     {"column", (PyCFunction)texts_column, METH_O, "column(index) -> every record's value at that row position."},
+    {"has_blank", (PyCFunction)texts_has_blank, METH_O,
+     "has_blank(index) -> whether some record's text there is None or empty once stripped."},
     {"fill", (PyCFunction)texts_fill, METH_VARARGS, "fill(index, text): every record gets this text (or None) there."},
     {"set_column", (PyCFunction)texts_set_column, METH_VARARGS,
      "set_column(index, texts): the records get these texts (str or None), one each, at that row position."},

@@ -243,8 +243,7 @@ def _layout(columns: list[Column], ns: str) -> dict:
 
 def _check_required(records: Texts, required: list[tuple[int, Column]], record: str) -> None:
     for index, column in required:
-        texts = records.column(index)
-        if None in texts or not all(map(str.strip, texts)):
+        if records.has_blank(index):
             raise MwsResponseFormatError(f"an <{record}> has no {'/'.join(column.path)}, which MWS always sends")
 
 

@@ -35,6 +35,9 @@ class Texts(Protocol):
     def column(self, index: int) -> list:
         """Every record's value at one row position."""
 
+    def has_blank(self, index: int) -> bool:
+        """Whether some record's text at one row position (not a list's) is None or empty once stripped."""
+
     def fill(self, index: int, text: str | None) -> None:
         """Give every record the same text at one row position (not a list's)."""
 
@@ -57,18 +60,26 @@ class PythonTexts:
         """Every record's value at one row position."""
         return [row[index] for row in self.rows]
 
+    def has_blank(self, index: int) -> bool:
+        """Whether some record's text at one row position (not a list's) is None or empty once stripped."""
+        self._check_text_column(index)
+        return any(not (row[index] or "").strip() for row in self.rows)
+
     def fill(self, index: int, text: str | None) -> None:
         """Give every record the same text at one row position (not a list's)."""
         self.set_column(index, [text] * len(self.rows))
 
     def set_column(self, index: int, texts: Sequence[str | None]) -> None:
         """Give the records these texts, one each, at one row position (not a list's)."""
-        if index in self.lists:
-            raise TypeError(f"column {index} holds lists, not texts")
+        self._check_text_column(index)
         if len(texts) != len(self.rows):
             raise ValueError(f"{len(texts)} texts for {len(self.rows)} records")
         for row, text in zip(self.rows, texts):
             row[index] = text
+
+    def _check_text_column(self, index: int) -> None:
+        if index in self.lists:
+            raise TypeError(f"column {index} holds lists, not texts")
 
 
 class RecordLayout:
