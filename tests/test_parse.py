@@ -1,5 +1,6 @@
 """The XML → Arrow parser on Amazon's own examples, messy values and hostile documents."""
 
+import sys
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -7,8 +8,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from orders_pipeline.mws import values
 from orders_pipeline.mws.errors import MwsResponseFormatError
 from orders_pipeline.mws.parse import parse_order_items_page, parse_orders_page
+from orders_pipeline.mws.records import LIST_TYPE
 from orders_pipeline.mws.schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA, TIMESTAMP
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -208,3 +211,11 @@ def test_quarantined_values_are_counted_per_value_not_per_order():
     assert page.quarantined_values == 2
     assert page.table.column("is_quarantined").to_pylist() == [True, False]
     assert page.table.column("quarantined_fields").to_pylist()[0] == "number_of_items_shipped=two; is_prime=maybe"
+
+
+def test_list_members_are_cleaned_as_str_strip_cleans_them():
+    assert set(values._WHITESPACE) == {chr(code) for code in range(sys.maxunicode + 1) if chr(code).isspace()}
+    messy = pa.array([["a", " b\u00a0", None, "\u3000", ""], None, [], ["c\u2028"]], LIST_TYPE)
+    assert values._clean_lists(messy).to_pylist() == [["a", "b"], None, [], ["c"]]
+    clean = pa.array([["a"], None, [], ["b c", "d"]], LIST_TYPE)
+    assert values._clean_lists(clean) is clean  # nothing to clean: no copy through Python

@@ -67,8 +67,6 @@ class TableBuilder:
         return pa.Table.from_arrays([*arrays, *flags], schema=self.schema)
 
 
-
-
 def orders_builder() -> TableBuilder:
     """A builder of the `orders` table."""
     return TableBuilder(ORDER_COLUMNS, ORDERS_SCHEMA)

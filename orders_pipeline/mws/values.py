@@ -73,8 +73,8 @@ _DECODERS: dict[Kind, Callable[[str], Any]] = {
 
 def text_order(columns: Sequence[Column]) -> list[int]:
     """The positions of the text (not list) columns, kind by kind: the order `convert_columns` takes their texts in."""
-    return [position for kind, positions in _positions_by_kind(tuple(columns)).items() if kind is not Kind.STRING_LIST
-            for position in positions]
+    by_kind = _positions_by_kind(tuple(columns))
+    return [position for kind, positions in by_kind.items() if kind is not Kind.STRING_LIST for position in positions]
 
 
 def convert_columns(
