@@ -273,7 +273,7 @@ typedef struct {
 
 static PyTypeObject texts_type;
 
-/* Make room for `needed` items of `size` bytes, at least doubling the buffer (from 1 KiB). */
+/* Make room for `needed` items of `size` bytes: exactly that the first time, then at least doubling. */
 static int reserve(void **buffer, Py_ssize_t *capacity, Py_ssize_t needed, size_t size)
 {
     Py_ssize_t grown = *capacity;
@@ -404,9 +404,11 @@ static int read_text(Texts *texts, const xmlNode *element, Span *span)
 {
     const xmlNode *first = text_node_or_skip(element->children);
     int32_t start = (int32_t)texts->data_size;
-    for (const xmlNode *node = first; node != NULL; node = text_node_or_skip(node->next))
-        if (node->content != NULL && append(texts, (const char *)node->content, strlen((const char *)node->content)) < 0)
+    for (const xmlNode *node = first; node != NULL; node = text_node_or_skip(node->next)) {
+        const char *content = (const char *)node->content;
+        if (content != NULL && append(texts, content, strlen(content)) < 0)
             return -1;
+    }
     *span = (Span){start, first != NULL ? (int32_t)texts->data_size - start : -1};
     return 0;
 }
@@ -491,13 +493,15 @@ static PyObject *value_object(const Texts *texts, Py_ssize_t row, Py_ssize_t col
     return texts->layout->kinds[column] == LIST ? list_object(texts, span) : text_object(texts, span);
 }
 
-static PyObject *values_object(const Texts *texts, Py_ssize_t row, Py_ssize_t column, Py_ssize_t count, int by_row)
+/* A list of `count` values: those of one row (`step` 1 from its first cell) or of one column (`step` the width). */
+static PyObject *values_object(const Texts *texts, Py_ssize_t first, Py_ssize_t count, Py_ssize_t step)
 {
     PyObject *values = PyList_New(count);
     if (values == NULL)
         return NULL;
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *value = by_row ? value_object(texts, row, i) : value_object(texts, i, column);
+        Py_ssize_t at = first + i * step;
+        PyObject *value = value_object(texts, at / texts->layout->width, at % texts->layout->width);
         if (value == NULL) {
             Py_DECREF(values);
             return NULL;
@@ -540,7 +544,7 @@ static int append_object(Texts *texts, PyObject *text, Span *span)
         return 0;
     }
     if (!PyUnicode_Check(text)) {
-        PyErr_Format(PyExc_TypeError, "a text must be str or None, not %T", text);
+        PyErr_Format(PyExc_TypeError, "a text must be str or None, not %.200s", Py_TYPE(text)->tp_name);
         return -1;
     }
     if ((bytes = PyUnicode_AsUTF8AndSize(text, &length)) == NULL || append(texts, bytes, length) < 0)
@@ -552,7 +556,7 @@ static int append_object(Texts *texts, PyObject *text, Span *span)
 static PyObject *texts_column(Texts *texts, PyObject *arg)
 {
     Py_ssize_t column = position_of(texts, arg, 0);
-    return column < 0 ? NULL : values_object(texts, 0, column, texts->rows, 0);
+    return column < 0 ? NULL : values_object(texts, column, texts->rows, texts->layout->width);
 }
 
 /* Whether a text with a byte of 0x80 or more is all whitespace as str.isspace() sees it; -1 on error. */
@@ -691,27 +695,32 @@ static PyObject *read_record(PyObject *module, PyObject *args)
     if ((texts = new_texts(capsule, layout)) == NULL)
         return NULL;
     if (read_row(texts, node) == 0)
-        row = values_object(texts, 0, 0, layout->width, 1);
+        row = values_object(texts, 0, layout->width, 1);
     Py_DECREF(texts);
     return row;
 }
 
 static int is_record(Texts *texts, const xmlNode *node)
 {
-    return node->type == XML_ELEMENT_NODE && same_tag(texts, node, texts->layout->record.href, texts->layout->record.name);
+    const Entry *record = &texts->layout->record;
+    return node->type == XML_ELEMENT_NODE && same_tag(texts, node, record->href, record->name);
 }
 
-/* Allocate the cells of every record below `parent` at once, and the text of as many records as the last page's. */
+#define MAX_TEXT_RESERVED (1 << 20)
+
+/* Allocate the cells of every record below `parent` at once, and text for as many records as the last page's
+ * (up to 1 MiB: a page of larger records grows its buffer as it reads). */
 static int reserve_page(Texts *texts, const xmlNode *parent)
 {
-    Py_ssize_t records = 0, width = texts->layout->width;
+    Py_ssize_t records = 0, per_record = texts->layout->bytes_per_row + 64;
     for (const xmlNode *child = parent->children; child != NULL; child = child->next)
         records += is_record(texts, child);
     if (records == 0)
         return 0;
-    if (reserve((void **)&texts->cells, &texts->cell_capacity, records * width, sizeof(Span)) < 0)
+    if (reserve((void **)&texts->cells, &texts->cell_capacity, records * texts->layout->width, sizeof(Span)) < 0)
         return -1;
-    return reserve((void **)&texts->data, &texts->data_capacity, records * (texts->layout->bytes_per_row + 64), 1);
+    return reserve((void **)&texts->data, &texts->data_capacity,
+                   per_record < MAX_TEXT_RESERVED / records ? records * per_record : MAX_TEXT_RESERVED, 1);
 }
 
 static int read_rows(Texts *texts, const xmlNode *parent)
