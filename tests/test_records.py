@@ -43,7 +43,7 @@ def both_walks(layout: RecordLayout) -> tuple[RecordLayout, RecordLayout]:
     return layout, python
 
 
-def text_order(layout: RecordLayout) -> list[int]:
+def text_positions(layout: RecordLayout) -> list[int]:
     """Every text (not list) position of a layout's rows."""
     return [index for index in range(layout.width) if index not in layout.lists]
 
@@ -58,7 +58,7 @@ def same_arrays(gathered, other) -> bool:
 
 def columns_of(pages, layout: RecordLayout) -> list[list]:
     """Every column of the pages' texts, gathered into Arrow and back to Python lists."""
-    order = text_order(layout)
+    order = text_positions(layout)
     texts, lists = column_arrays(pages, order)
     length = sum(map(len, pages))
     columns = {index: texts.slice(slot * length, length).to_pylist() for slot, index in enumerate(order)}
@@ -85,7 +85,7 @@ def read_both(layout: RecordLayout, root) -> tuple[list[list], int]:
     rows = rows_of(texts, layout.width)
     assert (rows, depth) == (rows_of(python_texts, layout.width), python_depth) and len(texts) == len(rows)
     if rows:
-        order = text_order(layout)
+        order = text_positions(layout)
         assert same_arrays(column_arrays([texts, texts], order), column_arrays([python_texts, python_texts], order))
         assert columns_of([texts, texts], layout) == [list(column) * 2 for column in zip(*rows)]
     return rows, depth
@@ -124,7 +124,7 @@ def test_both_walks_read_the_same_rows_from_a_messy_simulated_day():
             pages.append((shape.records.read_records(root)[0], both_walks(shape.records)[1].read_records(root)[0]))
             checked += len(rows)
         compiled_pages, python_pages = zip(*pages)  # many pages (empty ones too) into one set of columns
-        order = text_order(shape.records)
+        order = text_positions(shape.records)
         assert same_arrays(column_arrays(compiled_pages, order), column_arrays(python_pages, order))
         assert table_of(builder(), compiled_pages).equals(table_of(builder(), python_pages))
     assert checked > 2 * len(order_ids)
@@ -195,7 +195,7 @@ def test_both_walks_fill_and_set_columns_alike():
             column_arrays([texts], [0, 7])
     assert [texts.column(10) for texts in pages] == [["from the context – ü"] * 3] * 2
     assert [texts.column(1) for texts in pages] == [["a", None, ""]] * 2
-    order = text_order(compiled)
+    order = text_positions(compiled)
     assert same_arrays(column_arrays(pages[:1], order), column_arrays(pages[1:], order))
 
 
