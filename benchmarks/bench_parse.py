@@ -49,8 +49,8 @@ def capture(orders_per_day: int, messy: bool) -> tuple[list[bytes], list[bytes]]
     window = day_window(DAY, datetime.now(timezone.utc))
     with MwsSimulator(config) as simulator, client_for(simulator, session=session) as client:
         for page in client.list_orders(window.start, window.requested_before):
-            for row in page.rows:
-                for _ in client.list_order_items(row[ORDER_ID_INDEX]):
+            for order_id in page.records.column(ORDER_ID_INDEX):
+                for _ in client.list_order_items(order_id):
                     pass
     bodies = session.bodies
     orders = [body for action in ORDER_ACTIONS for body in bodies.get(action, [])]
@@ -70,7 +70,7 @@ def ours_orders(bodies: list[bytes]) -> int:
     builder = orders_builder()
     rows = 0
     for body in bodies:
-        builder.extend(parse_orders_page(body).rows)
+        builder.extend(parse_orders_page(body).records)
         rows += _flush_if_full(builder)
     return rows + builder.build().num_rows
 
@@ -81,9 +81,8 @@ def ours_items(bodies: list[bytes]) -> int:
     rows = 0
     for body in bodies:
         page = parse_order_items_page(body)
-        for row in page.rows:
-            row[ITEM_ORDER_LAST_UPDATE_INDEX] = SOME_LAST_UPDATE
-        builder.extend(page.rows)
+        page.records.fill(ITEM_ORDER_LAST_UPDATE_INDEX, SOME_LAST_UPDATE)
+        builder.extend(page.records)
         rows += _flush_if_full(builder)
     return rows + builder.build().num_rows
 

@@ -25,7 +25,7 @@ class EveryPageTwice(MwsOrdersClient):
         self.served = []
         for page in super().list_orders(updated_after, updated_before):
             for _ in range(2):
-                self.served += [(row[ORDER_ID_INDEX], row[ORDER_LAST_UPDATE_INDEX]) for row in page.rows]
+                self.served += zip(page.records.column(ORDER_ID_INDEX), page.records.column(ORDER_LAST_UPDATE_INDEX))
                 yield page
 
 

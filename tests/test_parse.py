@@ -1,5 +1,6 @@
 """The XML → Arrow parser on Amazon's own examples, messy values and hostile documents."""
 
+import sys
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -7,8 +8,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from orders_pipeline.mws import values
 from orders_pipeline.mws.errors import MwsResponseFormatError
 from orders_pipeline.mws.parse import parse_order_items_page, parse_orders_page
+from orders_pipeline.mws.records import LIST_TYPE
 from orders_pipeline.mws.schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA, TIMESTAMP
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -161,6 +164,7 @@ def test_empty_orders_list_gives_an_empty_table_with_the_full_schema():
         (b"not xml at all", "not well-formed XML"),
         (orders_body(order())[:150], "not well-formed XML"),
         (orders_body("<Order><LastUpdateDate>2024-03-03T10:00:00Z</LastUpdateDate></Order>"), "AmazonOrderId"),
+        (orders_body(order() + order(" \u00a0\t")), "AmazonOrderId"),  # blank as str.strip() sees it
         (orders_body(order()).replace(b"<Orders>", b"<Ordres>").replace(b"</Orders>", b"</Ordres>"), "no <Orders>"),
         (orders_body(envelope="<LastUpdatedBefore>soon</LastUpdatedBefore>"), "not a timestamp"),
     ],
@@ -207,3 +211,11 @@ def test_quarantined_values_are_counted_per_value_not_per_order():
     assert page.quarantined_values == 2
     assert page.table.column("is_quarantined").to_pylist() == [True, False]
     assert page.table.column("quarantined_fields").to_pylist()[0] == "number_of_items_shipped=two; is_prime=maybe"
+
+
+def test_list_members_are_cleaned_as_str_strip_cleans_them():
+    assert set(values._WHITESPACE) == {chr(code) for code in range(sys.maxunicode + 1) if chr(code).isspace()}
+    messy = pa.array([["a", " b\u00a0", None, "\u3000", ""], None, [], ["c\u2028"]], LIST_TYPE)
+    assert values._clean_lists(messy).to_pylist() == [["a", "b"], None, [], ["c"]]
+    clean = pa.array([["a"], None, [], ["b c", "d"]], LIST_TYPE)
+    assert values._clean_lists(clean) is clean  # nothing to clean: no copy through Python

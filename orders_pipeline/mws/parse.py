@@ -1,7 +1,8 @@
 """lxml → raw column values → typed pyarrow Tables, for ListOrders / GetOrder and ListOrderItems bodies.
 
-Pages are read into plain rows of element text (cheap), and rows from many pages are converted to Arrow
-in one vectorised pass (`TableBuilder`), so small item documents do not each pay for a table.
+Pages are read into the element texts of their records (cheap: one buffer per page when compiled), and the
+texts of many pages are converted to Arrow in one vectorised pass (`TableBuilder`), so small item documents do
+not each pay for a table.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from functools import cached_property, lru_cache
 import pyarrow as pa
 
 from orders_pipeline.mws.errors import MwsResponseFormatError
-from orders_pipeline.mws.records import LIST, RecordLayout, Row
+from orders_pipeline.mws.records import LIST, RecordLayout, Texts, column_arrays
 from orders_pipeline.mws.schema import (
     ORDER_COLUMNS,
     ORDER_ITEM_COLUMNS,
@@ -22,7 +23,7 @@ from orders_pipeline.mws.schema import (
     ORDERS_SCHEMA,
     Column,
 )
-from orders_pipeline.mws.values import convert_columns, decode_timestamp
+from orders_pipeline.mws.values import convert_columns, decode_timestamp, text_order
 from orders_pipeline.mws.xml import parse_xml
 
 ORDER_ID_INDEX = [c.name for c in ORDER_COLUMNS].index("amazon_order_id")
@@ -40,26 +41,28 @@ _ITEM_REQUIRED = [(index, column) for index, column in enumerate(ORDER_ITEM_COLU
 
 
 class TableBuilder:
-    """Collects raw rows from many pages and turns them into one typed table at a time."""
+    """Collects the records of many pages and turns them into one typed table at a time."""
 
     def __init__(self, columns: list[Column], schema: pa.Schema) -> None:
         self.columns = columns
         self.schema = schema
-        self.rows: list[Row] = []
+        self.pages: list[Texts] = []
+        self.rows = 0
         self.quarantined_values = 0
 
-    def extend(self, rows: list[Row]) -> None:
-        """Queue rows for the next table."""
-        self.rows.extend(rows)
+    def extend(self, records: Texts) -> None:
+        """Queue a page's records for the next table."""
+        self.pages.append(records)
+        self.rows += len(records)
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self.rows
 
     def build(self) -> pa.Table:
-        """Convert the queued rows into a table of `schema` and start afresh; counts quarantined values."""
-        rows, self.rows = self.rows, []
-        values = list(zip(*rows)) if rows else [() for _ in self.columns]
-        arrays, flags, quarantined = convert_columns(self.columns, values, len(rows))
+        """Convert the queued records into a table of `schema` and start afresh; counts quarantined values."""
+        pages, rows, self.pages, self.rows = self.pages, self.rows, [], 0
+        texts, lists = column_arrays(pages, text_order(self.columns)) if rows else (pa.array([], pa.string()), {})
+        arrays, flags, quarantined = convert_columns(self.columns, texts, lists, rows)
         self.quarantined_values += quarantined
         return pa.Table.from_arrays([*arrays, *flags], schema=self.schema)
 
@@ -74,24 +77,24 @@ def order_items_builder() -> TableBuilder:
     return TableBuilder(ORDER_ITEM_COLUMNS, ORDER_ITEMS_SCHEMA)
 
 
-def _typed(builder: TableBuilder, rows: list[Row]) -> tuple[pa.Table, int]:
-    """Rows of one page as a typed table, and how many of their values were quarantined."""
-    builder.extend([list(row) for row in rows])
+def _typed(builder: TableBuilder, records: Texts) -> tuple[pa.Table, int]:
+    """The records of one page as a typed table, and how many of their values were quarantined."""
+    builder.extend(records)
     return builder.build(), builder.quarantined_values
 
 
-@dataclass(frozen=True)
+@dataclass
 class OrdersPage:
     """One ListOrders / ListOrdersByNextToken / GetOrder result."""
 
-    rows: list[Row]
+    records: Texts  # the element texts of its orders, by column
     next_token: str | None
     last_updated_before: datetime | None
     request_id: str | None
 
     @cached_property
     def _typed(self) -> tuple[pa.Table, int]:
-        return _typed(orders_builder(), self.rows)
+        return _typed(orders_builder(), self.records)
 
     @property
     def table(self) -> pa.Table:
@@ -104,18 +107,18 @@ class OrdersPage:
         return self._typed[1]
 
 
-@dataclass(frozen=True)
+@dataclass
 class OrderItemsPage:
     """One ListOrderItems / ListOrderItemsByNextToken result."""
 
-    rows: list[Row]
+    records: Texts  # the element texts of its items, by column
     next_token: str | None
     amazon_order_id: str
     request_id: str | None
 
     @cached_property
     def _typed(self) -> tuple[pa.Table, int]:
-        return _typed(order_items_builder(), self.rows)
+        return _typed(order_items_builder(), self.records)
 
     @property
     def table(self) -> pa.Table:
@@ -132,15 +135,15 @@ def parse_orders_page(body: bytes, *, buyer_email_salt: str | None = None) -> Or
     """Read the orders and the paging envelope of a ListOrders-family or GetOrder body."""
     root = parse_xml(body)
     shape = _orders_shape(root.tag, with_email=bool(buyer_email_salt))
-    rows, depth = shape.records.read_records(root)
+    records, depth = shape.records.read_records(root)
     shape.require(depth)
-    for row in rows:
-        _check_required(row, _ORDER_REQUIRED, "Order")
-        if buyer_email_salt:
-            row[ORDER_EMAIL_HASH_INDEX] = _hash_email(row[ORDER_EMAIL_HASH_INDEX], buyer_email_salt)
+    _check_required(records, _ORDER_REQUIRED, "Order")
+    if buyer_email_salt:
+        emails = records.column(ORDER_EMAIL_HASH_INDEX)
+        records.set_column(ORDER_EMAIL_HASH_INDEX, [_hash_email(email, buyer_email_salt) for email in emails])
     envelope = shape.envelope.read_one(root)
     return OrdersPage(
-        rows=rows,
+        records=records,
         next_token=_clean_text(envelope[_NEXT_TOKEN]),
         last_updated_before=_decode_bound(envelope[_LAST_UPDATED_BEFORE] or envelope[_CREATED_BEFORE]),
         request_id=_clean_text(envelope[_REQUEST_ID]),
@@ -151,18 +154,17 @@ def parse_order_items_page(body: bytes) -> OrderItemsPage:
     """Read the items and the paging envelope of a ListOrderItems-family body."""
     root = parse_xml(body)
     shape = _items_shape(root.tag)
-    rows, depth = shape.records.read_records(root)
+    records, depth = shape.records.read_records(root)
     shape.require(depth, needed=1)  # the Result element, before its AmazonOrderId is looked for
     envelope = shape.envelope.read_one(root)
     order_id = _clean_text(envelope[_ORDER_ID])
     if not order_id:
         raise MwsResponseFormatError(f"<{shape.name}> has no AmazonOrderId")
     shape.require(depth)
-    for row in rows:
-        row[ITEM_ORDER_ID_INDEX] = order_id
-        _check_required(row, _ITEM_REQUIRED, "OrderItem")
+    records.fill(ITEM_ORDER_ID_INDEX, order_id)
+    _check_required(records, _ITEM_REQUIRED, "OrderItem")
     return OrderItemsPage(
-        rows=rows,
+        records=records,
         next_token=_clean_text(envelope[_NEXT_TOKEN]),
         amazon_order_id=order_id,
         request_id=_clean_text(envelope[_REQUEST_ID]),
@@ -237,9 +239,9 @@ def _layout(columns: list[Column], ns: str) -> dict:
     return layout
 
 
-def _check_required(row: Row, required: list[tuple[int, Column]], record: str) -> None:
+def _check_required(records: Texts, required: list[tuple[int, Column]], record: str) -> None:
     for index, column in required:
-        if not (row[index] or "").strip():
+        if records.has_blank(index):
             raise MwsResponseFormatError(f"an <{record}> has no {'/'.join(column.path)}, which MWS always sends")
 
 

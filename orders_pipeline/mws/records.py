@@ -1,12 +1,17 @@
-"""Rows of element text from the record elements (Order, OrderItem) of a parsed MWS body.
+"""The element text of the record elements (Order, OrderItem) of parsed MWS bodies, as Arrow string columns.
 
 `RecordLayout.read_records` and `read_one` walk libxml2's tree in C (`_records.c`) when that extension is built
-for the running lxml, and in Python otherwise; both give the same rows (tests/test_records.py). The C walk
-creates no lxml proxy per element, which is most of what reading a page costs in Python.
+for the running lxml, and in Python otherwise; both give the same values (tests/test_records.py). The C walk
+creates no lxml proxy per element and no Python object per value: it copies each page's texts into one buffer,
+and `column_arrays` lays the texts of many pages out as Arrow buffers, column after column.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
+import pyarrow as pa
 from lxml import etree
 
 try:
@@ -19,6 +24,62 @@ else:
 
 Row = list  # raw element text (or list of texts) per column, in schema column order
 LIST = "list"  # layout marker: the texts of every child of this element, as one list value
+LIST_TYPE = pa.list_(pa.string())
+
+
+class Texts(Protocol):
+    """The element texts of one page's records: str or None per column, a list of them for a list column."""
+
+    def __len__(self) -> int: ...
+
+    def column(self, index: int) -> list:
+        """Every record's value at one row position."""
+
+    def has_blank(self, index: int) -> bool:
+        """Whether some record's text at one row position (not a list's) is None or empty once stripped."""
+
+    def fill(self, index: int, text: str | None) -> None:
+        """Give every record the same text at one row position (not a list's)."""
+
+    def set_column(self, index: int, texts: Sequence[str | None]) -> None:
+        """Give the records these texts, one each, at one row position (not a list's)."""
+
+
+class PythonTexts:
+    """The texts the Python walk read: one row per record."""
+
+    def __init__(self, rows: list[Row], width: int, lists: frozenset[int]) -> None:
+        self.rows = rows
+        self.width = width
+        self.lists = lists
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def column(self, index: int) -> list:
+        """Every record's value at one row position."""
+        return [row[index] for row in self.rows]
+
+    def has_blank(self, index: int) -> bool:
+        """Whether some record's text at one row position (not a list's) is None or empty once stripped."""
+        self._check_text_column(index)
+        return any(not (row[index] or "").strip() for row in self.rows)
+
+    def fill(self, index: int, text: str | None) -> None:
+        """Give every record the same text at one row position (not a list's)."""
+        self.set_column(index, [text] * len(self.rows))
+
+    def set_column(self, index: int, texts: Sequence[str | None]) -> None:
+        """Give the records these texts, one each, at one row position (not a list's)."""
+        self._check_text_column(index)
+        if len(texts) != len(self.rows):
+            raise ValueError(f"{len(texts)} texts for {len(self.rows)} records")
+        for row, text in zip(self.rows, texts):
+            row[index] = text
+
+    def _check_text_column(self, index: int) -> None:
+        if index in self.lists:
+            raise TypeError(f"column {index} holds lists, not texts")
 
 
 class RecordLayout:
@@ -35,6 +96,7 @@ class RecordLayout:
         self.width = width
         self.path = path
         self.record_tag = record_tag
+        self.lists = frozenset(_list_positions(layout))
         use_c = compiled and _records is not None
         self._compiled = _records.compile_layout(layout, width, path, record_tag) if use_c else None
 
@@ -49,8 +111,8 @@ class RecordLayout:
             return _records.read_record(element, self._compiled)
         return self._read_python(element)
 
-    def read_records(self, root: etree._Element) -> tuple[list[Row], int]:
-        """A row per record below `root` at `path`, and how many steps of `path` exist (all of them, or no rows).
+    def read_records(self, root: etree._Element) -> tuple[Texts, int]:
+        """The texts of every record below `root` at `path`, and how many steps of `path` exist (all, or no records).
 
         Each step takes the first child with that tag.
         """
@@ -60,13 +122,53 @@ class RecordLayout:
         for depth, tag in enumerate(self.path):
             parent = parent.find(tag)
             if parent is None:
-                return [], depth
-        return [self._read_python(record) for record in parent.iterchildren(self.record_tag)], len(self.path)
+                return PythonTexts([], self.width, self.lists), depth
+        rows = [self._read_python(record) for record in parent.iterchildren(self.record_tag)]
+        return PythonTexts(rows, self.width, self.lists), len(self.path)
 
     def _read_python(self, record: etree._Element) -> Row:
         row: Row = [None] * self.width
         _fill(record, self.layout, row)
         return row
+
+
+def column_arrays(pages: Sequence[Texts], order: Sequence[int]) -> tuple[pa.Array, dict[int, pa.Array]]:
+    """The texts of one or more pages read with one layout, as Arrow arrays: one string array holding the text
+    columns at the positions in `order`, one after another, and a list<string> array per list column."""
+    if isinstance(pages[0], PythonTexts):
+        return _python_arrays(pages, order)
+    texts, lists = _records.gather(pages, order)
+    return _array(texts), {position: _array(buffers) for position, buffers in lists.items()}
+
+
+def _python_arrays(pages: Sequence[PythonTexts], order: Sequence[int]) -> tuple[pa.Array, dict[int, pa.Array]]:
+    lists, width = pages[0].lists, pages[0].width
+    for index in order:
+        if not 0 <= index < width or index in lists:
+            raise ValueError(f"{index} is not a text column of a row of {width}")
+    texts = pa.array([row[index] for index in order for page in pages for row in page.rows], pa.string())
+    return texts, {index: pa.array([row[index] for page in pages for row in page.rows], LIST_TYPE) for index in sorted(lists)}
+
+
+def _array(buffers: tuple) -> pa.Array:
+    """An Arrow array over the buffers `gather` laid out: a string array, or a list array over its members'."""
+    length, null_count, validity, offsets, values = buffers
+    validity = None if validity is None else pa.py_buffer(validity)
+    if isinstance(values, tuple):
+        members = _array(values)
+        return pa.Array.from_buffers(LIST_TYPE, length, [validity, pa.py_buffer(offsets)], null_count, children=[members])
+    return pa.Array.from_buffers(pa.string(), length, [validity, pa.py_buffer(offsets), pa.py_buffer(values)], null_count)
+
+
+def _list_positions(layout: dict) -> list[int]:
+    """The row positions of a layout's list values, at any depth."""
+    positions = []
+    for target in layout.values():
+        if target.__class__ is dict:
+            positions += _list_positions(target)
+        elif target.__class__ is tuple:
+            positions.append(target[1])
+    return positions
 
 
 def _fill(element: etree._Element, layout: dict, row: Row) -> None:

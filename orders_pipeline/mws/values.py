@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from itertools import chain
 from typing import Any, Callable, Sequence
 from urllib.parse import unquote
 
@@ -17,6 +16,12 @@ from orders_pipeline.mws.schema import MONEY, Column, Kind
 _TRUE_FALSE = {"true": True, "false": False, "1": True, "0": False}
 _MAX_MONEY = Decimal(10) ** (MONEY.precision - MONEY.scale)
 _CENT = Decimal(1).scaleb(-MONEY.scale)
+_WHITESPACE = (  # what str.strip() strips (tests/test_parse.py checks the set against str.isspace)
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_SPACE = "[" + "".join(f"\\x{{{ord(char):x}}}" for char in _WHITESPACE) + "]"
+_UNCLEAN_MEMBER = f"^$|^{_SPACE}|{_SPACE}$"  # RE2: a list member that _clean_list would strip or drop
 
 
 def decode_timestamp(text: str) -> datetime | None:
@@ -66,15 +71,34 @@ _DECODERS: dict[Kind, Callable[[str], Any]] = {
 }
 
 
+def text_order(columns: Sequence[Column]) -> list[int]:
+    """The positions of the text (not list) columns, kind by kind: the order `convert_columns` takes their texts in."""
+    by_kind = _positions_by_kind(tuple(columns))
+    return [position for kind, positions in by_kind.items() if kind is not Kind.STRING_LIST for position in positions]
+
+
 def convert_columns(
-    columns: list[Column], values: Sequence[Sequence[Any]], length: int
+    columns: list[Column], texts: pa.Array, lists: dict[int, pa.Array], length: int
 ) -> tuple[list[pa.Array], list[pa.Array], int]:
-    """Typed arrays for each column, the two quality-flag arrays, and the number of values quarantined."""
+    """Typed arrays for each column, the two quality-flag arrays, and the number of values quarantined.
+
+    `texts` holds the `length` texts of each text column, one column after another in `text_order`; `lists` a
+    list<string> array per list column.
+    """
     quarantine: dict[int, list[str]] = {}
+    if length == 0:
+        return [pa.array([], column.kind.value) for column in columns], _quality_flags(quarantine, 0), 0
+    text = _blank_to_null(pc.utf8_trim_whitespace(texts))  # every text column in one pass: Arrow calls cost per call
     converted: dict[int, pa.Array] = {}
+    start = 0
     for kind, positions in _positions_by_kind(tuple(columns)).items():
+        if kind is Kind.STRING_LIST:
+            converted.update((position, _clean_lists(lists[position])) for position in positions)
+            continue
         group = [columns[position] for position in positions]
-        converted.update(zip(positions, _convert_kind(kind, group, [values[p] for p in positions], length, quarantine)))
+        group_text = text.slice(start * length, len(positions) * length)
+        converted.update(zip(positions, _convert_kind(kind, group, group_text, length, quarantine)))
+        start += len(positions)
     arrays = [converted[position] for position in range(len(columns))]
     return arrays, _quality_flags(quarantine, length), sum(len(entry) for entry in quarantine.values())
 
@@ -99,14 +123,9 @@ def _positions_by_kind(columns: tuple[Column, ...]) -> dict[Kind, list[int]]:
 
 
 def _convert_kind(
-    kind: Kind, columns: list[Column], values: list[Sequence[Any]], length: int, quarantine: dict[int, list[str]]
+    kind: Kind, columns: list[Column], text: pa.Array, length: int, quarantine: dict[int, list[str]]
 ) -> list[pa.Array]:
-    """All columns of one kind in one pass over a single array (Arrow calls cost per call, not per value)."""
-    if length == 0:
-        return [pa.array([], kind.value) for _ in columns]
-    if kind is Kind.STRING_LIST:
-        return [pa.array([value and _clean_list(value) for value in column], kind.value) for column in values]
-    text = _blank_to_null(pc.utf8_trim_whitespace(pa.array(list(chain.from_iterable(values)), pa.string())))
+    """All text columns of one kind (cleaned, end to end in `text`) typed in one cast."""
     texts = [text.slice(index * length, length) for index in range(len(columns))]
     if kind is Kind.STRING:
         return texts
@@ -137,6 +156,14 @@ def _convert_one_by_one(column: Column, texts: list[str | None], quarantine: dic
 
 def _blank_to_null(text: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+
+
+def _clean_lists(lists: pa.ListArray) -> pa.Array:
+    """Each list with its members stripped and blank ones dropped; the array itself when that changes nothing."""
+    members = lists.flatten()
+    if members.null_count == 0 and not pc.any(pc.match_substring_regex(members, _UNCLEAN_MEMBER)).as_py():
+        return lists
+    return pa.array([value and _clean_list(value) for value in lists.to_pylist()], lists.type)
 
 
 def _clean_list(value: list[str | None]) -> list[str]:
