@@ -422,9 +422,11 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(held / table, ignore_errors=True)
         (held / table).mkdir(parents=True)
         (data_dir / table / last_day).rename(held / table / last_day)
-    build_all(project, data_dir, f"incremental, {last_day} removed")
-    for table in ("orders", "order_items"):
-        (held / table / last_day).rename(data_dir / table / last_day)
+    try:
+        build_all(project, data_dir, f"incremental, {last_day} removed")
+    finally:  # the data stays whole for --keep even if the build fails
+        for table in ("orders", "order_items"):
+            (held / table / last_day).rename(data_dir / table / last_day)
     daily, daily_cpu = build_all(project, data_dir, f"incremental, {last_day} landed again (a daily run)")
     same = model_digests(project, data_dir) == digests
     print(f"incremental result equals the build from scratch (row count and hash of every model): {same}")
