@@ -823,15 +823,22 @@ static int allocate_strings(Strings *strings)
     return 0;
 }
 
-static void put(Strings *strings, const Span *span, const char *data)
+/* Write one value at position `*at`, its bytes from `*byte_at`, and move both cursors past it. */
+static void put_at(Strings *strings, Py_ssize_t *at, Py_ssize_t *byte_at, const Span *span, const char *data)
 {
     if (span->length > 0)
-        memcpy(PyBytes_AS_STRING(strings->data) + strings->bytes, data + span->start, span->length);
+        memcpy(PyBytes_AS_STRING(strings->data) + *byte_at, data + span->start, span->length);
     if (span->length >= 0) {
-        strings->bytes += span->length;
-        set_valid(strings->validity, strings->written);
+        *byte_at += span->length;
+        set_valid(strings->validity, *at);
     }
-    ((int32_t *)PyBytes_AS_STRING(strings->offsets))[++strings->written] = (int32_t)strings->bytes;
+    ((int32_t *)PyBytes_AS_STRING(strings->offsets))[++*at] = (int32_t)*byte_at;
+}
+
+/* Write the next value of a string array filled in order. */
+static void put(Strings *strings, const Span *span, const char *data)
+{
+    put_at(strings, &strings->written, &strings->bytes, span, data);
 }
 
 /* (length, null count, validity bitmap or None, int32 offsets, data), the buffers moved into the tuple. */
@@ -915,17 +922,6 @@ static int allocate_lists(Lists *lists)
     lists->validity = new_validity(lists->length, lists->nulls);
     lists->offsets = new_offsets(lists->length);
     return lists->validity != NULL && lists->offsets != NULL ? 0 : -1;
-}
-
-static void put_slot(Strings *texts, Slot *slot, const Span *span, const char *data)
-{
-    if (span->length > 0)
-        memcpy(PyBytes_AS_STRING(texts->data) + slot->byte_at, data + span->start, span->length);
-    if (span->length >= 0) {
-        slot->byte_at += span->length;
-        set_valid(texts->validity, slot->at);
-    }
-    ((int32_t *)PyBytes_AS_STRING(texts->offsets))[++slot->at] = (int32_t)slot->byte_at;
 }
 
 static void put_lists(Lists *lists, const Texts *page, const Span *span)
@@ -1024,9 +1020,11 @@ static int lay_out(Gathered *gathered, Texts **pages, Py_ssize_t count)
             return -1;
     for (Py_ssize_t page = 0; page < count; page++)
         for (Py_ssize_t row = 0; row < pages[page]->rows; row++) {
-            for (Py_ssize_t k = 0; k < gathered->slot_count; k++)
-                put_slot(&gathered->texts, &gathered->slots[k], cell(pages[page], row, gathered->slots[k].column),
-                         pages[page]->data);
+            for (Py_ssize_t k = 0; k < gathered->slot_count; k++) {
+                Slot *slot = &gathered->slots[k];
+                put_at(&gathered->texts, &slot->at, &slot->byte_at, cell(pages[page], row, slot->column),
+                       pages[page]->data);
+            }
             for (Py_ssize_t l = 0; l < gathered->list_count; l++)
                 put_lists(&gathered->lists[l], pages[page], cell(pages[page], row, gathered->lists[l].column));
         }
