@@ -39,6 +39,16 @@ Fingerprint = dict[str, list[list]]
 rewritten through a new file renamed over the old one, so a rewrite always changes the inode)."""
 
 
+def kept_table(name: str) -> str:
+    """The qualified name of a table in the attached state database."""
+    return f'{STATE_CATALOG}."{name}"'
+
+
+def key_match(relation: str, keys: str, key: str) -> str:
+    """SQL that keeps the rows of `relation` whose `key` is in the TEMP table `keys` (null matching null)."""
+    return f'semi join "{keys}" on {relation}."{key}" is not distinct from "{keys}"."{key}"'
+
+
 def state_path(data_dir: Path) -> Path:
     """Where a data dir keeps its incremental models."""
     return Path(data_dir) / STATE_DIR / STATE_FILE
@@ -154,14 +164,14 @@ class PartitionIndexes:
         """The `dt` partitions of a raw table with rows of the key values in the TEMP table `keys`."""
         index = self._up_to_date(src, key, now)
         rows = self.con.execute(
-            f'select distinct dt from {index} semi join "{keys}" on {index}."{key}" is not distinct from "{keys}"."{key}"'
+            f"select distinct dt from {index} {key_match(index, keys, key)}"
         ).fetchall()
         return [str(dt) for (dt,) in rows]
 
     def _up_to_date(self, src: Source, key: str, now: Fingerprint) -> str:
         """The index table, updated from the partitions changed since it was last updated (once per session)."""
         name = f"_partitions__{src.table}__{key}"
-        target = f'{STATE_CATALOG}."{name}"'
+        target = kept_table(name)
         if name in self._current:
             return target
         before = self.store.load(name)

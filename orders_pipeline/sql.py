@@ -473,7 +473,7 @@ class Build:
             model = self.project.models[name]
             if model.is_incremental and self._kept_table_is_current(name):
                 self._drop(name)
-                self.con.execute(f'create temp view "{name}" as select * from {incremental.STATE_CATALOG}."{name}"')
+                self.con.execute(f'create temp view "{name}" as select * from {incremental.kept_table(name)}')
             elif not model.is_published:
                 sql = self.render(name)
                 self._drop(name)
@@ -530,7 +530,7 @@ class Build:
         # The prefix stays on the file's first line, so DuckDB's LINE n is the file's line n.
         if model.is_incremental and self.state() is not None:
             refresh = self._update_incremental(model, sql)
-            self.con.execute(f'create temp view "{name}" as select * from {incremental.STATE_CATALOG}."{name}"')
+            self.con.execute(f'create temp view "{name}" as select * from {incremental.kept_table(name)}')
         elif inline:
             self.execute(label, f'create temp view "{name}" as {sql}\n')
         elif columns is not None:
@@ -592,8 +592,8 @@ class Build:
 
     def _update_incremental(self, model: Model, sql: str) -> str:
         """Bring the model's kept table up to date and say how: recompute only the unique_key values the changes
-        since its last update touch (delete and insert them), else everything. Records this run's delta (the rows
-        deleted and inserted) for incremental models downstream."""
+        since its last update touch (delete and insert them), else everything. Records this run's `Delta` for
+        incremental models downstream."""
         state = self._state
         assert state is not None
         now = self._source_fingerprints(model)
@@ -607,7 +607,7 @@ class Build:
             keys, reason = self._affected_keys(model, before, now)
         version = (before.version if before else 0) + 1
         new_state = incremental.ModelState(digest, now, {ref: v for ref, v in upstream.items() if v is not None}, version)
-        target = f'{incremental.STATE_CATALOG}."{model.name}"'
+        target = incremental.kept_table(model.name)
         label = self.project.relpath(model)
         if keys is None:
             with incremental.transaction(self.con):
@@ -632,7 +632,7 @@ class Build:
     def _deleted_keys(self, model: Model, keys: str) -> str:
         """A TEMP table of the unique_key values of incremental readers (with other keys) in the rows about to be
         deleted: what those readers must recompute besides the inserted rows' values."""
-        target = f'{incremental.STATE_CATALOG}."{model.name}"'
+        target = incremental.kept_table(model.name)
         columns = {row[0] for row in self.con.execute(f"describe {target}").fetchall()}
         reader_keys = sorted({
             reader.unique_key for reader in self.project.models.values()
@@ -641,10 +641,8 @@ class Build:
         })
         selected = ", ".join(f'"{column}"' for column in reader_keys) or f'"{model.unique_key}"'
         name = f"__deleted_{model.name}"
-        key = f'"{model.unique_key}"'
-        self.con.execute(f'create or replace temp table "{name}" as select distinct {selected} from {target} '
-                         + (f'semi join "{keys}" on {target}.{key} is not distinct from "{keys}".{key}' if reader_keys
-                            else "limit 0"))
+        rows = incremental.key_match(target, keys, model.unique_key) if reader_keys else "limit 0"
+        self.con.execute(f'create or replace temp table "{name}" as select distinct {selected} from {target} {rows}')
         return name
 
     def _full_refresh_reason(
@@ -671,10 +669,10 @@ class Build:
         self, model: Model, before: incremental.ModelState, now: dict[str, incremental.Fingerprint]
     ) -> tuple[str | None, str | None]:
         """A TEMP table of the unique_key values to recompute (its name), else (None, why they cannot be told): the
-        values in the changed raw partitions, in this model's rows from those partitions, and in the rows upstream
-        incremental models deleted or inserted in this run."""
+        values in the changed raw partitions, in this model's rows from those partitions, and in the deltas of its
+        incremental upstream models in this run."""
         key = f'"{model.unique_key}"'
-        target = f'{incremental.STATE_CATALOG}."{model.name}"'
+        target = incremental.kept_table(model.name)
         columns = {row[0] for row in self.con.execute(f"describe {target}").fetchall()}
         parts: list[str] = []
         for src in model.sources:
@@ -706,7 +704,6 @@ class Build:
     def _render_scoped(self, model: Model, keys: str, now: dict[str, incremental.Fingerprint]) -> str:
         """The model's SQL over only the input rows whose unique_key is in `keys` (each input must have it); a raw
         table is read only in the partitions its partition index lists for those keys."""
-        key = f'"{model.unique_key}"'
         label = self.project.relpath(model)
 
         def scoped_source(source_name: str, table: str) -> str:
@@ -719,7 +716,7 @@ class Build:
         def scoped(relation: str, input_name: str) -> str:
             view = f"__scoped_{model.name}__{input_name}"
             self.execute(label, f'create or replace temp view "{view}" as select scoped.* from {relation} as scoped '
-                                f'semi join "{keys}" on scoped.{key} is not distinct from "{keys}".{key}')
+                                f"{incremental.key_match('scoped', keys, model.unique_key)}")
             return f'"{view}"'
 
         return render_template(
