@@ -428,8 +428,10 @@ def main(argv: list[str] | None = None) -> int:
         for table in ("orders", "order_items"):
             (held / table / last_day).rename(data_dir / table / last_day)
     daily, daily_cpu = build_all(project, data_dir, f"incremental, {last_day} landed again (a daily run)")
-    same = model_digests(project, data_dir) == digests
-    print(f"incremental result equals the build from scratch (row count and hash of every model): {same}")
+    after = model_digests(project, data_dir)
+    differing = [name for name in project.order if after[name] != digests[name]]
+    print("incremental result equals the build from scratch (row count and hash of every model): "
+          + (f"no: {', '.join(differing)} differ" if differing else "yes"))
 
     if args.skip_pandas:
         return 0

@@ -46,10 +46,10 @@ def _sku_trends(con: duckdb.DuckDBPyConnection, root: Path, path: Path) -> Repor
         with trends as (select * from read_parquet($path)),
         last_day as (select max(day) as day from trends),
         top_skus as (
-            select seller_sku, min(sales_rank) as sales_rank, max(units_latest_28d) as units_latest_28d
-            from trends group by seller_sku order by sales_rank, seller_sku limit $top
+            select distinct trends.seller_sku, trends.sales_rank, trends.sku_units_28d
+            from trends join last_day using (day) order by sales_rank, seller_sku limit $top
         )
-        select trends.seller_sku, top_skus.sales_rank, top_skus.units_latest_28d, trends.day,
+        select trends.seller_sku, top_skus.sales_rank, top_skus.sku_units_28d, trends.day,
             sum(trends.units_ordered) as units, sum(trends.units_ma_7d) as ma_7d, sum(trends.units_ma_28d) as ma_28d
         from trends join top_skus using (seller_sku) cross join last_day
         where trends.day > last_day.day - $days

@@ -9,7 +9,8 @@ Every `.sql` file under the folder is a model named after its file stem. Models 
   `ORDERS_VAR_STUCK_AFTER_DAYS`, else the default;
 - `{{ config(materialized='view') }}` (as in dbt) makes the model a view; the default is 'table';
   `{{ config(materialized='incremental', unique_key='amazon_order_id') }}` keeps the model's table between runs
-  and updates it by key (`publish=false` keeps it unpublished).
+  and updates it by key (`publish=false` keeps it unpublished), `incremental_strategy='tail'` from the earliest
+  changed key on; `{% if is_incremental() %}` and `{{ recompute_from() }}` let a tail model's SQL read less.
 
 A build runs the models in topological order in one in-memory DuckDB connection.
 
@@ -29,6 +30,11 @@ A build runs the models in topological order in one in-memory DuckDB connection.
   row for a value depends only on input rows with that value. A first run, a changed SQL or setting, a missed
   upstream update or `full_refresh` recomputes everything. When another build holds the state database, the run
   computes the model like a table and does not keep it. Published, it is then written like a table.
+- An incremental model with `incremental_strategy='tail'` reads only incremental models (no raw source) and suits
+  a model of rolling windows over days. A run recomputes every row whose unique_key is at or after the earliest
+  key value its upstream models changed in this run (`recompute_from()`, a SQL literal), and rows with a null key.
+  Its SQL sees the whole upstream models; inside `{% if is_incremental() %}` it may read only the days its
+  windows need before `recompute_from()`. The rows it returns before that value are dropped.
 
 Errors name the file and, when DuckDB or jinja report one, the line.
 """
@@ -66,7 +72,11 @@ VAR_ENV_PREFIX = "ORDERS_VAR_"
 MATERIALIZATIONS = ("table", "view", "incremental")
 """What `{{ config(materialized=...) }}` accepts; 'table' is the default."""
 
-CONFIG_KEYS = {"materialized", "unique_key", "publish"}
+CONFIG_KEYS = {"materialized", "unique_key", "publish", "incremental_strategy"}
+
+INCREMENTAL_STRATEGIES = ("by_key", "tail")
+"""How an incremental model finds the rows to recompute: the key values a change touches (default), or every key
+from the earliest one an upstream model changed."""
 
 class SqlProjectError(Exception):
     """A model folder that cannot be loaded or a model that cannot be built; the message names file and line."""
@@ -86,6 +96,7 @@ class Model:
     materialized: str = "table"
     unique_key: str | None = None
     publish: bool = True
+    incremental_strategy: str = "by_key"
 
     @property
     def is_view(self) -> bool:
@@ -96,6 +107,11 @@ class Model:
     def is_incremental(self) -> bool:
         """Whether the model keeps its table between runs and updates it by unique_key."""
         return self.materialized == "incremental"
+
+    @property
+    def is_tail(self) -> bool:
+        """Whether an update recomputes every key from the earliest one its upstream models changed."""
+        return self.is_incremental and self.incremental_strategy == "tail"
 
     @property
     def is_published(self) -> bool:
@@ -196,7 +212,8 @@ def _parse(path: Path, sql_dir: Path, env: jinja2.Environment) -> Model:
         return ""
 
     try:
-        env.from_string(text).render(ref=ref, source=source, var=var, config=capture_config)
+        env.from_string(text).render(ref=ref, source=source, var=var, config=capture_config,
+                                     is_incremental=lambda: False, recompute_from=_outside_update(label))
     except SqlProjectError:
         raise
     except jinja2.TemplateError as error:
@@ -213,7 +230,15 @@ def _parse(path: Path, sql_dir: Path, env: jinja2.Environment) -> Model:
         materialized=config.get("materialized", "table"),
         unique_key=config.get("unique_key"),
         publish=config.get("publish", True),
+        incremental_strategy=config.get("incremental_strategy", "by_key"),
     )
+
+
+def _outside_update(label: str) -> Callable[[], str]:
+    """`recompute_from()` for a render that is not a tail update: an error naming the file."""
+    def recompute_from() -> str:
+        raise SqlProjectError(f"{label}: recompute_from() is defined only inside {{% if is_incremental() %}}")
+    return recompute_from
 
 
 def _check_config(settings: dict[str, Any], where: str) -> None:
@@ -231,6 +256,13 @@ def _check_config(settings: dict[str, Any], where: str) -> None:
         raise SqlProjectError(f"{where}: materialized='incremental' needs unique_key='<column>' (got {key!r})")
     if materialized != "incremental" and key is not None:
         raise SqlProjectError(f"{where}: unique_key applies to materialized='incremental' only")
+    strategy = settings.get("incremental_strategy", "by_key")
+    if strategy not in INCREMENTAL_STRATEGIES:
+        raise SqlProjectError(
+            f"{where}: incremental_strategy={strategy!r} is not one of {', '.join(INCREMENTAL_STRATEGIES)}"
+        )
+    if materialized != "incremental" and "incremental_strategy" in settings:
+        raise SqlProjectError(f"{where}: incremental_strategy applies to materialized='incremental' only")
     if not isinstance(settings.get("publish", True), bool):
         raise SqlProjectError(f"{where}: publish must be true or false (got {settings['publish']!r})")
 
@@ -250,6 +282,12 @@ def load_project(sql_dir: Path | str = SQL_DIR) -> Project:
         models[model.name] = model
 
     for model in models.values():
+        if model.is_tail and model.sources:
+            line = _line_of(model.template, r"source\(")
+            raise SqlProjectError(
+                f"{model.path.relative_to(sql_dir.parent)}:{line}: incremental_strategy='tail' reads incremental "
+                f"models only, not source(); put the raw table behind an incremental model"
+            )
         for name in model.refs:
             if name not in models:
                 line = _line_of(model.template, rf"ref\(\s*['\"]{re.escape(name)}['\"]")
@@ -317,14 +355,18 @@ def render_template(
     ref: Callable[[str], str],
     source: Callable[[str, str], str],
     vars: Mapping[str, Any] | None = None,
+    recompute_from: str | None = None,
 ) -> str:
-    """Render a model template with the given `ref` and `source` resolvers; errors name the file and line."""
+    """Render a model template with the given `ref` and `source` resolvers; errors name the file and line.
+    `recompute_from` (a SQL literal) renders it for a tail update: `is_incremental()` is then true."""
     try:
         return _compiled(text).render(
             ref=ref,
             source=source,
             var=lambda var_name, default=None: resolve_var(var_name, default, vars),
             config=lambda **settings: "",
+            is_incremental=lambda: recompute_from is not None,
+            recompute_from=_outside_update(label) if recompute_from is None else lambda: recompute_from,
         )
     except SqlProjectError:
         raise
@@ -593,41 +635,83 @@ class Build:
     def _update_incremental(self, model: Model, sql: str) -> str:
         """Bring the model's kept table up to date and say how: recompute only the unique_key values the changes
         since its last update touch (delete and insert them), else everything. Records this run's `Delta` for
-        incremental models downstream."""
+        incremental models downstream. A tail model recomputes the keys from its upstream's earliest change on."""
         state = self._state
         assert state is not None
         now = self._source_fingerprints(model)
         before = None if self.full_refresh else state.load(model.name)
-        digest = incremental.sql_hash(f"{model.unique_key}\n{sql}")
+        digest = incremental.sql_hash(f"{model.unique_key}\n{model.incremental_strategy}\n{sql}")
         upstream = {ref: state.version(ref) for ref in model.refs if self.project.models[ref].is_incremental}
         reason = self._full_refresh_reason(model, before, digest, upstream)
         keys = None
-        if reason is None:
+        if reason is None and not model.is_tail:
             assert before is not None
             keys, reason = self._affected_keys(model, before, now)
         version = (before.version if before else 0) + 1
         new_state = incremental.ModelState(digest, now, {ref: v for ref, v in upstream.items() if v is not None}, version)
         target = incremental.kept_table(model.name)
         label = self.project.relpath(model)
-        if keys is None:
+        if reason is not None:
             with incremental.transaction(self.con):
                 self.execute(label, f"create or replace table {target} as {sql}\n")
                 state.save(model.name, new_state)
             self._deltas[model.name] = None
             return f"full: {reason}"
         key = f'"{model.unique_key}"'
-        ((count,),) = self.con.execute(f'select count(*) from "{keys}"').fetchall()
         new = f"__inserted_{model.name}"
+        scope = ""
+        if keys is None:
+            keys, start = self._tail_keys(model, new)
+            scope = f", from {start} on" if start else ""
+        else:
+            ((count,),) = self.con.execute(f'select count(*) from "{keys}"').fetchall()
+            scoped_sql = self._render_scoped(model, keys, now) if count else f"select * from {target} limit 0"
+            self.execute(label, f'create or replace temp table "{new}" as {scoped_sql}\n')
         deleted = self._deleted_keys(model, keys)
-        scoped_sql = self._render_scoped(model, keys, now) if count else f"select * from {target} limit 0"
-        self.execute(label, f'create or replace temp table "{new}" as {scoped_sql}\n')
         with incremental.transaction(self.con):
             self.con.execute(f'delete from {target} using "{keys}" where {target}.{key} is not distinct from "{keys}".{key}')
             self.execute(label, f'insert into {target} by name select * from "{new}"')
             state.save(model.name, new_state)
         self.con.execute(f"checkpoint {incremental.STATE_CATALOG}")
         self._deltas[model.name] = Delta(keys, deleted, new)
-        return f"incremental: {count} {model.unique_key} value(s) recomputed"
+        ((count,),) = self.con.execute(f'select count(*) from "{keys}"').fetchall()
+        return f"incremental: {count} {model.unique_key} value(s) recomputed{scope}"
+
+    def _tail_keys(self, model: Model, new: str) -> tuple[str, str | None]:
+        """Compute a tail model's rows from its upstream's earliest change on into the TEMP table `new`; return the
+        TEMP table of the keys to replace (those rows' keys and the kept ones from there on) and that first key."""
+        target = incremental.kept_table(model.name)
+        key = f'"{model.unique_key}"'
+        earliest = self._earliest_change(model)
+        start = f"cast({sql_literal(earliest[0])} as {earliest[1]})" if earliest else None
+        in_tail = f"{key} >= {start} or {key} is null" if start else "false"
+        if start:
+            label = self.project.relpath(model)
+            sql = render_template(model.template, label, self.relation, self.source_relation, self.vars, start)
+            self.execute(label, f'create or replace temp table "{new}" as select * from ({sql}\n) where {in_tail}')
+        else:
+            self.con.execute(f'create or replace temp table "{new}" as select * from {target} limit 0')
+        keys = f"__keys_{model.name}"
+        self.con.execute(
+            f'create or replace temp table "{keys}" as select distinct {key} from '
+            f'(select {key} from {target} where {in_tail} union all select {key} from "{new}")'
+        )
+        return keys, earliest[0] if earliest else None
+
+    def _earliest_change(self, model: Model) -> tuple[str, str] | None:
+        """The least unique_key value the model's upstream models recomputed in this run (as text, and its type)."""
+        least = []
+        for ref in model.refs:
+            delta = self._deltas.get(ref)
+            if delta is not None:
+                ref_key = f'"{self.project.models[ref].unique_key}"'
+                least.append(f'(select min({ref_key}) from "{delta.keys}")')
+        if not least:
+            return None
+        ((value, kind),) = self.con.execute(
+            f"select cast(v as varchar), typeof(v) from (select least({', '.join(least)}) as v)"
+        ).fetchall()
+        return None if value is None else (value, kind)
 
     def _deleted_keys(self, model: Model, keys: str) -> str:
         """A TEMP table of the unique_key values of incremental readers (with other keys) in the rows about to be

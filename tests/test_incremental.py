@@ -81,6 +81,10 @@ def test_a_new_day_recomputes_only_its_orders_and_purchase_days(shop, tmp_path):
         "stg_order_items": "incremental: 4 amazon_order_id value(s) recomputed",
         "sku_daily_sales": "incremental: 3 purchase_day value(s) recomputed",
         "sales_by_channel": "incremental: 3 purchase_day value(s) recomputed",
+        # the trends from the earliest of those days on: 03-01 and 03-02 again, and the new 03-03
+        "sku_sales_trends": "incremental: 3 day value(s) recomputed, from 2024-03-01 on",
+        "sku_channel_trends": "incremental: 3 day value(s) recomputed, from 2024-03-01 on",
+        "sku_trend_anomalies": "incremental: 0 day value(s) recomputed, from 2024-03-01 on",  # it flags no day
     }
     assert contents(shop) == from_scratch(shop, tmp_path)
     assert results["stg_orders"].row_count == 8  # O1, O4 and O7 were updated, O5 is new: still one row each
@@ -118,8 +122,38 @@ def test_a_removed_day_and_an_unchanged_run_match_a_full_build(shop, tmp_path):
 
     unchanged = build(shop)
     assert set(refreshes(unchanged).values()) == {
-        "incremental: 0 amazon_order_id value(s) recomputed", "incremental: 0 purchase_day value(s) recomputed"}
+        "incremental: 0 amazon_order_id value(s) recomputed", "incremental: 0 purchase_day value(s) recomputed",
+        "incremental: 0 day value(s) recomputed"}
     assert contents(shop) == from_scratch(shop, tmp_path)
+
+
+EARLY_CHANNEL_TRENDS = "select * from state.sku_channel_trends where day < '2024-01-30' order by all"
+
+
+def test_trends_recompute_from_the_earliest_changed_day_reading_their_windows_before_it(tmp_path):
+    from .test_marts import series_versions
+
+    data_dir = tmp_path / "series"
+    write_raw(data_dir, series_versions())
+    build(data_dir)
+    with sql.Build(PROJECT, data_dir) as session:
+        before = session.state().con.execute(EARLY_CHANNEL_TRENDS).fetchall()
+    # day 30 fetched again with its SHIFT order gone: every trend from day 30 on changes, read from day 30 - 55 on
+    remove_partition(data_dir, "2024-01-30")
+    write_raw(data_dir, [version for version in series_versions()
+                         if version[0] == "2024-01-30" and not version[1]["amazon_order_id"].startswith("SHIFT")])
+    results = refreshes(build(data_dir))
+    assert results["sku_daily_sales"] == "incremental: 1 purchase_day value(s) recomputed"
+    assert results["sku_channel_trends"] == "incremental: 31 day value(s) recomputed, from 2024-01-30 on"  # 30..60
+    assert results["sku_sales_trends"] == "incremental: 31 day value(s) recomputed, from 2024-01-30 on"
+    assert contents(data_dir) == from_scratch(data_dir, tmp_path)
+    with sql.Build(PROJECT, data_dir) as session:
+        after = session.state().con.execute(EARLY_CHANNEL_TRENDS).fetchall()
+        mfn_window = session.state().con.execute(
+            "select units_28d from state.sku_channel_trends where seller_sku = 'SHIFT' and channel = 'MFN' "
+            "and day = '2024-01-30'").fetchall()
+    assert after == before  # the days before the change were kept as they were
+    assert mfn_window == [(54,)]  # days 3..30: 28 days of 2 MFN units, less day 30's
 
 
 def test_full_refresh_and_changed_settings_recompute_everything(shop, tmp_path):

@@ -290,9 +290,15 @@ def test_sku_sales_trends_on_the_shop(shop):
     assert d7["units_ma_7d"] == pytest.approx(1 / 7)
     assert (d8["units_7d"], d8["units_prev_7d"], d8["units_wow_change"], d8["units_wow_change_pct"]) == (0, 1, -1, -1.0)
     assert by_key[("SKU-D", "USD", "2024-02-20")]["units_wow_change_pct"] is None
-    # latest 28 days = all data: C 4+2=6, A 3+1=4, B 2+1=3, D 1 -> 4 SKUs, band ceil(0.2*4)=1
-    labels = {(r["seller_sku"], r["sales_rank"], r["sales_label"]) for r in rows}
-    assert labels == {("SKU-C", 1, "top seller"), ("SKU-A", 2, "steady"), ("SKU-B", 3, "steady"), ("SKU-D", 4, "low seller")}
+    # the 28 days ending 03-03 = all data: C 4+2=6, A 3+1=4, B 2+1=3, D 1 -> 4 SKUs, band ceil(0.2*4)=1
+    last_day = {(r["seller_sku"], r["sku_units_28d"], r["sales_rank"], r["sales_label"])
+                for r in rows if str(r["day"]) == "2024-03-03"}
+    assert last_day == {("SKU-C", 6, 1, "top seller"), ("SKU-A", 4, 2, "steady"), ("SKU-B", 3, 3, "steady"),
+                        ("SKU-D", 1, 4, "low seller")}
+    # on 02-25 only SKU-D is on sale: one SKU, band ceil(0.2*1)=1, so it ranks first
+    early = [(r["seller_sku"], r["sku_units_28d"], r["sales_rank"], r["sales_label"])
+             for r in rows if str(r["day"]) == "2024-02-25"]
+    assert early == [("SKU-D", 1, 1, "top seller")]
 
 
 def test_sku_sales_trends_on_the_series(series):
@@ -307,7 +313,7 @@ def test_sku_sales_trends_on_the_series(series):
 
 def test_sku_channel_trends_shows_the_shift_to_afn(series):
     rows = query(series, "sku_channel_trends", "select * from m where seller_sku = 'SHIFT' and day = '2024-02-29'")
-    got = {(r["dimension"], r["channel"]): (r["units_latest_28d"], r["units_prev_28d"], r["share_latest_28d"],
+    got = {(r["dimension"], r["channel"]): (r["units_28d"], r["units_prev_28d"], r["share_28d"],
                                               r["share_prev_28d"], r["share_change"]) for r in rows}
     # latest 28 days = days 33..60 (all AFN, 56 units); the 28 before = days 5..32 (all MFN, 56 units)
     assert got == {
@@ -316,12 +322,12 @@ def test_sku_channel_trends_shows_the_shift_to_afn(series):
         ("sales_channel", "Amazon.com"): (56, 56, 1.0, 1.0, 0.0),
     }
     all_shift = query(series, "sku_channel_trends", "select count(*) as n from m where seller_sku = 'SHIFT'")
-    assert all_shift[0]["n"] == 3 * 60  # three channels, dense over the 60 days
+    assert all_shift[0]["n"] == 60 + 60 + 28  # Amazon.com and MFN over the 60 days, AFN from its first sale (day 33)
 
 
 def test_sku_channel_trends_on_the_shop(shop):
     rows = query(shop, "sku_channel_trends", "select * from m where seller_sku = 'SKU-A' and day = '2024-03-03'")
-    got = {(r["dimension"], r["channel"]): (r["units_latest_28d"], r["share_latest_28d"], r["share_change"]) for r in rows}
+    got = {(r["dimension"], r["channel"]): (r["units_28d"], r["share_28d"], r["share_change"]) for r in rows}
     # SKU-A: Amazon.com 3 (O1 2, O2 1), Amazon.ca 1 (O3); AFN 3 (O1, O3), MFN 1 (O2); no earlier window
     assert got == {
         ("sales_channel", "Amazon.com"): (3, 0.75, None),
@@ -401,7 +407,7 @@ def test_materialize_through_dagster(tmp_path, monkeypatch):
     assert by_key["stg_orders"]["materialized"].value == "incremental" and "definition" in by_key["stg_orders"]
     assert by_key["stg_orders"]["refresh"].value == "full: no kept table yet"
     assert by_key["sku_daily_sales"]["materialized"].value == "incremental" and "path" in by_key["sku_daily_sales"]
-    assert by_key["sku_sales_trends"]["materialized"].value == "table" and "path" in by_key["sku_sales_trends"]
+    assert by_key["stuck_orders"]["materialized"].value == "table" and "path" in by_key["stuck_orders"]
     assert not (tmp_path / "staging").exists() and (tmp_path / "_state" / "models.duckdb").exists()
 
     evaluations = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}

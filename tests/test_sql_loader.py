@@ -38,7 +38,10 @@ def test_the_repository_models_and_their_dependencies():
         "stg_orders", "stg_order_items", "stg_order_status_history"}  # staging is never written; marts are
     assert {name: model.unique_key for name, model in models.items() if model.is_incremental} == {
         "stg_orders": "amazon_order_id", "stg_order_items": "amazon_order_id", "stg_order_status_history": "amazon_order_id",
-        "sku_daily_sales": "purchase_day", "sales_by_channel": "purchase_day"}
+        "sku_daily_sales": "purchase_day", "sales_by_channel": "purchase_day",
+        "sku_sales_trends": "day", "sku_channel_trends": "day", "sku_trend_anomalies": "day"}
+    assert {name for name, model in models.items() if model.is_tail} == {
+        "sku_sales_trends", "sku_channel_trends", "sku_trend_anomalies"}
     position = {name: i for i, name in enumerate(project.order)}
     for name, model in models.items():
         assert all(position[upstream] < position[name] for upstream in model.refs), name
@@ -239,7 +242,17 @@ def test_staging_views_agree_between_session_and_warehouse(tmp_path):
     ("select 1 as x\n{{ config(unique_key='x') }}\n", r"staging/a\.sql:2: unique_key applies to materialized='incremental'"),
     ("{{ config(materialized='incremental', unique_key='x', publish='no') }}\nselect 1 as x\n",
      r"staging/a\.sql:1: publish must be true or false"),
-    ("select 1\n{{ config(schema='x') }}\n", r"staging/a\.sql:2: config\(\) accepts only materialized, publish, unique_key"),
+    ("select 1\n{{ config(schema='x') }}\n",
+     r"staging/a\.sql:2: config\(\) accepts only incremental_strategy, materialized, publish, unique_key"),
+    ("{{ config(materialized='incremental', unique_key='x', incremental_strategy='merge') }}\nselect 1 as x\n",
+     r"staging/a\.sql:1: incremental_strategy='merge' is not one of by_key, tail"),
+    ("{{ config(incremental_strategy='tail') }}\nselect 1 as x\n",
+     r"staging/a\.sql:1: incremental_strategy applies to materialized='incremental' only"),
+    ("{{ config(materialized='incremental', unique_key='dt', incremental_strategy='tail') }}\n"
+     "select dt from {{ source('raw', 'orders') }}\n",
+     r"staging/a\.sql:2: incremental_strategy='tail' reads incremental models only, not source\(\)"),
+    ("select 1 as x {% if not is_incremental() %}where {{ recompute_from() }}{% endif %}\n",
+     r"staging/a\.sql: recompute_from\(\) is defined only inside"),
 ])
 def test_bad_config_names_file_and_line(tmp_path, text, message):
     with pytest.raises(sql.SqlProjectError, match=message):

@@ -1,16 +1,40 @@
 -- SKU trends by sales channel and by fulfillment channel, and how each channel's share of a SKU moves.
 -- GRAIN: one row per seller_sku, dimension ('sales_channel' or 'fulfillment_channel'), channel and day, dense:
--- every day from the SKU's first sale to the last purchase day in the data.
+-- every day from the SKU's first sale in the channel to the last purchase day in the data.
 -- RULES: built on sku_daily_sales (Canceled excluded, Pending units count, each order once); units only, so
 -- currencies never mix. units_ma_7d / units_ma_28d are the units of the 7 / 28 days ending on the day divided
--- by 7 / 28. share_latest_28d is the channel's share of the SKU's units (within the dimension) over the
--- latest 28 days of data, share_prev_28d the same over the 28 days before, share_change their difference
--- (null when the SKU sold nothing in a window): a SKU moving from MFN to AFN shows +AFN and -MFN.
+-- by 7 / 28. units_28d are the units of the 28 days ending on the day, units_prev_28d those of the 28 days
+-- before. share_28d is the channel's share of the SKU's units (within the dimension) over the 28 days ending on
+-- the day, share_prev_28d the same over the 28 days before, share_change their difference (null when the SKU
+-- sold nothing in a window): a SKU moving from MFN to AFN shows +AFN and -MFN. On the last day of the data
+-- these compare the latest 28 days with the 28 days before.
+-- Rows of an unknown (quarantined) purchase day have no day and are left out.
+-- INCREMENTAL: a day's row reads the 56 days ending on it, so a run recomputes the days from the earliest
+-- purchase day sku_daily_sales changed on, reading the 55 days before it.
+{{ config(materialized='incremental', unique_key='day', incremental_strategy='tail') }}
 with
 
 daily_sales as (
 
-    select * from {{ ref('sku_daily_sales') }}
+    select * from {{ ref('sku_daily_sales') }} where purchase_day is not null
+
+),
+
+computed_days as (
+
+    -- the first day of sales this build's windows read, and the last day of the data
+    select
+        {% if is_incremental() %}{{ recompute_from() }}{% else %}min(purchase_day){% endif %} - 55 as first_read_day,
+        max(purchase_day) as last_day
+    from daily_sales
+
+),
+
+recent_sales as (
+
+    select *
+    from daily_sales
+    where purchase_day >= (select first_read_day from computed_days)
 
 ),
 
@@ -18,35 +42,41 @@ channel_days as (
 
     select seller_sku, 'sales_channel' as dimension, sales_channel as channel, purchase_day as day,
         sum(units_ordered) as units_ordered
-    from daily_sales
+    from recent_sales
     group by all
 
     union all
 
     select seller_sku, 'fulfillment_channel' as dimension, fulfillment_channel as channel, purchase_day as day,
         sum(units_ordered) as units_ordered
+    from recent_sales
+    group by all
+
+),
+
+channels as (
+
+    select seller_sku, 'sales_channel' as dimension, sales_channel as channel, min(purchase_day) as first_sale_day
+    from daily_sales
+    group by all
+
+    union all
+
+    select seller_sku, 'fulfillment_channel' as dimension, fulfillment_channel as channel,
+        min(purchase_day) as first_sale_day
     from daily_sales
     group by all
 
 ),
 
-data_range as (
-
-    select max(day) as last_day from channel_days
-
-),
-
 series as (
 
-    -- one integer id per (SKU, dimension, channel): the dense part below works on small keys
+    -- one integer id per (SKU, dimension, channel) and per (SKU, dimension): the dense part works on small keys
     select
         row_number() over (order by seller_sku, dimension, channel) as series_id,
-        seller_sku,
-        dimension,
-        channel,
-        min(min(day)) over (partition by seller_sku) as first_day
-    from channel_days
-    group by seller_sku, dimension, channel
+        dense_rank() over (order by seller_sku, dimension) as share_group,
+        *
+    from channels
 
 ),
 
@@ -61,12 +91,22 @@ series_days as (
 
 ),
 
+series_spans as (
+
+    select
+        series.series_id,
+        greatest(series.first_sale_day, computed_days.first_read_day) as from_day,
+        computed_days.last_day
+    from series
+    cross join computed_days
+
+),
+
 calendar as (
 
-    select series.series_id, cast(series.first_day + cast(day_offset as integer) as date) as day
-    from series
-    cross join data_range
-    cross join unnest(range(0, data_range.last_day - series.first_day + 1)) as offsets (day_offset)
+    select series_spans.series_id, cast(series_spans.from_day + cast(day_offset as integer) as date) as day
+    from series_spans
+    cross join unnest(range(0, series_spans.last_day - series_spans.from_day + 1)) as offsets (day_offset)
 
 ),
 
@@ -84,64 +124,48 @@ dense as (
 windowed as (
 
     select
-        *,
-        sum(units_ordered) over last_7_days / 7.0 as units_ma_7d,
-        sum(units_ordered) over last_28_days / 28.0 as units_ma_28d
+        dense.*,
+        series.share_group,
+        sum(dense.units_ordered) over last_7_days / 7.0 as units_ma_7d,
+        cast(sum(dense.units_ordered) over last_28_days as bigint) as units_28d,
+        cast(coalesce(sum(dense.units_ordered) over previous_28_days, 0) as bigint) as units_prev_28d
     from dense
+    inner join series on dense.series_id = series.series_id
     window
-        last_7_days as (partition by series_id order by day rows between 6 preceding and current row),
-        last_28_days as (partition by series_id order by day rows between 27 preceding and current row)
-
-),
-
-window_units as (
-
-    select
-        dense.series_id,
-        cast(coalesce(sum(dense.units_ordered) filter (where dense.day > data_range.last_day - 28), 0)
-            as bigint) as units_latest_28d,
-        cast(coalesce(sum(dense.units_ordered) filter (
-            where dense.day > data_range.last_day - 56 and dense.day <= data_range.last_day - 28
-        ), 0) as bigint) as units_prev_28d
-    from dense
-    cross join data_range
-    group by dense.series_id
+        last_7_days as (partition by dense.series_id order by dense.day rows between 6 preceding and current row),
+        last_28_days as (partition by dense.series_id order by dense.day rows between 27 preceding and current row),
+        previous_28_days as (partition by dense.series_id order by dense.day rows between 55 preceding and 28 preceding)
 
 ),
 
 shares as (
 
     select
-        series.*,
-        window_units.units_latest_28d,
-        window_units.units_prev_28d,
-        window_units.units_latest_28d / nullif(sum(window_units.units_latest_28d) over sku_dimension, 0)
-            as share_latest_28d,
-        window_units.units_prev_28d / nullif(sum(window_units.units_prev_28d) over sku_dimension, 0)
-            as share_prev_28d
-    from series
-    inner join window_units on series.series_id = window_units.series_id
-    window sku_dimension as (partition by series.seller_sku, series.dimension)
+        *,
+        units_28d / nullif(sum(units_28d) over same_sku_day, 0) as share_28d,
+        units_prev_28d / nullif(sum(units_prev_28d) over same_sku_day, 0) as share_prev_28d
+    from windowed
+    window same_sku_day as (partition by share_group, day)
 
 ),
 
 final as (
 
     select
-        shares.seller_sku,
-        shares.dimension,
-        shares.channel,
-        windowed.day,
-        windowed.units_ordered,
-        windowed.units_ma_7d,
-        windowed.units_ma_28d,
-        shares.units_latest_28d,
+        series.seller_sku,
+        series.dimension,
+        series.channel,
+        shares.day,
+        shares.units_ordered,
+        shares.units_ma_7d,
+        shares.units_28d / 28.0 as units_ma_28d,
+        shares.units_28d,
         shares.units_prev_28d,
-        shares.share_latest_28d,
+        shares.share_28d,
         shares.share_prev_28d,
-        shares.share_latest_28d - shares.share_prev_28d as share_change
-    from windowed
-    inner join shares on windowed.series_id = shares.series_id
+        shares.share_28d - shares.share_prev_28d as share_change
+    from shares
+    inner join series on shares.series_id = series.series_id
 
 )
 

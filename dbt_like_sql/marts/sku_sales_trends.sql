@@ -1,18 +1,46 @@
--- Sales trend of every SKU: daily units and revenue with moving averages, week-over-week change and a label.
+-- Sales trend of every SKU: daily units and revenue with moving averages, week-over-week change, rank and label.
 -- GRAIN: one row per seller_sku, currency and day, dense: every day from the SKU's first sale in that
 -- currency to the last purchase day in the data (days without sales have 0 units).
 -- RULES: built on sku_daily_sales (so Canceled is excluded, Pending units count, each order once). Currency
 -- stays in the grain, so revenue is never added across currencies. units_ma_7d / units_ma_28d are the units
 -- of the 7 / 28 days ending on the day divided by 7 / 28 (days before the first sale count as 0).
 -- units_wow_change compares the 7 days ending on the day with the 7 days before (pct is null when those sold
--- nothing). sales_rank ranks SKUs (all currencies together) by units over the latest 28 days of data;
--- the top share (var trend_top_share, default 0.2) of SKUs are 'top seller', the bottom share 'low seller',
--- the rest 'steady'.
+-- nothing). sku_units_28d is the SKU's units over the 28 days ending on the day, all currencies together;
+-- sales_rank ranks the SKUs on sale by then by it, and the top share (var trend_top_share, default 0.2) of
+-- them are 'top seller', the bottom share 'low seller', the rest 'steady'. On the last day of the data these
+-- are the best and worst sellers of the latest 28 days.
+-- Rows of an unknown (quarantined) purchase day have no day and are left out.
+-- INCREMENTAL: a day's row reads the 28 days ending on it, so a run recomputes the days from the earliest
+-- purchase day sku_daily_sales changed on, reading the 27 days before it.
+{{ config(materialized='incremental', unique_key='day', incremental_strategy='tail') }}
 with
 
 daily_sales as (
 
-    select * from {{ ref('sku_daily_sales') }}
+    select * from {{ ref('sku_daily_sales') }} where purchase_day is not null
+
+),
+
+computed_days as (
+
+    -- the first day of sales this build's windows read, and the last day of the data
+    select
+        {% if is_incremental() %}{{ recompute_from() }}{% else %}min(purchase_day){% endif %} - 27 as first_read_day,
+        max(purchase_day) as last_day
+    from daily_sales
+
+),
+
+series as (
+
+    -- one integer id per (SKU, currency), with its first sale: the dense part below works on small keys
+    select
+        row_number() over (order by seller_sku, currency) as series_id,
+        seller_sku,
+        currency,
+        min(purchase_day) as first_sale_day
+    from daily_sales
+    group by seller_sku, currency
 
 ),
 
@@ -28,26 +56,8 @@ sku_days as (
         sum(unpriced_units) as unpriced_units,
         sum(revenue) as revenue
     from daily_sales
+    where purchase_day >= (select first_read_day from computed_days)
     group by all
-
-),
-
-data_range as (
-
-    select max(day) as last_day from sku_days
-
-),
-
-series as (
-
-    -- one integer id per (SKU, currency): the dense part below works on small keys
-    select
-        row_number() over (order by seller_sku, currency) as series_id,
-        seller_sku,
-        currency,
-        min(day) as first_day
-    from sku_days
-    group by seller_sku, currency
 
 ),
 
@@ -61,12 +71,22 @@ series_days as (
 
 ),
 
+series_spans as (
+
+    select
+        series.series_id,
+        greatest(series.first_sale_day, computed_days.first_read_day) as from_day,
+        computed_days.last_day
+    from series
+    cross join computed_days
+
+),
+
 calendar as (
 
-    select series.series_id, cast(series.first_day + cast(day_offset as integer) as date) as day
-    from series
-    cross join data_range
-    cross join unnest(range(0, data_range.last_day - series.first_day + 1)) as offsets (day_offset)
+    select series_spans.series_id, cast(series_spans.from_day + cast(day_offset as integer) as date) as day
+    from series_spans
+    cross join unnest(range(0, series_spans.last_day - series_spans.from_day + 1)) as offsets (day_offset)
 
 ),
 
@@ -88,46 +108,46 @@ dense as (
 windowed as (
 
     select
-        *,
-        cast(sum(units_ordered) over last_7_days as bigint) as units_7d,
-        cast(sum(units_ordered) over last_28_days as bigint) as units_28d,
-        cast(coalesce(sum(units_ordered) over previous_7_days, 0) as bigint) as units_prev_7d
+        dense.*,
+        series.seller_sku,
+        series.currency,
+        cast(sum(dense.units_ordered) over last_7_days as bigint) as units_7d,
+        cast(sum(dense.units_ordered) over last_28_days as bigint) as units_28d,
+        cast(coalesce(sum(dense.units_ordered) over previous_7_days, 0) as bigint) as units_prev_7d
     from dense
+    inner join series on dense.series_id = series.series_id
     window
-        last_7_days as (partition by series_id order by day rows between 6 preceding and current row),
-        last_28_days as (partition by series_id order by day rows between 27 preceding and current row),
-        previous_7_days as (partition by series_id order by day rows between 13 preceding and 7 preceding)
+        last_7_days as (partition by dense.series_id order by dense.day rows between 6 preceding and current row),
+        last_28_days as (partition by dense.series_id order by dense.day rows between 27 preceding and current row),
+        previous_7_days as (partition by dense.series_id order by dense.day rows between 13 preceding and 7 preceding)
 
 ),
 
-latest_units as (
+sku_windows as (
 
-    select series.seller_sku, cast(sum(dense.units_ordered) as bigint) as units_latest_28d
-    from dense
-    inner join series on dense.series_id = series.series_id
-    cross join data_range
-    where dense.day > data_range.last_day - 28
-    group by series.seller_sku
+    select seller_sku, day, cast(sum(units_28d) as bigint) as sku_units_28d
+    from windowed
+    group by seller_sku, day
 
 ),
 
 ranked as (
 
     select
-        seller_sku,
-        units_latest_28d,
-        rank() over (order by units_latest_28d desc) as sales_rank,
-        count(*) over () as sku_count,
-        ceil(count(*) over () * {{ var('trend_top_share', 0.2) }}) as band_size
-    from latest_units
+        *,
+        rank() over (partition by day order by sku_units_28d desc) as sales_rank,
+        count(*) over same_day as sku_count,
+        ceil(count(*) over same_day * {{ var('trend_top_share', 0.2) }}) as band_size
+    from sku_windows
+    window same_day as (partition by day)
 
 ),
 
 final as (
 
     select
-        series.seller_sku,
-        series.currency,
+        windowed.seller_sku,
+        windowed.currency,
         windowed.day,
         windowed.orders,
         windowed.units_ordered,
@@ -140,7 +160,8 @@ final as (
         windowed.units_prev_7d,
         windowed.units_7d - windowed.units_prev_7d as units_wow_change,
         (windowed.units_7d - windowed.units_prev_7d) / nullif(windowed.units_prev_7d, 0) as units_wow_change_pct,
-        ranked.units_latest_28d,
+        windowed.units_28d,
+        ranked.sku_units_28d,
         ranked.sales_rank,
         case
             when ranked.sales_rank <= ranked.band_size then 'top seller'
@@ -148,8 +169,9 @@ final as (
             else 'steady'
         end as sales_label
     from windowed
-    inner join series on windowed.series_id = series.series_id
-    left join ranked on series.seller_sku is not distinct from ranked.seller_sku
+    inner join ranked
+        on windowed.seller_sku is not distinct from ranked.seller_sku
+        and windowed.day = ranked.day
 
 )
 

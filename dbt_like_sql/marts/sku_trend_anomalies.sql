@@ -6,6 +6,9 @@
 -- the baseline has at least var anomaly_min_history_days (default 14) days and
 -- |score| = |units - mean| / stddev > var anomaly_z (default 3); direction is 'spike' (above) or 'drop'.
 -- A flat history (stddev 0) has no score and is never flagged.
+-- INCREMENTAL: a day's score reads the window before it, so a run recomputes the days from the earliest day
+-- sku_sales_trends changed on, reading that many days before it.
+{{ config(materialized='incremental', unique_key='day', incremental_strategy='tail') }}
 with
 
 trends as (
@@ -18,22 +21,38 @@ sku_days as (
 
     select seller_sku, day, cast(sum(units_ordered) as bigint) as units_ordered
     from trends
+    {% if is_incremental() %}
+    where day >= {{ recompute_from() }} - {{ var('anomaly_window_days', 28) }}
+    {% endif %}
     group by all
+
+),
+
+moments as (
+
+    -- exact integer sums, so the baseline does not depend on how the window is evaluated
+    select
+        *,
+        count(*) over baseline_window as history_days,
+        sum(units_ordered) over baseline_window as units_sum,
+        sum(units_ordered * units_ordered) over baseline_window as units_squared_sum
+    from sku_days
+    window baseline_window as (
+        partition by seller_sku order by day
+        range between interval {{ var('anomaly_window_days', 28) }} day preceding and interval 1 day preceding
+    )
 
 ),
 
 baselines as (
 
     select
-        *,
-        avg(units_ordered) over baseline_window as trailing_mean,
-        stddev_samp(units_ordered) over baseline_window as trailing_stddev,
-        count(*) over baseline_window as history_days
-    from sku_days
-    window baseline_window as (
-        partition by seller_sku order by day
-        range between interval {{ var('anomaly_window_days', 28) }} day preceding and interval 1 day preceding
-    )
+        * exclude (units_sum, units_squared_sum),
+        units_sum / history_days as trailing_mean,
+        sqrt(
+            (history_days * units_squared_sum - units_sum * units_sum) / nullif(history_days * (history_days - 1), 0)
+        ) as trailing_stddev
+    from moments
 
 ),
 
