@@ -283,12 +283,14 @@ def pandas_marts(data_dir: Path, out: Path, z: float = 3.0, min_history: int = 1
     trends["units_ma_28d"] = trends["units_28d"] / 28
     trends["units_wow_change"] = trends["units_7d"] - trends["units_prev_7d"]
     trends["units_wow_change_pct"] = trends["units_wow_change"] / trends["units_prev_7d"].replace(0, np.nan)
-    latest = trends[trends["day"] > last_day - pd.Timedelta(days=28)].groupby("seller_sku")["units_ordered"].sum()
-    rank = latest.rank(method="min", ascending=False)
-    band = np.ceil(len(latest) * 0.2)
-    label = np.where(rank <= band, "top seller", np.where(rank > len(latest) - band, "low seller", "steady"))
-    trends = trends.merge(pd.DataFrame({"seller_sku": latest.index, "units_latest_28d": latest.to_numpy(),
-                                        "sales_rank": rank.to_numpy(), "sales_label": label}), on="seller_sku", how="left")
+    ranks = trends.groupby(["seller_sku", "day"], sort=False)["units_28d"].sum().rename("sku_units_28d").reset_index()
+    by_day = ranks.groupby("day", sort=False)["sku_units_28d"]
+    ranks["sales_rank"] = by_day.rank(method="min", ascending=False)
+    sku_count = by_day.transform("size")
+    band = np.ceil(sku_count * 0.2)
+    ranks["sales_label"] = np.where(ranks["sales_rank"] <= band, "top seller",
+                                    np.where(ranks["sales_rank"] > sku_count - band, "low seller", "steady"))
+    trends = trends.merge(ranks, on=["seller_sku", "day"], how="left")
 
     # ----- sku_channel_trends
     parts = []
@@ -296,24 +298,19 @@ def pandas_marts(data_dir: Path, out: Path, z: float = 3.0, min_history: int = 1
         p = sku_daily.groupby(["seller_sku", dimension, "purchase_day"], sort=False)["units_ordered"].sum().reset_index()
         parts.append(p.rename(columns={dimension: "channel", "purchase_day": "day"}).assign(dimension=dimension))
     channel_days = pd.concat(parts, ignore_index=True)
-    sku_first = channel_days.groupby("seller_sku")["day"].min()
-    pairs = channel_days[["seller_sku", "dimension", "channel"]].drop_duplicates().reset_index(drop=True)
-    channels = _dense(pairs, ["seller_sku", "dimension", "channel"], pairs["seller_sku"].map(sku_first), last_day).merge(
+    firsts = channel_days.groupby(["seller_sku", "dimension", "channel"], sort=False)["day"].min().reset_index()
+    channels = _dense(firsts, ["seller_sku", "dimension", "channel"], firsts["day"], last_day).merge(
         channel_days, on=["seller_sku", "dimension", "channel", "day"], how="left").fillna({"units_ordered": 0})
     channels = channels.sort_values(["seller_sku", "dimension", "channel", "day"], kind="stable").reset_index(drop=True)
     gc = channels.groupby(["seller_sku", "dimension", "channel"], sort=False)["units_ordered"]
     channels["units_ma_7d"] = gc.transform(lambda s: s.rolling(7, min_periods=1).sum()) / 7
-    channels["units_ma_28d"] = gc.transform(lambda s: s.rolling(28, min_periods=1).sum()) / 28
-    in_latest = channels["day"] > last_day - pd.Timedelta(days=28)
-    in_prev = (channels["day"] > last_day - pd.Timedelta(days=56)) & ~in_latest
-    windows = channels.assign(latest=channels["units_ordered"].where(in_latest, 0),
-                              prev=channels["units_ordered"].where(in_prev, 0)).groupby(
-        ["seller_sku", "dimension", "channel"], sort=False)[["latest", "prev"]].sum().reset_index()
-    totals = windows.groupby(["seller_sku", "dimension"])[["latest", "prev"]].transform("sum")
-    windows["share_latest_28d"] = windows["latest"] / totals["latest"].replace(0, np.nan)
-    windows["share_prev_28d"] = windows["prev"] / totals["prev"].replace(0, np.nan)
-    windows["share_change"] = windows["share_latest_28d"] - windows["share_prev_28d"]
-    channels = channels.merge(windows, on=["seller_sku", "dimension", "channel"], how="left")
+    channels["units_28d"] = gc.transform(lambda s: s.rolling(28, min_periods=1).sum())
+    channels["units_prev_28d"] = gc.transform(lambda s: s.shift(28).rolling(28, min_periods=1).sum()).fillna(0)
+    channels["units_ma_28d"] = channels["units_28d"] / 28
+    totals = channels.groupby(["seller_sku", "dimension", "day"], sort=False)[["units_28d", "units_prev_28d"]].transform("sum")
+    channels["share_28d"] = channels["units_28d"] / totals["units_28d"].replace(0, np.nan)
+    channels["share_prev_28d"] = channels["units_prev_28d"] / totals["units_prev_28d"].replace(0, np.nan)
+    channels["share_change"] = channels["share_28d"] - channels["share_prev_28d"]
 
     # ----- stuck_orders and sku_stuck_summary
     as_of = history["last_update_date"].max()
@@ -452,6 +449,13 @@ def main(argv: list[str] | None = None) -> int:
     pand = frames["sku_daily_sales"].groupby("currency_code")[["units_ordered", "revenue"]].sum().sort_index()
     print("check sku_daily_sales per currency  duckdb:", [(c, int(u), round(r, 2)) for c, u, r in duck])
     print("                                    pandas:", [(c, int(r.units_ordered), round(r.revenue, 2)) for c, r in pand.iterrows()])
+    duck_labels = duckdb.sql(f"select sales_label, count(distinct seller_sku) from '{marts}/sku_sales_trends.parquet' "
+                             f"where day = (select max(day) from '{marts}/sku_sales_trends.parquet') group by 1 "
+                             "order by 1").fetchall()
+    trends = frames["sku_sales_trends"]
+    pandas_labels = trends[trends["day"] == trends["day"].max()].groupby("sales_label")["seller_sku"].nunique()
+    print("check sales labels on the last day  duckdb:", duck_labels)
+    print("                                    pandas:", list(pandas_labels.items()))
     counts = {name: digests[name][0] for name in frames}
     mismatched = {name: (counts[name], len(df)) for name, df in frames.items() if counts[name] != len(df)}
     print("row counts (duckdb):", counts)

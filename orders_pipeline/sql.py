@@ -640,7 +640,9 @@ class Build:
         assert state is not None
         now = self._source_fingerprints(model)
         before = None if self.full_refresh else state.load(model.name)
-        digest = incremental.sql_hash(f"{model.unique_key}\n{model.incremental_strategy}\n{sql}")
+        # a tail model's template too: its `is_incremental()` branch is not in the full SQL
+        tail_template = model.template if model.is_tail else ""
+        digest = incremental.sql_hash(f"{model.unique_key}\n{model.incremental_strategy}\n{sql}\n{tail_template}")
         upstream = {ref: state.version(ref) for ref in model.refs if self.project.models[ref].is_incremental}
         reason = self._full_refresh_reason(model, before, digest, upstream)
         keys = None
@@ -660,10 +662,11 @@ class Build:
         key = f'"{model.unique_key}"'
         new = f"__inserted_{model.name}"
         scope = ""
-        if keys is None:
+        if model.is_tail:
             keys, start = self._tail_keys(model, new)
             scope = f", from {start} on" if start else ""
         else:
+            assert keys is not None
             ((count,),) = self.con.execute(f'select count(*) from "{keys}"').fetchall()
             scoped_sql = self._render_scoped(model, keys, now) if count else f"select * from {target} limit 0"
             self.execute(label, f'create or replace temp table "{new}" as {scoped_sql}\n')
