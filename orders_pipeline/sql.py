@@ -665,9 +665,9 @@ class Build:
         if model.is_tail:
             keys, start = self._tail_keys(model, new)
             scope = f", from {start} on" if start else ""
-        else:
-            assert keys is not None
-            ((count,),) = self.con.execute(f'select count(*) from "{keys}"').fetchall()
+        assert keys is not None
+        ((count,),) = self.con.execute(f'select count(*) from "{keys}"').fetchall()
+        if not model.is_tail:
             scoped_sql = self._render_scoped(model, keys, now) if count else f"select * from {target} limit 0"
             self.execute(label, f'create or replace temp table "{new}" as {scoped_sql}\n')
         deleted = self._deleted_keys(model, keys)
@@ -677,7 +677,6 @@ class Build:
             state.save(model.name, new_state)
         self.con.execute(f"checkpoint {incremental.STATE_CATALOG}")
         self._deltas[model.name] = Delta(keys, deleted, new)
-        ((count,),) = self.con.execute(f'select count(*) from "{keys}"').fetchall()
         return f"incremental: {count} {model.unique_key} value(s) recomputed{scope}"
 
     def _tail_keys(self, model: Model, new: str) -> tuple[str, str | None]:
