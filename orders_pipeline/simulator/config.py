@@ -47,6 +47,7 @@ class SimulatorConfig:
     marketplace_ids: tuple[str, ...] = DEMO_MARKETPLACE_IDS
     seed: int = 7
     orders_per_day: int = 40
+    restated_share: float = 0.0  # of Unshipped orders, those updated again without a status change
     time_scale: float = 1.0
     throttling: bool = True
     list_orders_page_size_cap: int = 100
@@ -59,6 +60,8 @@ class SimulatorConfig:
             raise ValueError("SimulatorConfig.marketplace_ids must name at least one marketplace")
         if self.time_scale <= 0:
             raise ValueError("SimulatorConfig.time_scale must be > 0")
+        if not 0.0 <= self.restated_share <= 1.0:
+            raise ValueError("SimulatorConfig.restated_share must be between 0 and 1")
         if self.orders_per_day < 0:
             raise ValueError("SimulatorConfig.orders_per_day must be >= 0")
         if not 1 <= self.list_orders_page_size_cap <= 100 or self.order_items_page_size < 1:

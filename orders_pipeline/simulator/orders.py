@@ -111,9 +111,12 @@ class OrderRefs:
 class OrderStore:
     """Deterministic orders for every day, generated lazily and cached per day."""
 
-    def __init__(self, seed: int, orders_per_day: int, marketplace_ids: tuple[str, ...]) -> None:
+    def __init__(
+        self, seed: int, orders_per_day: int, marketplace_ids: tuple[str, ...], restated_share: float = 0.0
+    ) -> None:
         self._seed = seed
         self._orders_per_day = orders_per_day
+        self._restated_share = restated_share
         self._marketplaces = tuple(marketplace(m) for m in marketplace_ids)
         self._catalog = build_catalog(seed)
         self._days: OrderedDict[int, DayOrders] = OrderedDict()
@@ -127,7 +130,7 @@ class OrderStore:
                 self._days.move_to_end(day_ordinal)
                 return cached
         generated = generate_day(
-            self._seed, day_ordinal, self._orders_per_day, len(self._marketplaces), self._catalog
+            self._seed, day_ordinal, self._orders_per_day, len(self._marketplaces), self._catalog, self._restated_share
         )
         with self._lock:
             self._days[day_ordinal] = generated

@@ -50,7 +50,7 @@ class MwsService:
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
         self.stats = SimulatorStats()
-        self.store = OrderStore(config.seed, config.orders_per_day, config.marketplace_ids)
+        self.store = OrderStore(config.seed, config.orders_per_day, config.marketplace_ids, config.restated_share)
         self.throttle = Throttle(config.time_scale, config.throttling, config.faults.external_throttle, config.seed)
         self.api = OrdersApi(config, self.store, TokenStore())
         self._clock = config.clock or _utc_now

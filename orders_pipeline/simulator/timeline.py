@@ -74,7 +74,7 @@ def order_count(seed: int, day_ordinal: int, orders_per_day: int) -> int:
 
 
 def generate_day(
-    seed: int, day_ordinal: int, orders_per_day: int, marketplace_count: int, catalog: Catalog
+    seed: int, day_ordinal: int, orders_per_day: int, marketplace_count: int, catalog: Catalog, restated_share: float = 0.0
 ) -> DayOrders:
     """Generate (vectorised, deterministic in seed and day) every order purchased on a day."""
     n = order_count(seed, day_ordinal, orders_per_day)
@@ -93,6 +93,8 @@ def generate_day(
     item_start = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(item_count, out=item_start[1:])
     event_times, event_status = _timelines(rng, purchase, afn, item_count)
+    if restated_share:
+        _restate_unshipped(np.random.default_rng([seed, day_ordinal, 3]), event_times, event_status, restated_share)
 
     total_items = int(item_start[-1])
     item_sku = rng.choice(len(catalog.skus), size=total_items, p=daily_sku_probabilities(catalog, day_ordinal))
@@ -149,6 +151,22 @@ def _timelines(
     late = fate == 2
     times[late, 2], status[late, 2] = cancel_late[late], CANCELED
     return times, status
+
+
+def _restate_unshipped(rng: np.random.Generator, times: np.ndarray, status: np.ndarray, share: float) -> None:
+    """Give a share of Unshipped orders a second Unshipped version (e.g. a restated ship date), in place.
+
+    The order changes without changing status: for one that ships later the new version comes halfway to its
+    shipment, for one stuck in Unshipped 6-30 hours after it became Unshipped. Its own generator, so every other
+    value of the day stays as it was without restatements.
+    """
+    chosen = (status[:, 1] == UNSHIPPED) & (times[:, 3] == NO_EVENT) & (rng.random(len(times)) < share)
+    ships = chosen & (times[:, 2] != NO_EVENT)
+    stays = chosen & (times[:, 2] == NO_EVENT)
+    times[ships, 3], status[ships, 3] = times[ships, 2], status[ships, 2]
+    times[ships, 2] = times[ships, 1] + (times[ships, 3] - times[ships, 1]) // 2
+    times[stays, 2] = times[stays, 1] + rng.integers(6 * 3600, 30 * 3600, size=int(stays.sum()))
+    status[chosen, 2] = UNSHIPPED
 
 
 def _avoid_repeated_skus(item_sku: np.ndarray, item_start: np.ndarray, sku_count: int) -> None:
