@@ -34,8 +34,8 @@ def main() -> None:
         seconds = time.perf_counter() - started
         calls = simulator.stats.total_requests
     say(
-        f"{report.orders:,} orders, {report.order_items:,} items, {calls:,} API calls in {seconds:,.1f} s: "
-        f"{report.orders / seconds:,.0f} orders/s, {report.order_items / seconds:,.0f} items/s, "
+        f"{report.orders.fetched:,} orders, {report.order_items.fetched:,} items, {calls:,} API calls in {seconds:,.1f} s: "
+        f"{report.orders.fetched / seconds:,.0f} orders/s, {report.order_items.fetched / seconds:,.0f} items/s, "
         f"{seconds / calls * 1e3:.2f} ms per call (client and simulator share the machine's cores)"
     )
 

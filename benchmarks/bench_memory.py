@@ -44,8 +44,8 @@ def child(orders_per_day: int, duplicates: bool) -> None:
     with remote_simulator(config) as simulator, client_for(simulator) as client, tempfile.TemporaryDirectory() as root:
         baseline = _status_mb("VmRSS")
         report = ingest_day(client, DAY, Path(root))
-    print(json.dumps({"baseline": baseline, "peak": _status_mb("VmHWM"), "orders": report.orders,
-                      "items": report.order_items, "dropped": report.duplicate_orders_dropped, "seconds": report.seconds}))
+    print(json.dumps({"baseline": baseline, "peak": _status_mb("VmHWM"), "orders": report.orders.fetched,
+                      "items": report.order_items.fetched, "dropped": report.orders.duplicates_dropped, "seconds": report.seconds}))
 
 
 def measure(orders_per_day: int, duplicates: bool) -> dict:

@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     backfill.add_argument("start", type=_day, metavar="START", help="first day, YYYY-MM-DD")
     backfill.add_argument("end", type=_day, metavar="END", help="last day, YYYY-MM-DD")
     backfill.add_argument("--no-marts", action="store_true", help="only ingest; do not rebuild the marts and charts")
+    backfill.add_argument(
+        "--replace", action="store_true",
+        help="rebuild each day from this fetch alone, dropping the order versions earlier runs stored (default: merge, keep them)",
+    )
     backfill.set_defaults(run=_backfill)
 
     status = command("status", "partitions present (complete or partial), row counts, last run, marts and the API's status")
@@ -137,10 +141,11 @@ def _backfill(args: argparse.Namespace) -> int:
     days = [args.start + timedelta(days=offset) for offset in range((args.end - args.start).days + 1)]
     home = _dagster_home()
     endpoint = os.environ.get("MWS_ENDPOINT") or "the embedded simulator (MWS_ENDPOINT not set)"
-    print(f"Backfilling {len(days)} days {args.start}..{args.end} from {endpoint} into {data_dir()}, one run per day")
+    how = "replacing each day (--replace)" if args.replace else "merging into each day"
+    print(f"Backfilling {len(days)} days {args.start}..{args.end} from {endpoint} into {data_dir()}, one run per day, {how}")
     print(f"Runs are recorded in the Dagster instance at {home}", flush=True)
     instance = dg.DagsterInstance.from_config(str(home))
-    failed = ingest_days(days, instance, progress=_print_flush)
+    failed = ingest_days(days, instance, replace=args.replace, progress=_print_flush)
     marts_ok = args.no_marts or refresh_marts(instance, progress=_print_flush)
     if failed:
         print(f"{len(failed)} of {len(days)} days FAILED: {', '.join(map(str, failed))}; re-run them with "

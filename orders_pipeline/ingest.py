@@ -1,4 +1,4 @@
-"""One UTC day of order changes, from the MWS client into the day's `orders` and `order_items` partitions."""
+"""One UTC day of order changes, from the MWS client merged into the day's `orders` and `order_items` partitions."""
 
 from __future__ import annotations
 
@@ -19,12 +19,14 @@ from orders_pipeline.mws.parse import (
     orders_builder,
 )
 from orders_pipeline.mws.schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
-from orders_pipeline.storage import PartitionWriter, partition_dir
+from orders_pipeline.storage import MergeCounts, PartitionWriter, partition_dir
 
 SAFETY_LAG = timedelta(minutes=2)
 FLUSH_ROWS = 2_000  # rows held as page texts (~1 KB each; ~3 KB as Python rows uncompiled) before they become Arrow (~0.5 KB)
 PROGRESS_EVERY_ORDERS = 500
 _VERSION_SEPARATOR = "\x1f"  # a control character XML text cannot carry, so (id, version) pairs stay distinct
+ORDER_VERSION_KEY = ("amazon_order_id", "last_update_date")
+ITEM_VERSION_KEY = ("amazon_order_id", "order_item_id", "order_last_update_date")
 
 
 @dataclass(frozen=True)
@@ -51,17 +53,17 @@ def day_window(day: date, now: datetime) -> DayWindow:
 
 @dataclass
 class DayReport:
-    """What one partition run fetched, wrote and could vouch for."""
+    """What one partition run fetched, how it merged into the partition, and what it could vouch for."""
 
     day: date
     window_start: datetime
     window_requested_end: datetime
+    replaced: bool = False
     covered_until: datetime | None = None
-    orders: int = 0
-    order_items: int = 0
+    orders: MergeCounts = field(default_factory=MergeCounts)
+    order_items: MergeCounts = field(default_factory=MergeCounts)
     order_pages: int = 0
     item_pages: int = 0
-    duplicate_orders_dropped: int = 0
     quarantined_values: int = 0
     seconds: float = 0.0
     api: dict[str, int | float] = field(default_factory=dict)
@@ -79,21 +81,21 @@ def ingest_day(
     root: Path,
     *,
     now: datetime | None = None,
+    replace: bool = False,
     progress: Callable[[str], None] = lambda message: None,
 ) -> DayReport:
-    """Fetch every order changed on `day` and each one's items, and replace the day's two partitions."""
+    """Fetch every order version changed on `day` with its items, and merge them into the day's two partitions.
+
+    Versions fetched now are written, versions stored before and not returned now are kept (the API only returns
+    each order's current version); `replace=True` rebuilds the day from this fetch alone.
+    """
     started = time.monotonic()
     window = day_window(day, now or client.now())  # the client's clock: the window and its clamp agree
-    report = DayReport(day, window.start, window.requested_before)
-    orders = PartitionWriter(partition_dir(root, "orders", day), ORDERS_SCHEMA, ("amazon_order_id",), "last_update_date")
-    items = PartitionWriter(
-        partition_dir(root, "order_items", day),
-        ORDER_ITEMS_SCHEMA,
-        ("amazon_order_id", "order_item_id"),
-        "order_last_update_date",
-    )
+    report = DayReport(day, window.start, window.requested_before, replaced=replace)
+    orders = PartitionWriter(partition_dir(root, "orders", day), ORDERS_SCHEMA, ORDER_VERSION_KEY, replace=replace)
+    items = PartitionWriter(partition_dir(root, "order_items", day), ORDER_ITEMS_SCHEMA, ITEM_VERSION_KEY, replace=replace)
     # (order id, LastUpdateDate text) of every version whose items were fetched: an order served again in
-    # another version gets its items again, tagged with that version, so keep-latest keeps matching items
+    # another version gets its items again, tagged with that version, so each version keeps its own items
     with orders, items, KeySet() as fetched_versions:
         order_rows, item_rows = orders_builder(), order_items_builder()
         for page in client.list_orders(window.start, window.requested_before):
@@ -107,7 +109,7 @@ def ingest_day(
                 _flush_if_full(order_rows, orders)
                 _flush_if_full(item_rows, items)
                 if len(fetched_versions) % PROGRESS_EVERY_ORDERS == 0:
-                    progress(_progress_line(day, len(fetched_versions), items.rows_written + len(item_rows), client))
+                    progress(_progress_line(day, len(fetched_versions), items.merge.written + len(item_rows), client))
         _flush(order_rows, orders)
         _flush(item_rows, items)
         orders.prepare()
@@ -115,9 +117,8 @@ def ingest_day(
         orders.publish()  # two renames back to back: the window where orders and items disagree is tiny
         items.publish()
     report.covered_until = client.last_covered_until
-    report.orders = orders.rows_written
-    report.order_items = items.rows_written
-    report.duplicate_orders_dropped = orders.duplicates_dropped
+    report.orders = orders.merge
+    report.order_items = items.merge
     report.quarantined_values = order_rows.quarantined_values + item_rows.quarantined_values
     report.api = client.stats.as_metadata()
     report.seconds = round(time.monotonic() - started, 3)

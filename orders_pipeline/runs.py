@@ -7,22 +7,29 @@ from datetime import date
 
 import dagster as dg
 
-from orders_pipeline.assets.raw import ORDER_ITEMS, ORDERS
+from orders_pipeline.assets.raw import ORDER_ITEMS, ORDERS, mws_orders
 from orders_pipeline.definitions import defs
 from orders_pipeline.jobs import analytics_job, ingest_job
 
 Progress = Callable[[str], None]
+INGEST_OP = mws_orders.op.name
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 """The runs' own logs stay in the instance (and the UI); the terminal gets warnings and one line per run."""
 
 
-def ingest_days(days: Sequence[date], instance: dg.DagsterInstance, progress: Progress = print) -> list[date]:
-    """Materialize `days` one run per partition, oldest first, as a UI backfill would; return the days that failed."""
+def ingest_days(
+    days: Sequence[date], instance: dg.DagsterInstance, *, replace: bool = False, progress: Progress = print
+) -> list[date]:
+    """Materialize `days` one run per partition, oldest first, as a UI backfill would; return the days that failed.
+
+    Each run merges into its day; `replace` rebuilds each day from its fetch alone.
+    """
     job = defs.resolve_job_def(ingest_job.name)
+    run_config = {**QUIET, "ops": {INGEST_OP: {"config": {"replace": replace}}}}
     failed = []
     for number, day in enumerate(days, start=1):
         result = job.execute_in_process(
-            partition_key=day.isoformat(), instance=instance, run_config=QUIET, raise_on_error=False
+            partition_key=day.isoformat(), instance=instance, run_config=run_config, raise_on_error=False
         )
         if not result.success:
             failed.append(day)
@@ -44,13 +51,14 @@ def _day_line(day: date, result: dg.ExecuteInProcessResult) -> str:
         return f"{day}  FAILED: {_failure(result)}"
     metadata = {
         materialization.asset_key: {name: value.value for name, value in materialization.metadata.items()}
-        for materialization in result.asset_materializations_for_node("mws_orders")
+        for materialization in result.asset_materializations_for_node(INGEST_OP)
     }
     orders, items = metadata[ORDERS], metadata[ORDER_ITEMS]
     state = "complete" if orders["complete"] else "partial (day still running)"
     return (
-        f"{day}  {orders['dagster/row_count']:>5,} orders  {items['dagster/row_count']:>5,} items  "
-        f"{orders.get('api_calls_total', 0):>5,} API calls  {orders['seconds']:>6.1f} s  {state}"
+        f"{day}  {orders['fetched']:>5,} orders  {items['fetched']:>5,} items  "
+        f"{orders.get('api_calls_total', 0):>5,} API calls  {orders['seconds']:>6.1f} s  {state}  "
+        f"{orders['new_versions']:,} new versions, {orders['dagster/row_count']:,} stored"
     )
 
 

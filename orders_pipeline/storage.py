@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -21,7 +23,8 @@ PART_FILE = "part-0.parquet"
 MANIFEST_FILE = "_manifest.json"
 _TEMP_PREFIX = ".tmp-"
 ROW_GROUP_ROWS = 10_000
-_ROW = "__row"  # the position of a row in the temp file, while repeated keys are resolved
+ABANDONED_AFTER_SECONDS = 2 * 86_400  # a temp file this old has no live writer: no run lasts two days
+_ROW = "__row"  # the position of a row in its file, while keys are matched
 
 KeyHash = Callable[[pa.Table], np.ndarray]
 
@@ -74,7 +77,7 @@ def partition_days(root: Path, table: str) -> list[date]:
 def write_manifest(directory: Path, content: dict) -> Path:
     """Atomically write the JSON sidecar describing a committed partition (readers of *.parquet ignore it)."""
     path = directory / MANIFEST_FILE
-    temp_path = directory / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
+    temp_path = _temp_path(directory)
     try:
         temp_path.write_text(json.dumps(content, indent=1, sort_keys=True, default=str))
         _fsync_file(temp_path)
@@ -94,12 +97,17 @@ def read_manifest(directory: Path) -> dict | None:
 
 
 class PartitionWriter:
-    """Streams record batches into a hidden temp file and swaps it in whole on commit.
+    """Streams the versions fetched now into a hidden temp file, merges in the committed partition, swaps the result in whole.
 
-    Readers glob `*.parquet`, so they never see the temp file; `os.replace` makes the swap atomic, so a
-    crash leaves either the previous partition or the new one. Rows repeating a key are resolved on
-    commit by keeping the one with the greatest `version_column`. Only a 64-bit hash per row is held for
-    that (8 bytes, whatever the key); hashes seen twice are confirmed on the keys read back from the file.
+    A row is one version of a record, named by `key_columns`. On `prepare`, a version repeated within the fetch keeps
+    its last copy; then the committed partition is merged in: a version fetched again takes the fetched copy, and a
+    version not fetched now is carried over (the API returns only current versions, so dropping it would erase
+    history), unless `replace` asks for the day to be rebuilt from the fetch alone. When the result holds exactly the
+    committed rows, nothing is swapped, so the file and every fingerprint of it stay as they were.
+
+    Readers glob `*.parquet`, so they never see the temp file; `os.replace` makes the swap atomic, so a crash at
+    any moment leaves either the previous partition or the new one. Memory stays flat on big days: a 64-bit hash
+    per fetched row (8 bytes, whatever the key); hashes seen twice are confirmed on exact keys read back from the files.
     """
 
     def __init__(
@@ -107,21 +115,20 @@ class PartitionWriter:
         directory: Path,
         schema: pa.Schema,
         key_columns: tuple[str, ...],
-        version_column: str,
         *,
+        replace: bool = False,
         key_hash: KeyHash | None = None,
     ) -> None:
         self.directory = directory
         self.schema = schema
         self.key_columns = key_columns
-        self.version_column = version_column
-        self.rows_written = 0
-        self.duplicates_dropped = 0
+        self.replace = replace
+        self.merge = MergeCounts()
         self._key_hash = key_hash or row_hashes
         self._hashes: list[np.ndarray] = []  # one int64 array of key hashes per batch, in file order
         self._pending: list[pa.Table] = []  # small batches held until they make one row group
         self._pending_rows = 0
-        self._temp_path = directory / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
+        self._temp_path = _temp_path(directory)
         self._writer: pq.ParquetWriter | None = None
 
     def write(self, table: pa.Table) -> None:
@@ -133,7 +140,7 @@ class PartitionWriter:
         self._open()  # the temp file exists from the first batch on, whatever the row-group size
         self._pending.append(table)
         self._pending_rows += table.num_rows
-        self.rows_written += table.num_rows
+        self.merge.written += table.num_rows
         if self._pending_rows >= ROW_GROUP_ROWS:
             self._write_pending()
 
@@ -143,21 +150,38 @@ class PartitionWriter:
         return self.publish()
 
     def prepare(self) -> None:
-        """Finish the temp file, resolve repeated keys and make it durable; readers still see the old partition."""
+        """Finish the temp file, resolve repeats, merge the committed partition in and make it durable; readers still see the old one."""
         self._write_pending()
         self._open().close()
-        repeated = self._repeated_hashes()
-        if len(repeated):
-            self._drop_superseded(self._superseded_rows(repeated))
-        _fsync_file(self._temp_path)
+        fetched = np.concatenate([np.empty(0, np.int64), *self._hashes])
+        self._hashes = []
+        superseded = self._repeated_in_fetch(fetched)
+        self.merge.fetched_key_hashes = np.unique(fetched)
+        committed = None if self.replace else self._committed_file()
+        refetched = self._refetched_rows(committed, np.unique(fetched)) if committed else np.empty(0, np.int64)
+        merge = self.merge
+        merge.duplicates_dropped = len(superseded)
+        merge.fetched = merge.written - len(superseded)
+        merge.refetched = len(refetched)
+        merge.new = merge.fetched - len(refetched)
+        merge.carried_over = (_row_count(committed) - len(refetched)) if committed else 0
+        merge.changed = committed is None or merge.new > 0 or not self._same_content(committed, refetched, superseded)
+        if merge.changed and (len(superseded) or merge.carried_over):
+            self._rewrite_temp(superseded, committed if merge.carried_over else None, refetched)
+        if merge.changed:
+            _fsync_file(self._temp_path)
 
     def publish(self) -> Path:
-        """Atomically replace the partition with the prepared file and remove what earlier runs left behind."""
+        """Atomically swap the prepared file in (unless nothing changed) and remove what earlier runs left behind."""
         final_path = self.directory / PART_FILE
+        if not self.merge.changed:
+            self._temp_path.unlink(missing_ok=True)
+            return final_path
         os.replace(self._temp_path, final_path)
-        for stale in [*self.directory.glob("*.parquet"), *self.directory.glob(f"{_TEMP_PREFIX}*")]:
+        for stale in self.directory.glob("*.parquet"):
             if stale.name != PART_FILE:
                 stale.unlink(missing_ok=True)
+        remove_abandoned_temp_files(self.directory)
         _fsync_dir(self.directory)
         return final_path
 
@@ -186,48 +210,138 @@ class PartitionWriter:
             self._open().write_table(pa.concat_tables(self._pending))
         self._pending, self._pending_rows = [], 0
 
-    def _repeated_hashes(self) -> np.ndarray:
-        """Key hashes written more than once: every repeated key, and any two distinct keys that collide."""
-        hashes, self._hashes = np.concatenate([np.empty(0, np.int64), *self._hashes]), []
-        hashes.sort()
-        return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+    def _committed_file(self) -> Path | None:
+        """The partition's current file, if it has one; one that cannot be read, or lacks a column, is an error naming the fix."""
+        path = self.directory / PART_FILE
+        if not path.exists():
+            return None
+        try:
+            with pq.ParquetFile(path) as parquet:
+                columns = set(parquet.schema_arrow.names)
+        except (OSError, pa.ArrowException) as exc:
+            raise UnreadablePartitionError(f"{path} cannot be read ({exc}); rebuild the day with --replace") from None
+        if missing := [name for name in self.schema.names if name not in columns]:
+            raise UnreadablePartitionError(
+                f"{path} lacks the columns {', '.join(missing)} (written by an older version); rebuild the day with --replace"
+            )
+        return path
 
-    def _superseded_rows(self, repeated: np.ndarray) -> np.ndarray:
-        """File positions of rows whose exact key comes again with a later version (or later with the same one)."""
-        candidates = []
-        for start, group in self._row_groups([*self.key_columns, self.version_column]):
-            hit = np.flatnonzero(np.isin(self._key_hash(group.select(list(self.key_columns))), repeated))
-            candidates.append(group.take(hit).append_column(_ROW, pa.array(hit + start, pa.int64())))
-        rows = pa.concat_tables(candidates)
-        kept = keep_latest(rows, self.key_columns, self.version_column).column(_ROW).to_numpy()
-        return np.setdiff1d(rows.column(_ROW).to_numpy(), kept)
+    def _repeated_in_fetch(self, fetched: np.ndarray) -> np.ndarray:
+        """Temp-file positions of fetched rows whose exact key comes again later in the fetch (the last copy wins)."""
+        ordered = np.sort(fetched)
+        repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+        if not len(repeated):
+            return np.empty(0, np.int64)
+        candidates = self._rows_with_hashes(self._temp_path, repeated)
+        last = candidates.group_by(list(self.key_columns)).aggregate([(_ROW, "max")]).column(f"{_ROW}_max")
+        return np.setdiff1d(candidates.column(_ROW).to_numpy(), last.to_numpy())
 
-    def _drop_superseded(self, superseded: np.ndarray) -> None:
-        """Copy the temp file without the superseded rows, one row group at a time, and swap the copy in."""
-        if not len(superseded):
-            return  # only distinct keys whose hashes collided
-        copy_path = self.directory / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
+    def _refetched_rows(self, committed: Path, fetched: np.ndarray) -> np.ndarray:
+        """Positions in the committed file of the versions fetched again now (exact keys, not just hashes)."""
+        candidates = self._rows_with_hashes(committed, fetched)
+        if not candidates.num_rows:
+            return np.empty(0, np.int64)
+        fetched_keys = set(_key_tuples(self._rows_with_hashes(self._temp_path, np.unique(self._key_hash(
+            candidates.select(list(self.key_columns)))))))
+        hit = [key in fetched_keys for key in _key_tuples(candidates)]
+        return np.sort(candidates.column(_ROW).to_numpy()[np.asarray(hit, bool)])
+
+    def _rows_with_hashes(self, path: Path, hashes: np.ndarray) -> pa.Table:
+        """The key columns and file position of the rows of `path` whose key hash is in the sorted `hashes`."""
+        found = [pa.table({**{name: pa.array([], self.schema.field(name).type) for name in self.key_columns},
+                           _ROW: pa.array([], pa.int64())})]
+        for start, group in _row_groups(path, list(self.key_columns)):
+            hit = np.flatnonzero(np.isin(self._key_hash(group), hashes))
+            found.append(group.take(hit).append_column(_ROW, pa.array(hit + start, pa.int64())))
+        return pa.concat_tables(found)
+
+    def _same_content(self, committed: Path, refetched: np.ndarray, superseded: np.ndarray) -> bool:
+        """Whether every version fetched now equals its committed copy, value for value (64-bit hashes of whole rows)."""
+        fetched = [_content_hashes(group, ~np.isin(np.arange(start, start + group.num_rows), superseded))
+                   for start, group in _row_groups(self._temp_path)]
+        kept = [_content_hashes(group, np.isin(np.arange(start, start + group.num_rows), refetched))
+                for start, group in _row_groups(committed)]
+        return np.array_equal(np.sort(np.concatenate([np.empty(0, np.int64), *fetched])),
+                              np.sort(np.concatenate([np.empty(0, np.int64), *kept])))
+
+    def _rewrite_temp(self, superseded: np.ndarray, committed: Path | None, refetched: np.ndarray) -> None:
+        """Copy the fetch without its superseded rows, then the committed versions not fetched again, and swap the copy in."""
+        copy_path = _temp_path(self.directory)
         try:
             with pq.ParquetWriter(copy_path, self.schema, compression="zstd") as copy:
-                for start, group in self._row_groups():
-                    kept = ~np.isin(np.arange(start, start + group.num_rows), superseded)
-                    copy.write_table(group.filter(pa.array(kept)))
+                for start, group in _row_groups(self._temp_path):
+                    copy.write_table(group.filter(~np.isin(np.arange(start, start + group.num_rows), superseded)))
+                for start, group in _row_groups(committed) if committed else ():
+                    carried = group.filter(~np.isin(np.arange(start, start + group.num_rows), refetched))
+                    copy.write_table(carried.select(self.schema.names).cast(self.schema))
             os.replace(copy_path, self._temp_path)
         finally:
             copy_path.unlink(missing_ok=True)
-        self.duplicates_dropped = len(superseded)
-        self.rows_written -= len(superseded)
 
-    def _row_groups(self, columns: list[str] | None = None) -> Iterator[tuple[int, pa.Table]]:
-        """The temp file one row group at a time (bounded memory), each with the file position of its first row."""
-        with pq.ParquetFile(self._temp_path) as parquet:
-            start = 0
-            for index in range(parquet.metadata.num_row_groups):
-                group = parquet.read_row_group(index, columns=columns)
-                yield start, group
-                start += group.num_rows
-                del group
-                pa.default_memory_pool().release_unused()  # mimalloc keeps freed pages, and each group frees a lot
+
+class UnreadablePartitionError(ValueError):
+    """The committed partition cannot be merged into (unreadable, or of an older layout)."""
+
+
+@dataclass
+class MergeCounts:
+    """What a partition write did: rows written, repeats dropped, versions new, fetched again and carried over."""
+
+    written: int = 0  # rows handed to the writer
+    duplicates_dropped: int = 0  # repeats of a version within the fetch
+    fetched: int = 0  # distinct versions fetched now
+    new: int = 0  # of those, versions the partition did not hold
+    refetched: int = 0  # of those, versions it held (their fetched copy replaces the old one)
+    carried_over: int = 0  # versions it held that were not fetched now, kept
+    changed: bool = True  # False: the partition already held exactly this, and its file was left alone
+
+    fetched_key_hashes: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64), repr=False)  # sorted, distinct
+
+    @property
+    def total(self) -> int:
+        """Rows in the partition after the write."""
+        return self.fetched + self.carried_over
+
+    def fetched_keys_missing_from(self, keys: pa.Table) -> int:
+        """How many versions fetched now have no row in `keys` (the key columns read back from the published file)."""
+        return int((~np.isin(self.fetched_key_hashes, row_hashes(keys))).sum())
+
+
+def remove_abandoned_temp_files(directory: Path, older_than: float = ABANDONED_AFTER_SECONDS) -> None:
+    """Remove temp files no live writer can own any more (older than any run); a concurrent writer's stay."""
+    cutoff = time.time() - older_than
+    for temp in directory.glob(f"{_TEMP_PREFIX}*"):
+        with contextlib.suppress(FileNotFoundError):
+            if temp.stat().st_mtime < cutoff:
+                temp.unlink()
+
+
+def _temp_path(directory: Path) -> Path:
+    """A hidden name no other writer, process or host can pick (readers glob *.parquet and skip it)."""
+    return directory / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
+
+
+def _row_groups(path: Path, columns: list[str] | None = None) -> Iterator[tuple[int, pa.Table]]:
+    """A Parquet file one row group at a time (bounded memory), each with the file position of its first row."""
+    with pq.ParquetFile(path) as parquet:
+        start = 0
+        for index in range(parquet.metadata.num_row_groups):
+            group = parquet.read_row_group(index, columns=columns)
+            yield start, group
+            start += group.num_rows
+            del group
+            pa.default_memory_pool().release_unused()  # mimalloc keeps freed pages, and each group frees a lot
+
+
+def _row_count(path: Path) -> int:
+    with pq.ParquetFile(path) as parquet:
+        return parquet.metadata.num_rows
+
+
+def _key_tuples(keys: pa.Table) -> Iterator[tuple]:
+    """Each row's key values as a tuple (null equals null here, as one version's key)."""
+    names = [name for name in keys.column_names if name != _ROW]
+    return zip(*(keys.column(name).to_pylist() for name in names))
 
 
 def row_hashes(keys: pa.Table) -> np.ndarray:
@@ -237,35 +351,18 @@ def row_hashes(keys: pa.Table) -> np.ndarray:
     return np.fromiter(map(hash, values), np.int64, keys.num_rows)
 
 
-def keep_latest(table: pa.Table, key_columns: tuple[str, ...], version_column: str) -> pa.Table:
-    """One row per key: the one with the greatest version (later rows win ties), in the original order."""
-    position = pa.array(range(table.num_rows), pa.int64())
-    ranked = table.append_column("__position", position)
-    order = pc.sort_indices(
-        ranked,
-        sort_keys=[
-            *((name, "ascending", "at_end") for name in key_columns),
-            (version_column, "descending", "at_end"),
-            ("__position", "descending", "at_end"),
-        ],
-    )
-    ranked = ranked.take(order)
-    is_first = _first_of_each_key(ranked, key_columns)
-    kept = ranked.filter(is_first)
-    kept = kept.take(pc.sort_indices(kept, sort_keys=[("__position", "ascending")]))
-    return kept.drop_columns(["__position"])
+def _content_hashes(table: pa.Table, rows: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of every value of each selected row (lists as tuples, so they hash)."""
+    chosen = table.filter(pa.array(rows))
+    columns = [_hashable(column) for column in chosen.columns]
+    return np.fromiter(map(hash, zip(*columns)), np.int64, chosen.num_rows)
 
 
-def _first_of_each_key(sorted_table: pa.Table, key_columns: tuple[str, ...]) -> pa.Array:
-    count = sorted_table.num_rows
-    if count == 0:
-        return pa.array([], pa.bool_())
-    changed = pa.array([True] + [False] * (count - 1))
-    for name in key_columns:
-        column = sorted_table.column(name).combine_chunks()
-        differs = pc.fill_null(pc.not_equal(column.slice(1), column.slice(0, count - 1)), True)
-        changed = pc.or_(changed, pa.concat_arrays([pa.array([True]), differs]))
-    return changed
+def _hashable(column: pa.ChunkedArray) -> list:
+    values = column.to_pylist()
+    if pa.types.is_list(column.type):
+        return [None if value is None else tuple(value) for value in values]
+    return values
 
 
 def _fsync_file(path: Path) -> None:

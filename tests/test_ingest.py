@@ -1,4 +1,4 @@
-"""Version tracking in `ingest_day`: items are fetched once per order version served, and kept for the latest."""
+"""Version tracking in `ingest_day`: items are fetched once per order version served, and every version is kept with its items."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class EveryPageTwice(MwsOrdersClient):
                 yield page
 
 
-def test_items_are_fetched_once_per_version_served_and_the_latest_version_is_kept(tmp_path):
+def test_items_are_fetched_once_per_version_served_and_every_version_is_kept_once(tmp_path):
     """Pages repeat (same versions) and older versions come a page before newer ones (different versions)."""
     config = SimulatorConfig(throttling=False, orders_per_day=150, list_orders_page_size_cap=20,
                              faults=Faults(duplicate_across_pages=True))
@@ -41,5 +41,7 @@ def test_items_are_fetched_once_per_version_served_and_the_latest_version_is_kep
     orders = {order_id for order_id, _ in versions}
     assert len(versions) > len(orders)  # some orders were served in two versions
     assert client.stats.calls["ListOrderItems"] == len(versions)
-    assert report.orders == len(orders) == len(read_partition(tmp_path, "orders", DAY))
-    assert report.duplicate_orders_dropped == len(client.served) - len(orders)
+    stored = read_partition(tmp_path, "orders", DAY)
+    assert report.orders.fetched == report.orders.total == len(versions) == len(stored)
+    assert {row["amazon_order_id"] for row in stored} == orders
+    assert report.orders.duplicates_dropped == len(client.served) - len(versions)

@@ -39,7 +39,8 @@ def test_a_day_lands_with_every_order_and_item_once_and_metadata(data_root, simu
     assert orders_meta["api_throttled_responses"].value == 0
     assert metadata[ORDER_ITEMS]["dagster/row_count"].value == len(read_partition(data_root, "order_items", DAY))
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert checks == {"no_quarantined_values": True, "unique_order_ids": True, "items_have_orders": True, "unique_order_item_ids": True}
+    assert checks == {"no_quarantined_values": True, "each_order_version_once": True, "holds_every_order_version_fetched": True,
+                      "each_item_version_once": True, "items_have_their_order_version": True}
 
 
 def test_rerunning_a_partition_replaces_it_with_identical_content(data_root, simulator):
