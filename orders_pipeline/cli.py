@@ -208,7 +208,7 @@ def _order(args: argparse.Namespace) -> int:
         print("\n".join(f"  {name:<26} {_plain(latest[name])}" for name in ORDER_COLUMNS))
         print("\nStatus history (one row per version seen, oldest first):")
         print(_table([[_plain(v[name]) for name in HISTORY_COLUMNS] for v in versions], HISTORY_COLUMNS))
-        items = order_items(data_dir(), args.amazon_order_id, str(latest["dt"]))
+        items = order_items(data_dir(), args.amazon_order_id, str(latest["dt"]), latest["last_update_date"])
         print(f"\nItems of the latest version (partition dt={latest['dt']}):")
         print(_table([[_plain(item[name]) for name in ITEM_COLUMNS] for item in items], ITEM_COLUMNS))
     return _print_live_order(args.amazon_order_id) if args.live else EXIT_OK

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -25,11 +26,12 @@ def order_versions(root: Path, amazon_order_id: str) -> list[dict]:
     )
 
 
-def order_items(root: Path, amazon_order_id: str, day: str) -> list[dict]:
-    """The items stored with the order's version in partition `day`."""
+def order_items(root: Path, amazon_order_id: str, day: str, version: datetime | None) -> list[dict]:
+    """The items stored with one version of the order (its last_update_date) in partition `day`."""
     return _rows(
-        f"select {', '.join(ITEM_COLUMNS)} from read_parquet($path) where amazon_order_id = $id order by order_item_id",
-        {"path": str(root / "order_items" / f"dt={day}" / "*.parquet"), "id": amazon_order_id},
+        f"select {', '.join(ITEM_COLUMNS)} from read_parquet($path) where amazon_order_id = $id "
+        "and order_last_update_date is not distinct from $version order by order_item_id",
+        {"path": str(root / "order_items" / f"dt={day}" / "*.parquet"), "id": amazon_order_id, "version": version},
         root / "order_items" / f"dt={day}",
     )
 

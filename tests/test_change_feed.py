@@ -20,9 +20,8 @@ from orders_pipeline.definitions import defs
 from orders_pipeline.simulator import MwsSimulator, SimulatorConfig
 from orders_pipeline.storage import mart_path, partition_dir
 
-from .conftest import FAST, assert_matches_simulator, read_partition
+from .conftest import FAST, assert_matches_simulator, day_bounds, read_partition, resource_for
 from .reliability_support import CLOCKS, REPO, MovableClock, TunedMws, materialize, materialization_metadata
-from .conftest import resource_for
 
 FIRST = date(2024, 3, 4)
 DAYS = [FIRST + timedelta(days=offset) for offset in range(8)]
@@ -77,7 +76,7 @@ def test_a_resweep_keeps_every_version_seen_before_and_stuck_hours_count_from_th
         assert stored_versions(data_root) == observed
 
         build_analytics(instance)
-        warehouse = duckdb.connect(str(data_root / "warehouse.duckdb"), read_only=True)
+    with duckdb.connect(str(data_root / "warehouse.duckdb"), read_only=True) as warehouse:
         history = warehouse.sql(
             "select amazon_order_id, valid_from, order_status from stg_order_status_history order by amazon_order_id, valid_from"
         ).fetchall()
@@ -103,11 +102,12 @@ def test_a_resweep_keeps_every_version_seen_before_and_stuck_hours_count_from_th
     assert restated > 0, "no stuck order was updated twice in its status"
 
 
-def test_completing_today_later_keeps_the_mornings_versions(data_root):
+def test_completing_today_later_keeps_the_mornings_versions_and_counts_each_order_once(data_root):
     today = date(2024, 3, 3)
     clock = MovableClock(datetime(2024, 3, 3, 11, 0, tzinfo=timezone.utc))
     CLOCKS["today-feed"] = clock
-    with MwsSimulator(SimulatorConfig(time_scale=FAST, orders_per_day=80, clock=clock)) as sim:
+    with MwsSimulator(SimulatorConfig(time_scale=FAST, orders_per_day=80, clock=clock)) as sim, \
+            dg.DagsterInstance.ephemeral() as instance:
         resource = tuned(sim, "today-feed")
         assert materialize(resource, today).success
         morning = {t: read_partition(data_root, t, today) for t in ("orders", "order_items")}
@@ -116,6 +116,13 @@ def test_completing_today_later_keeps_the_mornings_versions(data_root):
         result = materialize(resource, today)
         assert result.success
         assert_matches_simulator(data_root, sim, today)
+        current = sim.expected_orders(*day_bounds(today))
+        build_analytics(instance)
+    with duckdb.connect(str(data_root / "warehouse.duckdb"), read_only=True) as warehouse:
+        items = warehouse.sql("select amazon_order_id, order_item_id, quantity_ordered from stg_order_items").fetchall()
+    # two versions of an order in one partition: only the current one's items count
+    assert sorted(items) == sorted((order["amazon_order_id"], item["order_item_id"], item["quantity_ordered"])
+                                   for order in current for item in order["items"])
     metadata = materialization_metadata(result)["orders"]
     assert metadata["complete"] is True and metadata["carried_over_versions"] > 0
     for table, rows in morning.items():

@@ -1,8 +1,8 @@
 -- The items of the current version of every order, with the order attributes marts group by.
 -- GRAIN: one row per amazon_order_id and order_item_id.
--- RULES: items in order_items/dt=D belong to the order version in orders/dt=D, so the current items are the
--- ones in the same dt partition as the current order row of stg_orders. Older versions' items are dropped,
--- so an order seen in several partitions is counted once. item_price_amount is the line total
+-- RULES: each item row names the order version it was fetched with (order_last_update_date, in the same dt
+-- partition as that version), so the current items are the ones of the current order row of stg_orders. Older
+-- versions' items are dropped, so an order seen in several versions is counted once. item_price_amount is the line total
 -- (unit price x quantity) and is null while an order is Pending (is_unpriced). currency_code is the item
 -- price currency, else the order total currency, else the currency Amazon prices that marketplace in, so an
 -- unpriced Pending line still belongs to one currency (null for a marketplace not listed below).
@@ -26,19 +26,20 @@ source as (
 orders as (
 
     select
-        amazon_order_id, dt, order_status, purchase_day, marketplace_id, sales_channel, fulfillment_channel,
-        order_total_currency_code
+        amazon_order_id, dt, last_update_date, order_status, purchase_day, marketplace_id, sales_channel,
+        fulfillment_channel, order_total_currency_code
     from {{ ref('stg_orders') }}
 
 ),
 
 current_items as (
 
-    select source.*, orders.* exclude (amazon_order_id, dt)
+    select source.*, orders.* exclude (amazon_order_id, dt, last_update_date)
     from source
     inner join orders
         on source.amazon_order_id = orders.amazon_order_id
         and source.dt = orders.dt
+        and source.order_last_update_date is not distinct from orders.last_update_date
 
 ),
 

@@ -2,7 +2,7 @@
 -- GRAIN: one row per amazon_order_id.
 -- RULES: raw orders are a change feed (one row per observed version, partitioned by the UTC day of
 -- last_update_date). The current version is the row with the greatest last_update_date over all partitions;
--- a tie goes to the latest dt partition (within a partition an order appears once): the version
+-- a tie goes to the latest dt partition (within a partition each version appears once): the version
 -- stg_order_status_history marks is_current (its version_number counts the versions). Text is trimmed (Amazon
 -- sends values like 'Standard '), purchase_day is the UTC date of purchase_date and dt is the partition the
 -- current version came from.
