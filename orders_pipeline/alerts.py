@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,6 +17,7 @@ MARTS = (STUCK_ORDERS, TREND_ANOMALIES)
 STUCK_COLUMNS = ["amazon_order_id", "order_status", "status_since", "hours_in_status", "reason", "sales_channel", "units_unshipped"]
 ANOMALY_COLUMNS = ["seller_sku", "day", "direction", "units_ordered", "trailing_mean", "score"]
 PREVIEW_ROWS = 20
+ANOMALY_HORIZON_DAYS = 7
 
 
 def alert_key(mart: str, row: dict) -> str:
@@ -33,6 +35,16 @@ def flagged_rows(mart: str, path: Path | str) -> dict[str, dict]:
     columns = STUCK_COLUMNS if mart == STUCK_ORDERS else ANOMALY_COLUMNS
     rows = pq.read_table(path, columns=columns).to_pylist()
     return {alert_key(mart, row): {name: _plain(value) for name, value in row.items()} for row in rows}
+
+
+def alertable(mart: str, keys: Iterable[str]) -> set[str]:
+    """The flags still news: every stuck order; trend anomalies on the ANOMALY_HORIZON_DAYS days up to the newest one."""
+    keys = set(keys)
+    if mart == STUCK_ORDERS or not keys:
+        return keys
+    days = {key: date.fromisoformat(key.rsplit("@", 1)[1]) for key in keys}
+    first = max(days.values()) - timedelta(days=ANOMALY_HORIZON_DAYS - 1)
+    return {key for key, day in days.items() if day >= first}
 
 
 @dataclass(frozen=True)

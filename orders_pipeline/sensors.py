@@ -1,67 +1,69 @@
-"""Sensors: alert on new flags after the marts refresh, and keep the charts fresh."""
+"""Sensors: deliver new flags after the marts refresh (at least once), and keep the charts fresh."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-
 import dagster as dg
 
-from orders_pipeline.alerts import MARTS, STUCK_ORDERS, TREND_ANOMALIES, flagged_rows
+from orders_pipeline.alert_cursor import AlertCursor
+from orders_pipeline.alerts import MARTS, STUCK_ORDERS, TREND_ANOMALIES, alertable, flagged_rows
 from orders_pipeline.assets.alerts import MART_ALERTS, AlertsConfig
 from orders_pipeline.assets.reports import SALES_CHARTS
 from orders_pipeline.jobs import alerts_job
 
-
-@dataclass
-class AlertCursor:
-    """The last mart materialization seen per mart, and the keys flagged (and so already reported) at that point."""
-
-    seen: dict[str, int] = field(default_factory=dict)
-    reported: dict[str, list[str]] = field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, text: str | None) -> AlertCursor:
-        """The cursor from its stored text (empty when the sensor has never run)."""
-        return cls(**json.loads(text)) if text else cls()
-
-    def dump(self) -> str:
-        """The cursor as the text the sensor stores."""
-        return json.dumps(asdict(self), sort_keys=True)
+ALERT_BATCH_TAG = "orders_pipeline/alert_batch"
 
 
 @dg.sensor(
     job=alerts_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="After stuck_orders / sku_trend_anomalies refresh, launch mart_alerts with what they newly flag.",
+    description="After stuck_orders / sku_trend_anomalies refresh, launch mart_alerts with what they flag and was not delivered yet.",
 )
 def mart_alerts_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    """Compare what the marts flag now with what was flagged at the last refresh; report only the difference."""
+    """Settle the batch in flight, then request a run for the flags not delivered yet (again, after a failed run)."""
     cursor = AlertCursor.parse(context.cursor)
+    if cursor.run_key:
+        run = _run_of_batch(context.instance, cursor.run_key)
+        if run is not None and not run.is_finished:
+            return dg.SkipReason(f"waiting for run {run.run_id} to deliver alerts batch {cursor.run_key}")
+        cursor = cursor.settled(delivered=run is not None and run.is_success)
     latest = {mart: _latest_materialization(context.instance, mart) for mart in MARTS}
     if any(record is None for record in latest.values()):
-        return dg.SkipReason("waiting for stuck_orders and sku_trend_anomalies to be materialized")
-    if all(latest[mart].storage_id <= cursor.seen.get(mart, 0) for mart in MARTS):
-        return dg.SkipReason("no mart refresh since the last evaluation")
+        return _skip("waiting for stuck_orders and sku_trend_anomalies to be materialized", cursor)
+    seen = {mart: latest[mart].storage_id for mart in MARTS}
+    if not cursor.failures and all(seen[mart] <= cursor.seen.get(mart, 0) for mart in MARTS):
+        return _skip("no mart refresh since the last evaluation", cursor)
     paths = {mart: _path_of(latest[mart]) for mart in MARTS}
-    flagged = {mart: sorted(flagged_rows(mart, paths[mart])) for mart in MARTS}
-    new = {mart: sorted(set(flagged[mart]) - set(cursor.reported.get(mart, []))) for mart in MARTS}
-    next_cursor = AlertCursor({mart: latest[mart].storage_id for mart in MARTS}, flagged).dump()
+    flagged = {mart: alertable(mart, flagged_rows(mart, paths[mart])) for mart in MARTS}
+    cursor = cursor.evaluated(seen, flagged)
+    new = cursor.undelivered(flagged)
     if not any(new.values()):
-        return dg.SensorResult(skip_reason="marts refreshed: nothing newly flagged", cursor=next_cursor)
-    context.log.info(f"{len(new[STUCK_ORDERS])} new stuck orders, {len(new[TREND_ANOMALIES])} new SKU trend anomalies")
+        return _skip("marts refreshed: nothing newly flagged", cursor.idle())
+    retry = f" (retry {cursor.failures} after a failed delivery)" if cursor.failures else ""
+    context.log.info(f"{len(new[STUCK_ORDERS])} new stuck orders, {len(new[TREND_ANOMALIES])} new SKU trend anomalies{retry}")
+    run_key = cursor.next_run_key(seen)
+    return dg.SensorResult(run_requests=[_alerts_run(run_key, paths, new)], cursor=cursor.requested(run_key, new).dump())
+
+
+def _skip(reason: str, cursor: AlertCursor) -> dg.SensorResult:
+    return dg.SensorResult(skip_reason=reason, cursor=cursor.dump())
+
+
+def _alerts_run(run_key: str, paths: dict[str, str], new: dict[str, list[str]]) -> dg.RunRequest:
+    """A mart_alerts run for the batch `new`, tagged so that the sensor can find it again."""
     config = AlertsConfig(
         stuck_orders_path=paths[STUCK_ORDERS],
         trend_anomalies_path=paths[TREND_ANOMALIES],
         new_stuck_order_ids=new[STUCK_ORDERS],
         new_trend_anomaly_keys=new[TREND_ANOMALIES],
     )
-    run_key = "alerts-" + "-".join(str(latest[mart].storage_id) for mart in MARTS)
-    return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=run_key, run_config=dg.RunConfig(ops={MART_ALERTS.path[-1]: config}))],
-        cursor=next_cursor,
-    )
+    return dg.RunRequest(run_key=run_key, run_config=dg.RunConfig(ops={MART_ALERTS.path[-1]: config}), tags={ALERT_BATCH_TAG: run_key})
+
+
+def _run_of_batch(instance: dg.DagsterInstance, run_key: str) -> dg.DagsterRun | None:
+    """The newest run tagged with the batch `run_key`; None if there is none (it was never launched, or deleted)."""
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={ALERT_BATCH_TAG: run_key}), limit=1)
+    return runs[0] if runs else None
 
 
 def _latest_materialization(instance: dg.DagsterInstance, mart: str) -> dg.EventLogRecord | None:

@@ -1,4 +1,4 @@
-"""The `mart_alerts` asset: reports the new stuck orders and SKU trend anomalies the sensor found (logs, metadata, webhook)."""
+"""The `mart_alerts` asset: delivers the new stuck orders and SKU trend anomalies the sensor found (logs, metadata, webhook)."""
 
 import os
 from pathlib import Path
@@ -27,17 +27,17 @@ class AlertsConfig(dg.Config):
     deps=[dg.AssetKey(STUCK_ORDERS), dg.AssetKey(TREND_ANOMALIES)],
     group_name=ALERTS_GROUP,
     kinds={"python"},
-    description=f"New stuck orders and SKU trend anomalies, launched by mart_alerts_sensor; also POSTed to ${WEBHOOK_URL_ENV} when set.",
+    description=f"New stuck orders and SKU trend anomalies, launched by mart_alerts_sensor; POSTed to ${WEBHOOK_URL_ENV} when set, or the run fails.",
 )
 def mart_alerts(context: dg.AssetExecutionContext, config: AlertsConfig) -> dg.MaterializeResult:
-    """Read the new flags from the marts, log them, post them, and keep them in the materialization's metadata."""
+    """Read the new flags from the marts, log them, deliver them, and keep them in the materialization's metadata."""
     paths = {STUCK_ORDERS: Path(config.stuck_orders_path), TREND_ANOMALIES: Path(config.trend_anomalies_path)}
     batch = new_alerts(paths, {STUCK_ORDERS: config.new_stuck_order_ids, TREND_ANOMALIES: config.new_trend_anomaly_keys})
     announce = context.log.warning if batch else context.log.info
     announce(batch.summary())
     for line in batch.lines():
         context.log.warning(line)
-    webhook = _post(batch.payload()) if batch else "nothing to post"
+    webhook = _deliver(batch.payload()) if batch else "nothing to post"
     context.log.info(f"webhook: {webhook}")
     return dg.MaterializeResult(
         metadata={
@@ -49,9 +49,15 @@ def mart_alerts(context: dg.AssetExecutionContext, config: AlertsConfig) -> dg.M
     )
 
 
-def _post(payload: dict) -> str:
-    """Deliver to the webhook if one is configured; a failed post is reported, never raised."""
+def _deliver(payload: dict) -> str:
+    """Post to the webhook if one is configured; one that cannot take the alerts fails the run, so the sensor sends them again."""
     url = os.environ.get(WEBHOOK_URL_ENV)
     if not url:
         return f"not configured (set {WEBHOOK_URL_ENV} to post alerts)"
-    return post_json(url, payload).describe()
+    delivery = post_json(url, payload)
+    if not delivery.delivered:
+        raise dg.Failure(
+            description=f"alerts {delivery.describe()}; mart_alerts_sensor sends them again in a new run (fix the receiver or {WEBHOOK_URL_ENV})",
+            metadata={"webhook": delivery.describe()},
+        )
+    return delivery.describe()
