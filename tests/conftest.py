@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pyarrow.parquet as pq
 import pytest
 
+from orders_pipeline.mws.client import MwsCredentials, MwsOrdersClient
 from orders_pipeline.resources import MwsResource
 from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, MwsSimulator, SimulatorConfig
 from orders_pipeline.storage import partition_dir
@@ -41,6 +42,12 @@ def resource_for(simulator: MwsSimulator, **overrides: str) -> MwsResource:
         **overrides,
     }
     return MwsResource(**settings)
+
+
+def client_for(simulator: MwsSimulator) -> MwsOrdersClient:
+    """A plain MWS client (no Dagster) for `simulator`, with the demo seller's credentials and marketplaces."""
+    credentials = MwsCredentials(DEMO_CREDENTIALS.access_key_id, DEMO_CREDENTIALS.secret_key, DEMO_CREDENTIALS.seller_id)
+    return MwsOrdersClient(simulator.url, credentials, DEMO_MARKETPLACE_IDS)
 
 
 def day_bounds(day) -> tuple[datetime, datetime]:

@@ -9,14 +9,17 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from orders_pipeline.assets.raw import ORDER_ITEMS, ORDERS, mws_orders
+from orders_pipeline.assets.raw import ORDER_ITEMS, ORDERS, _check_results, mws_orders
 from orders_pipeline.definitions import defs
+from orders_pipeline.ingest import ingest_day
 from orders_pipeline.simulator import MwsSimulator, SimulatorConfig
 from orders_pipeline.storage import partition_dir
 
-from .conftest import FAST, assert_matches_simulator, read_partition, resource_for
+from .conftest import FAST, assert_matches_simulator, client_for, read_partition, resource_for
 
 DAY = date(2024, 3, 3)
 REPO = Path(__file__).resolve().parents[1]
@@ -128,3 +131,40 @@ def test_an_unusable_data_dir_fails_with_one_line_naming_orders_data_dir(tmp_pat
     result = materialize(resource_for(simulator), raise_on_error=False)
     failure = next(event for event in result.all_events if event.is_step_failure)
     assert "ORDERS_DATA_DIR" in failure.step_failure_data.user_failure_data.description
+
+
+def _published(root, table: str) -> pa.Table:
+    return pq.read_table(partition_dir(root, table, DAY) / "part-0.parquet")
+
+
+def _republish(root, table: str, rows: pa.Table) -> None:
+    pq.write_table(rows, partition_dir(root, table, DAY) / "part-0.parquet")
+
+
+def test_raw_checks_fail_when_the_published_files_disagree_with_the_fetch(data_root, simulator):
+    """The checks read the files back: a repeated version, a lost version and an orphan item each fail one."""
+    with client_for(simulator) as client:
+        report = ingest_day(client, DAY, data_root)
+    verdicts = lambda: {result.check_name: result.passed for result in _check_results(data_root, report)}  # noqa: E731
+    assert all(verdicts().values())
+
+    orders, items = _published(data_root, "orders"), _published(data_root, "order_items")
+    _republish(data_root, "orders", pa.concat_tables([orders, orders.slice(0, 1)]))
+    assert verdicts()["each_order_version_once"] is False
+    _republish(data_root, "orders", orders.slice(1))  # a version the API returned is gone
+    failed = {name for name, passed in verdicts().items() if not passed}
+    assert {"holds_every_order_version_fetched", "items_have_their_order_version"} <= failed
+    _republish(data_root, "orders", orders)
+    _republish(data_root, "order_items", pa.concat_tables([items, items.slice(0, 1)]))
+    assert verdicts()["each_item_version_once"] is False
+
+
+def test_a_data_dir_that_cannot_be_written_fails_before_any_api_call(data_root, simulator, tmp_path, monkeypatch):
+    not_a_dir = tmp_path / "a-file"
+    not_a_dir.write_text("")
+    monkeypatch.setenv("ORDERS_DATA_DIR", str(not_a_dir))
+    result = materialize(resource_for(simulator), raise_on_error=False)
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "check ORDERS_DATA_DIR" in failure.step_failure_data.user_failure_data.description
+    assert simulator.stats.total_requests == 0
