@@ -6,9 +6,13 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from orders_pipeline.cli import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, main
@@ -148,3 +152,23 @@ def test_the_console_script_returns_the_exit_codes(landed_env):
     assert ok.returncode == EXIT_OK and "42" in ok.stdout
     missing = subprocess.run([str(SCRIPT), "order", "nope"], capture_output=True, text=True, timeout=60)
     assert missing.returncode == EXIT_NOT_FOUND
+
+
+def test_backfill_merges_into_stored_days_and_replace_rebuilds_them(capsys, data_root, monkeypatch, simulator, tmp_path):
+    use_endpoint(monkeypatch, simulator)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    assert run(capsys, "backfill", "2024-03-01", "2024-03-01", "--no-marts")[0] == EXIT_OK
+    path = partition_dir(data_root, "orders", date(2024, 3, 1)) / "part-0.parquet"
+    stored = pq.read_table(path)
+    earlier = stored.slice(0, 1).set_column(  # a version an earlier run saw, one minute before the first one
+        stored.schema.get_field_index("last_update_date"), "last_update_date",
+        pc.subtract(stored.column("last_update_date").slice(0, 1), pa.scalar(timedelta(minutes=1), pa.duration("us"))))
+    pq.write_table(pa.concat_tables([stored, earlier]), path)
+
+    code, out = run(capsys, "backfill", "2024-03-01", "2024-03-01", "--no-marts")
+    assert code == EXIT_OK and "merging into each day" in out and f"0 new versions, {stored.num_rows + 1:,} stored" in out
+    assert pq.read_table(path).num_rows == stored.num_rows + 1
+
+    code, out = run(capsys, "backfill", "2024-03-01", "2024-03-01", "--no-marts", "--replace")
+    assert code == EXIT_OK and "replacing each day (--replace)" in out
+    assert pq.read_table(path).num_rows == stored.num_rows
