@@ -12,7 +12,9 @@ Every `.sql` file under the folder is a model named after its file stem. Models 
   `{% if is_incremental() %}` and `{{ recompute_from() }}` let a tail model's SQL read less. The default is
   'table'; `publish=false` keeps a model of either kind out of the Parquet files.
 
-A build runs the models in topological order in one in-memory DuckDB connection.
+A build runs the models in topological order in one in-memory DuckDB connection. It reads the raw partitions as they
+were when it first read one (`incremental.RawSnapshot`), so a partition that lands or is rewritten during the build is
+left, whole, to the next build.
 
 - A **table** model is computed once, written to `<data_dir>/<folder>/<model>.parquet` (COPY to a temporary
   file, then an atomic rename) and kept in memory for the models downstream of it in the same run; a later run
@@ -407,6 +409,8 @@ class Build:
     _state_unavailable: str | None = field(init=False, default=None)  # why incremental models cannot persist
     _deltas: dict[str, Delta | None] = field(init=False, default_factory=dict)  # this run's updates (None: full)
     _indexes: incremental.PartitionIndexes | None = field(init=False, default=None)
+    _snapshot: incremental.RawSnapshot | None = field(init=False, default=None)  # the raw partitions this build reads
+    _sources_read: set[str] = field(init=False, default_factory=set)  # relations of raw tables over the snapshot
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -421,19 +425,32 @@ class Build:
 
     def __exit__(self, *exc: object) -> None:
         self.con.close()
+        if self._snapshot is not None:
+            self._snapshot.close()
 
     # ----- relations
 
+    def snapshot(self) -> incremental.RawSnapshot:
+        """The raw partitions this build reads, pinned when it first reads one; every model reads and records them."""
+        if self._snapshot is None:
+            self._snapshot = incremental.RawSnapshot(self.data_dir, [src.table for src in SOURCES.values()])
+        return self._snapshot
+
     def source_relation(self, source_name: str, table: str) -> str:
-        """`read_parquet` over the landed partitions, or an empty typed table when none has landed."""
+        """A raw table as this build reads it: a view over the snapshot's partitions, or an empty typed table when
+        none had landed (one name whatever the snapshot, so a model's rendered SQL is the same from build to build)."""
         src = SOURCES[(source_name, table)]
-        if src.has_data(self.data_dir):
-            return (
-                f"read_parquet({sql_literal(src.glob(self.data_dir))}, hive_partitioning = true, "
-                f"union_by_name = true, hive_types = {{'dt': date}})"
-            )
-        name = f"__empty_{source_name}__{table}"
-        self.con.register(name, empty_source_table(src.schema))
+        name = f"{source_name}__{table}"
+        if name not in self._sources_read:
+            if self.snapshot().fingerprints[src.table]:
+                self.con.execute(
+                    f'create temp view "{name}" as select * from read_parquet('
+                    f"{sql_literal(src.glob(self.snapshot().root))}, hive_partitioning = true, union_by_name = true, "
+                    f"hive_types = {{'dt': date}})"
+                )
+            else:
+                self.con.register(name, empty_source_table(src.schema))
+            self._sources_read.add(name)
         return f'"{name}"'
 
     def relation(self, name: str) -> str:
@@ -533,15 +550,16 @@ class Build:
                 self._state_unavailable = f"{path} is in use ({str(error).splitlines()[0]})"
                 return None
             self._state = incremental.StateStore(self.con)
-            self._indexes = incremental.PartitionIndexes(self._state, self.data_dir)
+            self._indexes = incremental.PartitionIndexes(self._state, self.snapshot())
         return self._state
 
     def _source_fingerprints(self, model: Model) -> dict[str, incremental.Fingerprint]:
-        """The partitions of every raw table the model reads, as they are now."""
-        return {SOURCES[src].table: incremental.fingerprint(self.data_dir / SOURCES[src].table) for src in model.sources}
+        """The partitions of every raw table the model reads, as this build's snapshot holds them."""
+        return {SOURCES[src].table: self.snapshot().fingerprints[SOURCES[src].table] for src in model.sources}
 
     def _kept_table_is_current(self, name: str) -> bool:
-        """Whether the model's kept table reflects the raw partitions now and the kept tables it was computed from."""
+        """Whether the model's kept table reflects the snapshot's raw partitions and the kept tables it was computed
+        from."""
         state = self.state()
         before = state.load(name) if state is not None else None
         if before is None:
@@ -590,7 +608,7 @@ class Build:
         assert keys is not None
         ((count,),) = self.con.execute(f'select count(*) from "{keys}"').fetchall()
         if not model.is_tail:
-            scoped_sql = self._render_scoped(model, keys, now) if count else f"select * from {target} limit 0"
+            scoped_sql = self._render_scoped(model, keys) if count else f"select * from {target} limit 0"
             self.execute(label, f'create or replace temp table "{new}" as {scoped_sql}\n')
         deleted = self._deleted_keys(model, keys)
         with incremental.transaction(self.con):
@@ -690,7 +708,7 @@ class Build:
                 continue
             if model.unique_key not in SOURCES[src].schema.names or PARTITION_COLUMN.name not in columns:
                 return None, f"raw {table} changed and cannot be scoped by {model.unique_key}"
-            files = incremental.partition_files(self.data_dir / table, now[table], changed)
+            files = self.snapshot().files(table, changed)
             parts.append(f"select {key} from {read_files(self.con, SOURCES[src], files)}")
             parts.append(f"select {key} from {target} where dt in ({date_list(changed)})")
         for ref in model.refs:
@@ -709,7 +727,7 @@ class Build:
         self.con.execute(f'create or replace temp table "{name}" as select distinct {key} from ({body})')
         return name, None
 
-    def _render_scoped(self, model: Model, keys: str, now: dict[str, incremental.Fingerprint]) -> str:
+    def _render_scoped(self, model: Model, keys: str) -> str:
         """The model's SQL over only the input rows whose unique_key is in `keys` (each input must have it); a raw
         table is read only in the partitions its partition index lists for those keys."""
         label = self.project.relpath(model)
@@ -717,9 +735,8 @@ class Build:
         def scoped_source(source_name: str, table: str) -> str:
             src = SOURCES[(source_name, table)]
             assert self._indexes is not None
-            dts = self._indexes.partitions_holding(src, model.unique_key, keys, now[src.table])
-            files = incremental.partition_files(self.data_dir / src.table, now[src.table], dts)
-            return scoped(read_files(self.con, src, files), table)
+            dts = self._indexes.partitions_holding(src, model.unique_key, keys)
+            return scoped(read_files(self.con, src, self.snapshot().files(src.table, dts)), table)
 
         def scoped(relation: str, input_name: str) -> str:
             view = f"__scoped_{model.name}__{input_name}"
