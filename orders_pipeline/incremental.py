@@ -11,6 +11,10 @@ in `<data_dir>/_state/models.duckdb`. Each update records, with the table, what 
 Beside them it keeps, per raw table and key column, a partition index: the distinct (key, dt) pairs of the raw
 rows, updated from the changed partitions like a model. It tells which few partitions hold the rows of the keys an
 update recomputes, so the update reads those partitions only.
+
+Ingest runs publish partitions while a build runs, so a build reads the raw tables through one `RawSnapshot`, taken
+when it first reads them: every model and every partition index of the build reads its files and records its
+fingerprints. A partition that lands or is rewritten later is left whole to the next build.
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+import shutil
+import time
+import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +40,9 @@ STATE_CATALOG = "state"
 """The name the state database is attached under in a build's connection."""
 
 PARTITION_PREFIX = "dt="
+SNAPSHOTS_DIR = "snapshots"
+STALE_SNAPSHOT_SECONDS = 24 * 3600
+"""A snapshot folder older than this was left by a build that crashed (no build lasts a day)."""
 
 Fingerprint = dict[str, list[list]]
 """A source's partitions: `dt` -> sorted [file name, size, mtime_ns, inode] of its Parquet files (a partition is
@@ -81,6 +91,64 @@ def partition_files(table_dir: Path, partitions: Fingerprint, dts: list[str]) ->
 def changed_partitions(before: Fingerprint, now: Fingerprint) -> list[str]:
     """The `dt` values added, rewritten or removed between two fingerprints, sorted."""
     return sorted(dt for dt in before.keys() | now.keys() if before.get(dt) != now.get(dt))
+
+
+class RawSnapshot:
+    """The raw partitions one build reads, pinned once: a hard link to every Parquet file, in a folder of the
+    build's own, so a partition published over or beside them meanwhile changes nothing the build reads."""
+
+    def __init__(self, data_dir: Path, tables: Iterable[str]) -> None:
+        snapshots = Path(data_dir) / STATE_DIR / SNAPSHOTS_DIR
+        _remove_stale(snapshots)
+        self.root = snapshots / uuid.uuid4().hex
+        self.fingerprints: dict[str, Fingerprint] = {}
+        for table in tables:
+            _pin(Path(data_dir) / table, self.root / table)
+            self.fingerprints[table] = fingerprint(self.root / table)
+
+    def table_dir(self, table: str) -> Path:
+        """The pinned partitions of a raw table (`dt=.../*.parquet`, as under the data dir)."""
+        return self.root / table
+
+    def files(self, table: str, dts: list[str]) -> list[str]:
+        """The pinned Parquet files of the given partitions of a raw table (absent ones have none)."""
+        return partition_files(self.table_dir(table), self.fingerprints[table], dts)
+
+    def close(self) -> None:
+        """Remove the links (the files stay where ingestion keeps them)."""
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _pin(table_dir: Path, into: Path) -> None:
+    """Hard-link the Parquet files of every partition of a raw table into `into`, one partition at a time."""
+    if not table_dir.is_dir():
+        return
+    for folder in os.scandir(table_dir):
+        if folder.is_dir() and folder.name.startswith(PARTITION_PREFIX):
+            _pin_partition(Path(folder.path), into / folder.name)
+
+
+def _pin_partition(folder: Path, into: Path) -> None:
+    """Hard-link a partition's Parquet files; when a writer replaces them meanwhile, link its new ones instead."""
+    while folder.is_dir():
+        into.mkdir(parents=True)
+        try:
+            for entry in os.scandir(folder):
+                if entry.is_file() and entry.name.endswith(".parquet"):
+                    os.link(entry.path, into / entry.name)
+            return
+        except FileNotFoundError:  # a file went between listing and linking: this partition again, as it is now
+            shutil.rmtree(into)
+
+
+def _remove_stale(snapshots: Path) -> None:
+    """Remove the snapshot folders of builds that crashed."""
+    if not snapshots.is_dir():
+        return
+    stale_before = time.time() - STALE_SNAPSHOT_SECONDS
+    for entry in os.scandir(snapshots):
+        if entry.is_dir() and entry.stat().st_mtime < stale_before:
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def sql_hash(sql: str) -> str:
@@ -154,38 +222,38 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 class PartitionIndexes:
     """Per raw table and key column, the kept distinct (key, dt) pairs of its rows: where a key's rows are."""
 
-    def __init__(self, store: StateStore, data_dir: Path) -> None:
+    def __init__(self, store: StateStore, snapshot: RawSnapshot) -> None:
         self.store = store
         self.con = store.con
-        self.data_dir = data_dir
+        self.snapshot = snapshot
         self._current: set[str] = set()  # indexes brought up to date by this session
 
-    def partitions_holding(self, src: Source, key: str, keys: str, now: Fingerprint) -> list[str]:
-        """The `dt` partitions of a raw table with rows of the key values in the TEMP table `keys`."""
-        index = self._up_to_date(src, key, now)
+    def partitions_holding(self, src: Source, key: str, keys: str) -> list[str]:
+        """The `dt` partitions of a raw table in the snapshot with rows of the key values in the TEMP table `keys`."""
+        index = self._up_to_date(src, key)
         rows = self.con.execute(
             f"select distinct dt from {index} {key_match(index, keys, key)}"
         ).fetchall()
         return [str(dt) for (dt,) in rows]
 
-    def _up_to_date(self, src: Source, key: str, now: Fingerprint) -> str:
-        """The index table, updated from the partitions changed since it was last updated (once per session)."""
+    def _up_to_date(self, src: Source, key: str) -> str:
+        """The index table, updated to the snapshot from the partitions changed since it was last updated (once)."""
         name = f"_partitions__{src.table}__{key}"
         target = kept_table(name)
         if name in self._current:
             return target
         before = self.store.load(name)
-        table_dir = self.data_dir / src.table
+        now = self.snapshot.fingerprints[src.table]
         with transaction(self.con):
             if before is None:
-                every_file = partition_files(table_dir, now, sorted(now))
+                every_file = self.snapshot.files(src.table, sorted(now))
                 self.con.execute(f'create or replace table {target} as select distinct "{key}", dt '
                                  f"from {read_files(self.con, src, every_file)}")
             else:
                 changed = changed_partitions(before.sources[src.table], now)
                 if changed:
                     self.con.execute(f"delete from {target} where dt in ({date_list(changed)})")
-                    files = read_files(self.con, src, partition_files(table_dir, now, changed))
+                    files = read_files(self.con, src, self.snapshot.files(src.table, changed))
                     self.con.execute(f'insert into {target} select distinct "{key}", dt from {files}')
             version = (before.version if before else 0) + 1
             self.store.save(name, ModelState("partition index", {src.table: now}, {}, version))

@@ -7,21 +7,20 @@ Every `.sql` file under the folder is a model named after its file stem. Models 
 - `{{ ref('stg_orders') }}` reads another model and declares a dependency on it;
 - `{{ var('stuck_after_days', 7) }}` is a setting: an explicit override, else the environment variable
   `ORDERS_VAR_STUCK_AFTER_DAYS`, else the default;
-- `{{ config(materialized='view') }}` (as in dbt) makes the model a view; the default is 'table';
-  `{{ config(materialized='incremental', unique_key='amazon_order_id') }}` keeps the model's table between runs
-  and updates it by key (`publish=false` keeps it unpublished), `incremental_strategy='tail'` from the earliest
-  changed key on; `{% if is_incremental() %}` and `{{ recompute_from() }}` let a tail model's SQL read less.
+- `{{ config(materialized='incremental', unique_key='amazon_order_id') }}` (as in dbt) keeps the model's table
+  between runs and updates it by key, `incremental_strategy='tail'` from the earliest changed key on;
+  `{% if is_incremental() %}` and `{{ recompute_from() }}` let a tail model's SQL read less. The default is
+  'table'; `publish=false` keeps a model of either kind out of the Parquet files.
 
-A build runs the models in topological order in one in-memory DuckDB connection.
+A build runs the models in topological order in one in-memory DuckDB connection. It reads the raw partitions as they
+were when it first read one (`incremental.RawSnapshot`), so a partition that lands or is rewritten during the build is
+left, whole, to the next build.
 
 - A **table** model is computed once, written to `<data_dir>/<folder>/<model>.parquet` (COPY to a temporary
   file, then an atomic rename) and kept in memory for the models downstream of it in the same run; a later run
-  that does not select it reads its Parquet file.
-- A **view** model is never written. Within a run, a view read by two or more models of the run (or by queries
-  announced with `reads`) is computed once into a TEMP table holding only the columns its readers take (DuckDB's
-  own projection pushdown tells which, see `columns_read`); a view read once, or not at all, stays a TEMP view,
-  computed inside its one reader with pushdown. A run that needs it without selecting it computes it inline from
-  its own SQL (a view over the raw Parquet); and the warehouse file holds it as a real view (see `warehouse.py`).
+  that does not select it reads its Parquet file. An unpublished one is never written: a run that needs it
+  without selecting it computes it inline from its own SQL, and the warehouse file holds it as a real view (see
+  `warehouse.py`).
 - An **incremental** model keeps its table in `<data_dir>/_state/models.duckdb` (see `incremental.py`). A run
   finds the unique_key values the changes since its last update touch: the values in raw partitions added,
   rewritten or removed since (and in its own rows from those partitions), and in the rows its incremental
@@ -43,7 +42,6 @@ from __future__ import annotations
 
 import functools
 import graphlib
-import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -69,7 +67,7 @@ SQL_DIR = Path(__file__).resolve().parents[1] / "dbt_like_sql"
 
 VAR_ENV_PREFIX = "ORDERS_VAR_"
 
-MATERIALIZATIONS = ("table", "view", "incremental")
+MATERIALIZATIONS = ("table", "incremental")
 """What `{{ config(materialized=...) }}` accepts; 'table' is the default."""
 
 CONFIG_KEYS = {"materialized", "unique_key", "publish", "incremental_strategy"}
@@ -99,11 +97,6 @@ class Model:
     incremental_strategy: str = "by_key"
 
     @property
-    def is_view(self) -> bool:
-        """Whether the model is computed, not written (config materialized=view)."""
-        return self.materialized == "view"
-
-    @property
     def is_incremental(self) -> bool:
         """Whether the model keeps its table between runs and updates it by unique_key."""
         return self.materialized == "incremental"
@@ -115,11 +108,11 @@ class Model:
 
     @property
     def is_published(self) -> bool:
-        """Whether the model is written to `<data_dir>/<layer>/<name>.parquet` (a view never is)."""
-        return not self.is_view and self.publish
+        """Whether the model is written to `<data_dir>/<layer>/<name>.parquet` (config publish, true by default)."""
+        return self.publish
 
     def output_path(self, data_dir: Path) -> Path:
-        """Where a published model is written (a view model has no file)."""
+        """Where a published model is written."""
         return Path(data_dir) / self.layer / f"{self.name}.parquet"
 
 
@@ -250,7 +243,9 @@ def _check_config(settings: dict[str, Any], where: str) -> None:
         )
     materialized = settings.get("materialized", "table")
     if materialized not in MATERIALIZATIONS:
-        raise SqlProjectError(f"{where}: materialized={materialized!r} is not one of {', '.join(MATERIALIZATIONS)}")
+        hint = "; for a model that is not written, use publish=false" if materialized == "view" else ""
+        known = ", ".join(MATERIALIZATIONS)
+        raise SqlProjectError(f"{where}: materialized={materialized!r} is not one of {known}{hint}")
     key = settings.get("unique_key")
     if materialized == "incremental" and not (isinstance(key, str) and key.isidentifier()):
         raise SqlProjectError(f"{where}: materialized='incremental' needs unique_key='<column>' (got {key!r})")
@@ -341,9 +336,9 @@ class ModelResult:
     """What one model build produced."""
 
     name: str
-    path: Path | None  # the Parquet file of a table model; None for a view model
+    path: Path | None  # the Parquet file of a published model; None for an unpublished one
     row_count: int
-    preview: Any  # pandas.DataFrame of the first rows; None for a view that stayed a view (not computed)
+    preview: Any  # pandas.DataFrame of the first rows
     sql: str  # the rendered model, as run
     materialized: str = "table"
     refresh: str = ""  # for an incremental model: how its table was brought up to date, and why
@@ -374,24 +369,6 @@ def render_template(
         raise _template_error(label, error) from error
 
 
-PLACEHOLDER_OPTIMIZERS_OFF = "statistics_propagation,empty_result_pullup,filter_pushdown"
-"""Optimizers that would hide what a query reads from an empty table: statistics of empty columns fold filters
-and scans away, and a filter pushed into a scan lists its columns only as text."""
-
-
-def _scanned_columns(plan: list | dict, table: str) -> set[str]:
-    """The columns every scan of `table` in an EXPLAIN (FORMAT JSON) plan projects."""
-    columns: set[str] = set()
-    nodes = plan if isinstance(plan, list) else [plan]
-    for node in nodes:
-        info = node.get("extra_info", {})
-        if isinstance(info, dict) and str(info.get("Table", "")).split(".")[-1].strip('"') == table:
-            projections = info.get("Projections", [])
-            columns.update([projections] if isinstance(projections, str) else projections)
-        columns |= _scanned_columns(node.get("children", []), table)
-    return columns
-
-
 def execute_sql(con: duckdb.DuckDBPyConnection, label: str, sql: str) -> duckdb.DuckDBPyConnection:
     """Run SQL; a DuckDB error becomes `file:line: message` (lines of the rendered file match the source)."""
     try:
@@ -401,53 +378,6 @@ def execute_sql(con: duckdb.DuckDBPyConnection, label: str, sql: str) -> duckdb.
         match = re.search(r"LINE (\d+):", message)
         where = f"{label}:{match.group(1)}" if match else label
         raise SqlProjectError(f"{where}: {message}") from error
-
-
-def columns_read(
-    project: Project, readers: Mapping[str, Iterable[tuple[str, str]]], vars: Mapping[str, Any] | None = None
-) -> dict[str, list[str]]:
-    """For each model in `readers` (name -> the (label, SQL template) of the queries that read it), the columns
-    those queries take from it, in the model's column order.
-
-    The models are created as empty tables in a scratch connection (each when a query first refs it) and every
-    reader is EXPLAINed there, so the answer is DuckDB's own projection pushdown: a column it missed would make
-    the reader fail loudly, never return wrong rows."""
-    scratch = duckdb.connect(":memory:")
-    try:
-        scratch.execute(f"set disabled_optimizers = '{PLACEHOLDER_OPTIMIZERS_OFF}'")
-        created: set[str] = set()
-
-        def source(source_name: str, table: str) -> str:
-            name = f"{source_name}__{table}"
-            if name not in created:
-                scratch.register(name, empty_source_table(SOURCES[(source_name, table)].schema))
-                created.add(name)
-            return f'"{name}"'
-
-        def ref(name: str) -> str:
-            if name not in created:
-                model = project.models[name]
-                label = project.relpath(model)
-                sql = render_template(model.template, label, ref, source, vars)
-                execute_sql(scratch, label, f'create table "{name}" as {sql}\n')
-                created.add(name)
-            return f'"{name}"'
-
-        used: dict[str, set[str]] = {}
-        for name, queries in readers.items():
-            ref(name)
-            used[name] = set()
-            for label, template in queries:
-                sql = render_template(template, label, ref, source, vars)
-                ((_, plan),) = execute_sql(scratch, label, f"explain (format json) {sql}").fetchall()
-                used[name] |= _scanned_columns(json.loads(plan), name)
-        read: dict[str, list[str]] = {}
-        for name, columns_used in used.items():
-            columns = [row[0] for row in scratch.execute(f'describe "{name}"').fetchall()]
-            read[name] = [column for column in columns if column in columns_used] or columns[:1]
-        return read
-    finally:
-        scratch.close()
 
 
 @dataclass(frozen=True)
@@ -474,11 +404,13 @@ class Build:
     full_refresh: bool = False  # recompute incremental models from scratch
     con: duckdb.DuckDBPyConnection = field(init=False)
     _in_memory: set[str] = field(init=False, default_factory=set)  # models computed by this session (tables)
-    _attached: set[str] = field(init=False, default_factory=set)  # unselected models: Parquet views, inline views
+    _attached: set[str] = field(init=False, default_factory=set)  # unselected models: kept, Parquet or inline views
     _state: incremental.StateStore | None = field(init=False, default=None)
     _state_unavailable: str | None = field(init=False, default=None)  # why incremental models cannot persist
     _deltas: dict[str, Delta | None] = field(init=False, default_factory=dict)  # this run's updates (None: full)
     _indexes: incremental.PartitionIndexes | None = field(init=False, default=None)
+    _snapshot: incremental.RawSnapshot | None = field(init=False, default=None)  # the raw partitions this build reads
+    _sources_read: set[str] = field(init=False, default_factory=set)  # relations of raw tables over the snapshot
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -493,19 +425,32 @@ class Build:
 
     def __exit__(self, *exc: object) -> None:
         self.con.close()
+        if self._snapshot is not None:
+            self._snapshot.close()
 
     # ----- relations
 
+    def snapshot(self) -> incremental.RawSnapshot:
+        """The raw partitions this build reads, pinned when it first reads one; every model reads and records them."""
+        if self._snapshot is None:
+            self._snapshot = incremental.RawSnapshot(self.data_dir, [src.table for src in SOURCES.values()])
+        return self._snapshot
+
     def source_relation(self, source_name: str, table: str) -> str:
-        """`read_parquet` over the landed partitions, or an empty typed table when none has landed."""
+        """A raw table as this build reads it: a view over the snapshot's partitions, or an empty typed table when
+        none had landed (one name whatever the snapshot, so a model's rendered SQL is the same from build to build)."""
         src = SOURCES[(source_name, table)]
-        if src.has_data(self.data_dir):
-            return (
-                f"read_parquet({sql_literal(src.glob(self.data_dir))}, hive_partitioning = true, "
-                f"union_by_name = true, hive_types = {{'dt': date}})"
-            )
-        name = f"__empty_{source_name}__{table}"
-        self.con.register(name, empty_source_table(src.schema))
+        name = f"{source_name}__{table}"
+        if name not in self._sources_read:
+            if self.snapshot().fingerprints[src.table]:
+                self.con.execute(
+                    f'create temp view "{name}" as select * from read_parquet('
+                    f"{sql_literal(src.glob(self.snapshot().root))}, hive_partitioning = true, union_by_name = true, "
+                    f"hive_types = {{'dt': date}})"
+                )
+            else:
+                self.con.register(name, empty_source_table(src.schema))
+            self._sources_read.add(name)
         return f'"{name}"'
 
     def relation(self, name: str) -> str:
@@ -559,11 +504,10 @@ class Build:
         """Run SQL in this session; a DuckDB error becomes `file:line: message`."""
         return execute_sql(self.con, label, sql)
 
-    def build_model(self, name: str, columns: list[str] | None = None, inline: bool = False) -> ModelResult:
-        """Compute the model into a session table (same line numbers as the file); publish a table model as Parquet
-        atomically. A view model becomes a TEMP table of this session (of `columns` only, when given) read by the
-        models downstream of it, or with `inline` a TEMP view that its one reader computes. An incremental model
-        updates its kept table (see `_update_incremental`) or, when it cannot be kept, is computed like a table."""
+    def build_model(self, name: str) -> ModelResult:
+        """Compute the model into a session table (same line numbers as the file); publish it as Parquet atomically
+        unless publish=false. An incremental model updates its kept table (see `_update_incremental`) or, when it
+        cannot be kept, is computed like a table."""
         model = self.project.models[name]
         label = self.project.relpath(model)
         sql = self.render(name)
@@ -573,13 +517,8 @@ class Build:
         if model.is_incremental and self.state() is not None:
             refresh = self._update_incremental(model, sql)
             self.con.execute(f'create temp view "{name}" as select * from {incremental.kept_table(name)}')
-        elif inline:
-            self.execute(label, f'create temp view "{name}" as {sql}\n')
-        elif columns is not None:
-            selected = ", ".join(f'"{column}"' for column in columns)
-            self.execute(label, f'create temp table "{name}" as select {selected} from ({sql}\n)')
         else:
-            self.execute(label, f'create {"temp " if model.is_view else ""}table "{name}" as {sql}\n')
+            self.execute(label, f'create table "{name}" as {sql}\n')
             if model.is_incremental:
                 refresh = f"full, not kept: {self._state_unavailable}"
         self._in_memory.add(name)
@@ -594,7 +533,7 @@ class Build:
             finally:
                 tmp.unlink(missing_ok=True)
         ((row_count,),) = self.con.execute(f'select count(*) from "{name}"').fetchall()
-        preview = None if inline else self.con.execute(f'select * from "{name}" limit 10').df()
+        preview = self.con.execute(f'select * from "{name}" limit 10').df()
         return ModelResult(name=name, path=out, row_count=row_count, preview=preview, sql=sql,
                            materialized=model.materialized, refresh=refresh)
 
@@ -611,15 +550,16 @@ class Build:
                 self._state_unavailable = f"{path} is in use ({str(error).splitlines()[0]})"
                 return None
             self._state = incremental.StateStore(self.con)
-            self._indexes = incremental.PartitionIndexes(self._state, self.data_dir)
+            self._indexes = incremental.PartitionIndexes(self._state, self.snapshot())
         return self._state
 
     def _source_fingerprints(self, model: Model) -> dict[str, incremental.Fingerprint]:
-        """The partitions of every raw table the model reads, as they are now."""
-        return {SOURCES[src].table: incremental.fingerprint(self.data_dir / SOURCES[src].table) for src in model.sources}
+        """The partitions of every raw table the model reads, as this build's snapshot holds them."""
+        return {SOURCES[src].table: self.snapshot().fingerprints[SOURCES[src].table] for src in model.sources}
 
     def _kept_table_is_current(self, name: str) -> bool:
-        """Whether the model's kept table reflects the raw partitions now and the kept tables it was computed from."""
+        """Whether the model's kept table reflects the snapshot's raw partitions and the kept tables it was computed
+        from."""
         state = self.state()
         before = state.load(name) if state is not None else None
         if before is None:
@@ -668,7 +608,7 @@ class Build:
         assert keys is not None
         ((count,),) = self.con.execute(f'select count(*) from "{keys}"').fetchall()
         if not model.is_tail:
-            scoped_sql = self._render_scoped(model, keys, now) if count else f"select * from {target} limit 0"
+            scoped_sql = self._render_scoped(model, keys) if count else f"select * from {target} limit 0"
             self.execute(label, f'create or replace temp table "{new}" as {scoped_sql}\n')
         deleted = self._deleted_keys(model, keys)
         with incremental.transaction(self.con):
@@ -768,7 +708,7 @@ class Build:
                 continue
             if model.unique_key not in SOURCES[src].schema.names or PARTITION_COLUMN.name not in columns:
                 return None, f"raw {table} changed and cannot be scoped by {model.unique_key}"
-            files = incremental.partition_files(self.data_dir / table, now[table], changed)
+            files = self.snapshot().files(table, changed)
             parts.append(f"select {key} from {read_files(self.con, SOURCES[src], files)}")
             parts.append(f"select {key} from {target} where dt in ({date_list(changed)})")
         for ref in model.refs:
@@ -787,7 +727,7 @@ class Build:
         self.con.execute(f'create or replace temp table "{name}" as select distinct {key} from ({body})')
         return name, None
 
-    def _render_scoped(self, model: Model, keys: str, now: dict[str, incremental.Fingerprint]) -> str:
+    def _render_scoped(self, model: Model, keys: str) -> str:
         """The model's SQL over only the input rows whose unique_key is in `keys` (each input must have it); a raw
         table is read only in the partitions its partition index lists for those keys."""
         label = self.project.relpath(model)
@@ -795,9 +735,8 @@ class Build:
         def scoped_source(source_name: str, table: str) -> str:
             src = SOURCES[(source_name, table)]
             assert self._indexes is not None
-            dts = self._indexes.partitions_holding(src, model.unique_key, keys, now[src.table])
-            files = incremental.partition_files(self.data_dir / src.table, now[src.table], dts)
-            return scoped(read_files(self.con, src, files), table)
+            dts = self._indexes.partitions_holding(src, model.unique_key, keys)
+            return scoped(read_files(self.con, src, self.snapshot().files(src.table, dts)), table)
 
         def scoped(relation: str, input_name: str) -> str:
             view = f"__scoped_{model.name}__{input_name}"
@@ -828,36 +767,20 @@ class Build:
         """Build the named models (default: all) in topological order, yielding each result as it is done.
 
         `reads` are the SQL templates that will query the session after the run (e.g. checks): the models they ref
-        are kept, with the columns they read (`select *` keeps them all). Everything else is dropped once no later
-        model of the run needs it, to keep memory flat.
+        are kept. Everything else is dropped once no later model of the run needs it, to keep memory flat.
         """
         selected = set(self.project.models if names is None else names)
         unknown = selected - set(self.project.models)
         if unknown:
             raise SqlProjectError(f"unknown models: {', '.join(sorted(unknown))}")
         order = [name for name in self.project.order if name in selected]
-        later = [(f"<read {i + 1}>", template) for i, template in enumerate(reads)]
-        later_refs = [self._refs_of(template, label) for label, template in later]
-        keep = set().union(*later_refs)
-        models = self.project.models
-        readers = {  # each view of the run that may be narrowed -> the queries that read it, models first
-            name: [(self.project.relpath(models[reader]), models[reader].template)
-                   for reader in order if name in models[reader].refs]
-            + [query for query, refs in zip(later, later_refs) if name in refs]
-            for name in order if models[name].is_view
-        }
-        inline = {name for name, queries in readers.items() if len(queries) < 2}
-        columns = columns_read(
-            self.project, {name: queries for name, queries in readers.items() if name not in inline}, self.vars
-        )
-        position = {name: i for i, name in enumerate(order)}
+        keep = set().union(*(self._refs_of(template, f"<read {i + 1}>") for i, template in enumerate(reads)))
         last_use = {name: len(order) if name in keep else i for i, name in enumerate(order)}
-        for name in reversed(order):  # an inline view reads its upstream when its reader runs
-            needed_until = last_use[name] if name in inline else position[name]
-            for upstream in self.project.upstream(name):
-                last_use[upstream] = max(last_use.get(upstream, needed_until), needed_until)
         for i, name in enumerate(order):
-            yield self.build_model(name, columns.get(name), inline=name in inline)
+            for upstream in self.project.upstream(name):
+                last_use[upstream] = max(last_use.get(upstream, i), i)
+        for i, name in enumerate(order):
+            yield self.build_model(name)
             for done, last in list(last_use.items()):
                 if last <= i and done in self._in_memory:
                     self._drop(done)

@@ -1,7 +1,7 @@
 """Rebuild `<data_dir>/warehouse.duckdb`: views over the raw Parquet and the models (no Dagster here).
 
-A published model (a mart) is a view over its Parquet file; a model that is not published (staging: views and
-incremental models kept only in the build's state database) is a real view whose SQL is the rendered model, over the
+A published model (a mart) is a view over its Parquet file; a model that is not published (staging: incremental
+models kept only in the build's state database) is a real view whose SQL is the rendered model, over the
 raw views, so `from stg_orders` computes the current orders from the raw Parquet when
 queried. The file only holds views with absolute paths, so it is tiny and cheap to rebuild. It is written to a temporary
 file and renamed over the old one, so a user holding the old file open in the DuckDB CLI never blocks the
@@ -25,7 +25,7 @@ WAREHOUSE_FILE = "warehouse.duckdb"
 
 
 def view_sql(project: Project, name: str, vars: Mapping[str, Any] | None = None) -> str:
-    """A view model rendered for the warehouse: refs and sources name the warehouse's own relations."""
+    """An unpublished model rendered for the warehouse: refs and sources name the warehouse's own relations."""
     model = project.models[name]
     return render_template(
         model.template,

@@ -1,9 +1,11 @@
 """Incremental models: after new, rewritten, shrunk or removed raw partitions, an update by key gives exactly what a
 build from scratch gives, and it recomputes only the keys the change touched."""
 
+import os
 import shutil
 import subprocess
 import sys
+import time
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -231,3 +233,61 @@ def test_a_quarantined_purchase_date_is_a_null_key_updated_like_any_other(shop, 
     assert after == from_scratch(shop, tmp_path)
     unknown_day = [row for row in after["sku_daily_sales"] if row[0] is None]
     assert len(unknown_day) == 1 and unknown_day[0][4] == "SKU-E" and unknown_day[0][10] == Decimal("36.00")
+
+
+def kept(data_dir: Path) -> dict[str, list[tuple]]:
+    """Every incremental model's kept table and every published file, as the last build left them, sorted."""
+    with sql.Build(PROJECT, data_dir) as session:
+        con = session.state().con
+        rows = {name: con.execute(f"select * from {incremental.kept_table(name)} order by all").fetchall()
+                for name, model in PROJECT.models.items() if model.is_incremental}
+        for name, model in PROJECT.models.items():
+            if model.is_published:
+                path = sql.sql_literal(str(model.output_path(data_dir)))
+                rows[f"{name}.parquet"] = con.execute(f"select * from read_parquet({path}) order by all").fetchall()
+        return rows
+
+
+def land_the_last_day(data_dir: Path) -> None:
+    """The fixture shop's last day (03-03) lands, as a concurrent ingest run publishes it."""
+    write_raw(data_dir, versions_on("2024-03-03"))
+
+
+def rewrite_a_day(data_dir: Path) -> None:
+    """03-02 is fetched again into new files: O4 alone is left, with another quantity."""
+    again = [v for v in versions_on("2024-03-02") if v[1]["amazon_order_id"] == "O4"]
+    again[0][2][0]["quantity_ordered"] = 7
+    remove_partition(data_dir, "2024-03-02")
+    write_raw(data_dir, again)
+
+
+@pytest.mark.parametrize("publish", [land_the_last_day, rewrite_a_day])
+def test_raw_published_during_a_build_is_read_by_none_of_its_models_and_by_the_next_build(shop, tmp_path, publish):
+    as_the_build_started = from_scratch(shop, tmp_path)
+    with sql.Build(PROJECT, shop) as session:
+        for result in session.run():  # the models are built one by one; ingest publishes between two of them
+            if result.name == "stg_orders":
+                publish(shop)
+    during = kept(shop)
+    assert during == {name: as_the_build_started[name] for name in during}  # every model read the same snapshot
+
+    results = build(shop)
+    assert refreshes(results)["stg_order_status_history"] != "incremental: 0 amazon_order_id value(s) recomputed"
+    assert all(refresh.startswith("incremental") for refresh in refreshes(results).values())
+    assert contents(shop) == from_scratch(shop, tmp_path)
+
+
+def test_a_build_removes_its_snapshot_and_those_crashed_builds_left(shop):
+    snapshots = shop / incremental.STATE_DIR / incremental.SNAPSHOTS_DIR
+    crashed, running = snapshots / "crashed", snapshots / "running"  # a build of another process runs meanwhile
+    for folder in (crashed, running):
+        (folder / "orders").mkdir(parents=True)
+    a_day_ago = time.time() - incremental.STALE_SNAPSHOT_SECONDS - 60
+    os.utime(crashed, (a_day_ago, a_day_ago))
+    with sql.Build(PROJECT, shop) as session:
+        list(session.run(["stg_orders"]))
+        (ours,) = set(snapshots.iterdir()) - {running}
+        pinned = {path.relative_to(ours).as_posix() for path in ours.rglob("*.parquet")}
+        assert pinned == {f"{table}/dt={dt}/part-0.parquet"
+                          for table in RAW_TABLES for dt in ("2024-02-20", "2024-03-01", "2024-03-02")}
+    assert list(snapshots.iterdir()) == [running]

@@ -430,7 +430,7 @@ def test_materialize_through_dagster(tmp_path, monkeypatch):
     assert {e.asset_key.path[-1] for e in subset.get_asset_materialization_events()} == {"sku_sales_trends"}
     assert (tmp_path / "marts" / "sku_sales_trends.parquet").exists()
 
-    # ... and computes its unselected upstream views inline, from the raw Parquet
+    # ... and reads its unselected upstream staging models from their kept tables
     (tmp_path / "marts" / "sku_daily_sales.parquet").unlink()
     subset = dg.materialize(analytics_assets, instance=instance, selection=["sku_daily_sales"])
     assert subset.success

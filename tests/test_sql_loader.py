@@ -176,27 +176,27 @@ def test_warehouse_rebuild_does_not_wait_for_a_reader(tmp_path):
         reader.close()
 
 
-VIEW_PROJECT = {
-    "staging/a.sql": "-- a doc\n{{ config(materialized='view') }}\nselect 41 as x\n",
-    "staging/b.sql": "{{ config(materialized='view') }}\nselect x + 1 as y from {{ ref('a') }}\n",
+UNPUBLISHED_PROJECT = {
+    "staging/a.sql": "-- a doc\n{{ config(publish=false) }}\nselect 41 as x\n",
+    "staging/b.sql": "{{ config(materialized='table', publish=false) }}\nselect x + 1 as y from {{ ref('a') }}\n",
     "marts/c.sql": "select y * 2 as z from {{ ref('b') }}\n",
 }
 
 
-def test_config_materialized_view(tmp_path):
-    project = sql.load_project(write_models(tmp_path, VIEW_PROJECT))
-    assert [project.models[n].materialized for n in ("a", "b", "c")] == ["view", "view", "table"]
+def test_config_publish_false(tmp_path):
+    project = sql.load_project(write_models(tmp_path, UNPUBLISHED_PROJECT))
+    assert [project.models[n].is_published for n in ("a", "b", "c")] == [False, False, True]
     assert project.models["a"].description == "a doc"
     results = {r.name: r for r in sql.build(tmp_path / "data", project=project)}
-    assert (results["a"].path, results["a"].row_count, results["a"].materialized) == (None, 1, "view")
+    assert (results["a"].path, results["a"].row_count, results["a"].materialized) == (None, 1, "table")
     assert "select 41 as x" in results["a"].sql
     assert results["c"].path == tmp_path / "data" / "marts" / "c.parquet"
-    assert not (tmp_path / "data" / "staging").exists()  # views are never written
+    assert not (tmp_path / "data" / "staging").exists()  # unpublished models are never written
     assert duckdb.sql(f"from '{results['c'].path}'").fetchall() == [(84,)]
 
 
-def test_subset_computes_unselected_views_inline(tmp_path):
-    project = sql.load_project(write_models(tmp_path, VIEW_PROJECT))
+def test_subset_computes_unselected_unpublished_models_inline(tmp_path):
+    project = sql.load_project(write_models(tmp_path, UNPUBLISHED_PROJECT))
     (result,) = sql.build(tmp_path / "data", select=["c"], project=project)  # a and b: no file, computed inline
     assert result.row_count == 1 and duckdb.sql(f"from '{result.path}'").fetchall() == [(84,)]
     with sql.Build(project, tmp_path / "data") as build:
@@ -205,9 +205,9 @@ def test_subset_computes_unselected_views_inline(tmp_path):
         assert build.query("select * from {{ ref('b') }}").to_dict("records") == [{"y": 42}]
 
 
-def test_warehouse_holds_view_models_as_views(tmp_path):
-    project = sql.load_project(write_models(tmp_path, VIEW_PROJECT))
-    path, relations = build_warehouse(tmp_path / "data", project)  # nothing built: views need no file
+def test_warehouse_holds_unpublished_models_as_views(tmp_path):
+    project = sql.load_project(write_models(tmp_path, UNPUBLISHED_PROJECT))
+    path, relations = build_warehouse(tmp_path / "data", project)  # nothing built: they need no file
     assert {"a", "b"} <= set(relations) and "c" not in relations
     sql.build(tmp_path / "data", project=project)
     path, relations = build_warehouse(tmp_path / "data", project)
@@ -237,6 +237,9 @@ def test_staging_views_agree_between_session_and_warehouse(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
+    ("{{ config(materialized='view') }}\nselect 1\n",
+     r"^models_dir/staging/a\.sql:1: materialized='view' is not one of table, incremental; "
+     r"for a model that is not written, use publish=false$"),
     ("{{ config(materialized='snapshot') }}\nselect 1\n", r"staging/a\.sql:1: materialized='snapshot' is not"),
     ("{{ config(materialized='incremental') }}\nselect 1\n", r"staging/a\.sql:1: .* needs unique_key='<column>'"),
     ("select 1 as x\n{{ config(unique_key='x') }}\n", r"staging/a\.sql:2: unique_key applies to materialized='incremental'"),
@@ -265,43 +268,23 @@ def test_build_defaults_to_orders_data_dir(tmp_path, monkeypatch):
     assert results and all(str(result.path).startswith(str(tmp_path / "from_env")) for result in results if result.path)
 
 
-PRUNING_PROJECT = {
-    "staging/wide.sql": "{{ config(materialized='view') }}\n"
-                        "select range as id, range * 10 as amount, 'x' || range as label, range % 2 = 0 as is_even\n"
-                        "from range(4)\n",
-    "staging/once.sql": "{{ config(materialized='view') }}\nselect label from {{ ref('wide') }}\n",
-    "marts/totals.sql": "select sum(amount) as amount from {{ ref('wide') }} where is_even\n",
-    "marts/labels.sql": "select string_agg(label, ',' order by label) as labels from {{ ref('once') }}\n",
+CHAIN_PROJECT = {
+    "staging/wide.sql": "{{ config(publish=false) }}\nselect range as id, range * 10 as amount from range(4)\n",
+    "staging/even.sql": "{{ config(publish=false) }}\nselect * from {{ ref('wide') }} where id % 2 = 0\n",
+    "marts/totals.sql": "select sum(amount) as amount from {{ ref('even') }}\n",
 }
 
 
-def test_columns_read_are_what_duckdb_projects(tmp_path):
-    project = sql.load_project(write_models(tmp_path, PRUNING_PROJECT))
-    readers = {
-        "wide": [("a", "select sum(amount) from {{ ref('wide') }} where is_even"), ("b", "select * from {{ ref('wide') }}")],
-        "once": [("c", "select count(*) from {{ ref('once') }}")],
-    }
-    assert sql.columns_read(project, {"wide": readers["wide"][:1]}) == {"wide": ["amount", "is_even"]}
-    assert sql.columns_read(project, readers) == {"wide": ["id", "amount", "label", "is_even"], "once": ["label"]}
-    with pytest.raises(sql.SqlProjectError, match=r"^a:1: Binder Error: .*no_such_column"):
-        sql.columns_read(project, {"wide": [("a", "select no_such_column from {{ ref('wide') }}")]})
-
-
-def test_a_view_read_twice_is_a_table_of_the_columns_read_and_a_view_read_once_stays_a_view(tmp_path):
-    project = sql.load_project(write_models(tmp_path, PRUNING_PROJECT))
+def test_a_run_keeps_in_memory_only_the_models_later_models_or_reads_need(tmp_path):
+    project = sql.load_project(write_models(tmp_path, CHAIN_PROJECT))
     with sql.Build(project, tmp_path / "data") as build:
-        results = {r.name: r for r in build.run(reads=["select max(amount) from {{ ref('wide') }}"])}
-        # wide is read by once (label), totals (amount, is_even) and the later read (amount): a table without id
-        assert list(results["wide"].preview.columns) == ["amount", "label", "is_even"]
-        assert results["once"].preview is None and results["once"].row_count == 4  # read by labels only: a view
-        kinds = dict(build.con.execute(
-            "select table_name, 'table' from duckdb_tables() union all "
-            "select view_name, 'view' from duckdb_views() where not internal").fetchall())
-        assert kinds == {"wide": "table"}  # kept for the read; once was dropped after labels
+        held = []
+        for result in build.run(reads=["select max(amount) as m from {{ ref('wide') }}"]):
+            held.append((result.name, sorted(row[0] for row in build.con.execute(
+                "select table_name from duckdb_tables() union all select view_name from duckdb_views() "
+                "where not internal").fetchall())))
+        # even is dropped once totals is built; wide stays for the read announced with `reads`
+        assert held == [("wide", ["wide"]), ("even", ["even", "wide"]), ("totals", ["even", "totals", "wide"])]
         assert build.query("select max(amount) as m from {{ ref('wide') }}").to_dict("records") == [{"m": 30}]
+        assert build.con.execute("select table_name from duckdb_tables() order by all").fetchall() == [("wide",)]
     assert duckdb.sql(f"from '{tmp_path}/data/marts/totals.parquet'").fetchall() == [(20,)]
-    assert duckdb.sql(f"from '{tmp_path}/data/marts/labels.parquet'").fetchall() == [("x0,x1,x2,x3",)]
-
-    with sql.Build(project, tmp_path / "data") as build:
-        results = {r.name: r for r in build.run(["wide", "totals", "labels"])}  # wide read by totals alone
-        assert results["wide"].preview is None and results["wide"].row_count == 4

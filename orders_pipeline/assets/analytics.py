@@ -1,12 +1,11 @@
 """The `dbt_like_sql/` models as Dagster assets (group `analytics`), their checks and their automation.
 
 One multi-asset holds every model plus the `warehouse` file: one process and one DuckDB connection build the
-selected models in dependency order. Marts are published as Parquet; staging is never written as Parquet: a view
-model is computed once per run for the models downstream, and an incremental model (stg_orders, stg_order_items,
-and the marts sku_daily_sales and sales_by_channel) is updated by key in the build's state database, so a run
-recomputes only the orders and purchase days that changed. The materialization of an unpublished model records
-its rendered definition and row count, and the warehouse holds it as a view; an incremental model's says how it
-was refreshed (`refresh`). A subset run reads unselected models from their kept table or Parquet, else inline.
+selected models in dependency order. Marts are published as Parquet; staging is never written as Parquet. An
+incremental model (the staging models, the day-grained and the trend marts) is updated by key in the build's state
+database, so a run recomputes only the orders and days that changed. The materialization of an unpublished model
+records its rendered definition and row count, and the warehouse holds it as a view; an incremental model's says
+how it was refreshed (`refresh`). A subset run reads unselected models from their kept table or Parquet, else inline.
 The raw assets `orders` and `order_items` are upstream; when their partitions land, the automation sensor
 refreshes the models.
 """
@@ -266,7 +265,7 @@ def _built_line(result: sql.ModelResult) -> str:
 
 
 def _model_metadata(result: sql.ModelResult, data_dir: Path) -> dict[str, object]:
-    """Row count, a preview, and the file (table) or the definition (view) of one model."""
+    """Row count, a preview, and the file (published) or the definition (unpublished) of one model."""
     metadata: dict[str, object] = {
         "dagster/row_count": result.row_count,
         "materialized": result.materialized,
@@ -274,8 +273,7 @@ def _model_metadata(result: sql.ModelResult, data_dir: Path) -> dict[str, object
     }
     if result.refresh:
         metadata["refresh"] = result.refresh
-    if result.preview is not None:  # a view its one reader computed has no rows of its own to show
-        metadata["preview"] = dg.MetadataValue.md(result.preview.head(10).to_markdown(index=False))
+    metadata["preview"] = dg.MetadataValue.md(result.preview.head(10).to_markdown(index=False))
     if result.path is None:
         metadata["definition"] = dg.MetadataValue.md(f"```sql\n{result.sql.strip()}\n```")
     else:
