@@ -77,13 +77,13 @@ def partition_days(root: Path, table: str) -> list[date]:
 def write_manifest(directory: Path, content: dict) -> Path:
     """Atomically write the JSON sidecar describing a committed partition (readers of *.parquet ignore it)."""
     path = directory / MANIFEST_FILE
-    temp_path = _temp_path(directory)
+    temp = temp_path(directory)
     try:
-        temp_path.write_text(json.dumps(content, indent=1, sort_keys=True, default=str))
-        _fsync_file(temp_path)
-        os.replace(temp_path, path)
+        temp.write_text(json.dumps(content, indent=1, sort_keys=True, default=str))
+        _fsync_file(temp)
+        os.replace(temp, path)
     finally:
-        temp_path.unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
     _fsync_dir(directory)
     return path
 
@@ -128,7 +128,7 @@ class PartitionWriter:
         self._hashes: list[np.ndarray] = []  # one int64 array of key hashes per batch, in file order
         self._pending: list[pa.Table] = []  # small batches held until they make one row group
         self._pending_rows = 0
-        self._temp_path = _temp_path(directory)
+        self._temp_path = temp_path(directory)
         self._writer: pq.ParquetWriter | None = None
 
     def write(self, table: pa.Table) -> None:
@@ -266,7 +266,7 @@ class PartitionWriter:
 
     def _rewrite_temp(self, superseded: np.ndarray, committed: Path | None, refetched: np.ndarray) -> None:
         """Copy the fetch without its superseded rows, then the committed versions not fetched again, and swap the copy in."""
-        copy_path = _temp_path(self.directory)
+        copy_path = temp_path(self.directory)
         try:
             with pq.ParquetWriter(copy_path, self.schema, compression="zstd") as copy:
                 for start, group in _row_groups(self._temp_path):
@@ -316,7 +316,7 @@ def remove_abandoned_temp_files(directory: Path, older_than: float = ABANDONED_A
                 temp.unlink()
 
 
-def _temp_path(directory: Path) -> Path:
+def temp_path(directory: Path) -> Path:
     """A hidden name no other writer, process or host can pick (readers glob *.parquet and skip it)."""
     return directory / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
 

@@ -19,6 +19,7 @@ import duckdb
 
 from orders_pipeline.sources import SOURCES, empty_source_table, sql_literal
 from orders_pipeline.sql import Project, SqlProjectError, render_template
+from orders_pipeline.storage import remove_abandoned_temp_files, temp_path
 
 STORAGE_VERSION = "v1.0.0"  # readable by the `duckdb` CLI package (1.x) as well as by duckdb 2.x
 WAREHOUSE_FILE = "warehouse.duckdb"
@@ -45,9 +46,8 @@ def build_warehouse(
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     target = data_dir / WAREHOUSE_FILE
-    tmp = data_dir / f".{WAREHOUSE_FILE}.{os.getpid()}.tmp"
-    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-        leftover.unlink(missing_ok=True)
+    remove_abandoned_temp_files(data_dir)  # only files no live build can own: a concurrent build's stays
+    tmp = temp_path(data_dir)
     names: list[str] = []
     try:
         con = duckdb.connect(str(tmp), config={"storage_compatibility_version": STORAGE_VERSION})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
+import time
 from pathlib import Path
 
 import duckdb
@@ -288,3 +290,17 @@ def test_a_run_keeps_in_memory_only_the_models_later_models_or_reads_need(tmp_pa
         assert build.query("select max(amount) as m from {{ ref('wide') }}").to_dict("records") == [{"m": 30}]
         assert build.con.execute("select table_name from duckdb_tables() order by all").fetchall() == [("wide",)]
     assert duckdb.sql(f"from '{tmp_path}/data/marts/totals.parquet'").fetchall() == [(20,)]
+
+
+def test_warehouse_builds_leave_a_concurrent_builds_temp_file_alone(tmp_path):
+    """Another container's build (same pid, other host) is writing its temp file; only abandoned ones go."""
+    sql.build(tmp_path)
+    in_progress = [tmp_path / f".warehouse.duckdb.{os.getpid()}.tmp", tmp_path / ".tmp-another-build"]
+    abandoned = tmp_path / ".tmp-a-build-killed-days-ago"
+    for path in [*in_progress, abandoned]:
+        path.write_bytes(b"a warehouse being written")
+    days_ago = time.time() - 3 * 86_400
+    os.utime(abandoned, (days_ago, days_ago))
+    build_warehouse(tmp_path, sql.load_project())
+    assert all(path.exists() for path in in_progress) and not abandoned.exists()
+    assert not [path for path in tmp_path.glob(".tmp-*") if path not in in_progress]
