@@ -22,7 +22,7 @@ from orders_pipeline.mws.schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
 from orders_pipeline.storage import MergeCounts, PartitionWriter, partition_dir
 
 SAFETY_LAG = timedelta(minutes=2)
-FLUSH_ROWS = 2_000  # rows held as page texts (~1 KB each; ~3 KB as Python rows uncompiled) before they become Arrow (~0.5 KB)
+FLUSH_ROWS = 2_000  # rows held as page texts (~3 KB each as Python rows) before they become Arrow (~0.5 KB)
 PROGRESS_EVERY_ORDERS = 500
 _VERSION_SEPARATOR = "\x1f"  # a control character XML text cannot carry, so (id, version) pairs stay distinct
 ORDER_VERSION_KEY = ("amazon_order_id", "last_update_date")

@@ -1,6 +1,6 @@
 """lxml → raw column values → typed pyarrow Tables, for ListOrders / GetOrder and ListOrderItems bodies.
 
-Pages are read into the element texts of their records (cheap: one buffer per page when compiled), and the
+Pages are read into the element texts of their records (one row of texts per record), and the
 texts of many pages are converted to Arrow in one vectorised pass (`TableBuilder`), so small item documents do
 not each pay for a table.
 """

@@ -1,9 +1,7 @@
 """The element text of the record elements (Order, OrderItem) of parsed MWS bodies, as Arrow string columns.
 
-`RecordLayout.read_records` and `read_one` walk libxml2's tree in C (`_records.c`) when that extension is built
-for the running lxml, and in Python otherwise; both give the same values (tests/test_records.py). The C walk
-creates no lxml proxy per element and no Python object per value: it copies each page's texts into one buffer,
-and `column_arrays` lays the texts of many pages out as Arrow buffers, column after column.
+`RecordLayout.read_records` walks a page's records once, keeping the text of every known element in a row per
+record; `column_arrays` lays the texts of many pages out as Arrow string columns, column after column.
 """
 
 from __future__ import annotations
@@ -13,14 +11,6 @@ from typing import Protocol
 
 import pyarrow as pa
 from lxml import etree
-
-try:
-    from orders_pipeline.mws import _records
-except ImportError as error:  # not compiled (no C compiler at install) or compiled for another lxml
-    _records = None
-    COMPILED_UNAVAILABLE_BECAUSE: str | None = str(error)
-else:
-    COMPILED_UNAVAILABLE_BECAUSE = None
 
 Row = list  # raw element text (or list of texts) per column, in schema column order
 LIST = "list"  # layout marker: the texts of every child of this element, as one list value
@@ -89,75 +79,45 @@ class RecordLayout:
     the records; `read_one` reads one given element.
     """
 
-    def __init__(
-        self, layout: dict, width: int, *, path: tuple[str, ...] = (), record_tag: str = "", compiled: bool = True
-    ) -> None:
+    def __init__(self, layout: dict, width: int, *, path: tuple[str, ...] = (), record_tag: str = "") -> None:
         self.layout = layout
         self.width = width
         self.path = path
         self.record_tag = record_tag
         self.lists = frozenset(_list_positions(layout))
-        use_c = compiled and _records is not None
-        self._compiled = _records.compile_layout(layout, width, path, record_tag) if use_c else None
-
-    @property
-    def is_compiled(self) -> bool:
-        """True when rows are read by the C walk."""
-        return self._compiled is not None
 
     def read_one(self, element: etree._Element) -> Row:
         """The row of one element: the text of every known descendant."""
-        if self._compiled is not None:
-            return _records.read_record(element, self._compiled)
-        return self._read_python(element)
+        return self._read_row(element)
 
     def read_records(self, root: etree._Element) -> tuple[Texts, int]:
         """The texts of every record below `root` at `path`, and how many steps of `path` exist (all, or no records).
 
         Each step takes the first child with that tag.
         """
-        if self._compiled is not None:
-            return _records.read_records(root, self._compiled)
         parent = root
         for depth, tag in enumerate(self.path):
             parent = parent.find(tag)
             if parent is None:
                 return PythonTexts([], self.width, self.lists), depth
-        rows = [self._read_python(record) for record in parent.iterchildren(self.record_tag)]
+        rows = [self._read_row(record) for record in parent.iterchildren(self.record_tag)]
         return PythonTexts(rows, self.width, self.lists), len(self.path)
 
-    def _read_python(self, record: etree._Element) -> Row:
+    def _read_row(self, record: etree._Element) -> Row:
         row: Row = [None] * self.width
         _fill(record, self.layout, row)
         return row
 
 
-def column_arrays(pages: Sequence[Texts], order: Sequence[int]) -> tuple[pa.Array, dict[int, pa.Array]]:
+def column_arrays(pages: Sequence[PythonTexts], order: Sequence[int]) -> tuple[pa.Array, dict[int, pa.Array]]:
     """The texts of one or more pages read with one layout, as Arrow arrays: one string array holding the text
     columns at the positions in `order`, one after another, and a list<string> array per list column."""
-    if isinstance(pages[0], PythonTexts):
-        return _python_arrays(pages, order)
-    texts, lists = _records.gather(pages, order)
-    return _array(texts), {position: _array(buffers) for position, buffers in lists.items()}
-
-
-def _python_arrays(pages: Sequence[PythonTexts], order: Sequence[int]) -> tuple[pa.Array, dict[int, pa.Array]]:
     lists, width = pages[0].lists, pages[0].width
     for index in order:
         if not 0 <= index < width or index in lists:
             raise ValueError(f"{index} is not a text column of a row of {width}")
     texts = pa.array([row[index] for index in order for page in pages for row in page.rows], pa.string())
     return texts, {index: pa.array([row[index] for page in pages for row in page.rows], LIST_TYPE) for index in sorted(lists)}
-
-
-def _array(buffers: tuple) -> pa.Array:
-    """An Arrow array over the buffers `gather` laid out: a string array, or a list array over its members'."""
-    length, null_count, validity, offsets, values = buffers
-    validity = None if validity is None else pa.py_buffer(validity)
-    if isinstance(values, tuple):
-        members = _array(values)
-        return pa.Array.from_buffers(LIST_TYPE, length, [validity, pa.py_buffer(offsets)], null_count, children=[members])
-    return pa.Array.from_buffers(pa.string(), length, [validity, pa.py_buffer(offsets), pa.py_buffer(values)], null_count)
 
 
 def _list_positions(layout: dict) -> list[int]:
