@@ -54,7 +54,7 @@ def mws_orders(context: dg.AssetExecutionContext, mws: MwsResource) -> Iterator[
     day = date.fromisoformat(context.partition_key)
     try:
         root = data_dir()
-        with mws.open_client() as (client, source):
+        with mws.open_client(writing_into=root) as (client, source):
             announce = context.log.warning if source.is_embedded_simulator else context.log.info
             announce(source.describe())
             report = ingest_day(client, day, root, progress=context.log.info)
