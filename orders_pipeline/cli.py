@@ -114,6 +114,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     if os.environ.get("MWS_ENDPOINT"):
         print("note: MWS_ENDPOINT is set, so the demo reads from it, not from the embedded simulator", file=sys.stderr)
+    if _would_mix_sources():
+        return EXIT_FAILED
     today = datetime.now(timezone.utc).date()
     days = [today - timedelta(days=offset) for offset in range(args.days, -1, -1)]
     return EXIT_OK if run_demo(days, _dagster_home()) else EXIT_FAILED
@@ -138,6 +140,8 @@ def _backfill(args: argparse.Namespace) -> int:
     if not date.fromisoformat(FIRST_DAY) <= args.start <= args.end <= today:
         print(f"error: need {FIRST_DAY} <= START <= END <= {today} (today, UTC)", file=sys.stderr)
         return EXIT_USAGE
+    if _would_mix_sources():
+        return EXIT_FAILED
     days = [args.start + timedelta(days=offset) for offset in range((args.end - args.start).days + 1)]
     home = _dagster_home()
     endpoint = os.environ.get("MWS_ENDPOINT") or "the embedded simulator (MWS_ENDPOINT not set)"
@@ -280,6 +284,17 @@ def _print_last_dagster_run() -> None:
         partition = record.dagster_run.tags.get("dagster/partition", "")
         print(f"Last Dagster run ({home}): {record.dagster_run.job_name} {partition} {record.dagster_run.status.value} "
               f"started {started} (run {record.dagster_run.run_id[:8]})")
+
+
+def _would_mix_sources() -> bool:
+    """Say so, before any run starts, when this environment's source may not write into the data dir (demo vs real data)."""
+    from orders_pipeline.source_marker import refusal
+    from orders_pipeline.storage import data_dir
+
+    reason = refusal(data_dir(), os.environ.get("MWS_ENDPOINT") or None)
+    if reason:
+        print(f"error: {reason}", file=sys.stderr)
+    return reason is not None
 
 
 def _mart_summary(path: Path) -> str:

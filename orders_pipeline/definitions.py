@@ -7,7 +7,7 @@ from orders_pipeline.assets.analytics import analytics_assets, analytics_sensors
 from orders_pipeline.assets.raw import mws_orders
 from orders_pipeline.assets.reports import sales_charts
 from orders_pipeline.jobs import alerts_job, analytics_job, ingest_job
-from orders_pipeline.resources import mws_resource_from_environment
+from orders_pipeline.resources import MwsResource
 from orders_pipeline.schedules import daily_ingest_schedule
 from orders_pipeline.sensors import mart_alerts_sensor, reports_automation
 
@@ -16,5 +16,5 @@ defs = dg.Definitions(
     jobs=[ingest_job, analytics_job, alerts_job],
     schedules=[daily_ingest_schedule],
     sensors=[*analytics_sensors, reports_automation, mart_alerts_sensor],
-    resources={"mws": mws_resource_from_environment()},
+    resources={"mws": MwsResource()},  # every setting read from the environment by the run itself
 )

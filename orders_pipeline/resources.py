@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import dagster as dg
 
 from orders_pipeline.mws.client import MwsCredentials, MwsOrdersClient
 from orders_pipeline.mws.errors import MwsConfigurationError
+from orders_pipeline.source_marker import claim_data_dir
 
 ENVIRONMENT = {
     "endpoint": "MWS_ENDPOINT",
@@ -45,8 +46,9 @@ class ApiSource:
 class MwsResource(dg.ConfigurableResource):
     """Endpoint and credentials of the MWS Orders API; without an endpoint, the embedded simulator.
 
-    A field left unset falls back to its environment variable as it is when the run starts, so a code location
-    loaded before the credentials were exported still uses them.
+    A field left None is read from its environment variable (ENVIRONMENT) when a client is opened, in the process
+    that opens it. The code location sets no field, so the code server, a run worker and the CLI resolve alike,
+    whatever the environment was when the code was loaded, and no value enters Dagster's config or run storage.
     """
 
     endpoint: Optional[str] = None
@@ -58,13 +60,20 @@ class MwsResource(dg.ConfigurableResource):
     buyer_email_salt: Optional[str] = None
 
     @contextmanager
-    def open_client(self) -> Iterator[tuple[MwsOrdersClient, ApiSource]]:
-        """A ready client and where it points: the configured endpoint, or a freshly started simulator."""
+    def open_client(self, writing_into: Path | None = None) -> Iterator[tuple[MwsOrdersClient, ApiSource]]:
+        """A ready client and where it points: the configured endpoint, or a freshly started simulator.
+
+        With `writing_into` (a data dir), first refuse to mix demo and real data there (see source_marker).
+        """
         endpoint = self._setting("endpoint")
         if endpoint:
             with self._client(endpoint, self._credentials(), self._marketplaces()) as client:
+                if writing_into is not None:
+                    claim_data_dir(writing_into, endpoint)
                 yield client, ApiSource(client.endpoint_url, is_embedded_simulator=False)
             return
+        if writing_into is not None:
+            claim_data_dir(writing_into, None)
         from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, MwsSimulator, SimulatorConfig
 
         with MwsSimulator(SimulatorConfig(time_scale=EMBEDDED_SIMULATOR_TIME_SCALE)) as simulator:
@@ -75,8 +84,8 @@ class MwsResource(dg.ConfigurableResource):
                 yield client, ApiSource(simulator.url, is_embedded_simulator=True)
 
     def _setting(self, name: str) -> str | None:
-        """The configured value of a field, else its environment variable now; None when neither is set."""
-        return getattr(self, name) or os.environ.get(ENVIRONMENT[name]) or None
+        """The configured value of a field, else its environment variable in this process now; None when neither is set."""
+        return getattr(self, name) or dg.EnvVar(ENVIRONMENT[name]).get_value() or None
 
     def _client(self, endpoint: str, credentials: MwsCredentials, marketplaces: Sequence[str]) -> MwsOrdersClient:
         return MwsOrdersClient(endpoint, credentials, marketplaces, buyer_email_salt=self._setting("buyer_email_salt"))
@@ -98,8 +107,3 @@ class MwsResource(dg.ConfigurableResource):
                 "MWS_MARKETPLACE_IDS is not set: give the seller's marketplace ids, comma-separated (e.g. ATVPDKIKX0DER)"
             )
         return ids
-
-
-def mws_resource_from_environment() -> MwsResource:
-    """The resource with each variable that is set bound as a Dagster EnvVar (read at run time, never shown)."""
-    return MwsResource(**{field: dg.EnvVar(variable) for field, variable in ENVIRONMENT.items() if variable in os.environ})

@@ -75,7 +75,7 @@ def mws_orders(
     day = date.fromisoformat(context.partition_key)
     root = _usable_data_dir(day)
     try:
-        with mws.open_client() as (client, source):
+        with mws.open_client(writing_into=root) as (client, source):
             announce = context.log.warning if source.is_embedded_simulator else context.log.info
             announce(source.describe())
             report = ingest_day(client, day, root, replace=config.replace, progress=context.log.info)
