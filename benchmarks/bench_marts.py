@@ -223,7 +223,8 @@ def pandas_marts(data_dir: Path, out: Path, z: float = 3.0, min_history: int = 1
         "item_price_amount", "item_price_currency_code", "is_quarantined"])
 
     # ----- staging
-    raw_orders = raw_orders.sort_values(["amazon_order_id", "last_update_date", "dt"], kind="stable")
+    # an unreadable (null) last_update_date is the oldest version, as in stg_orders
+    raw_orders = raw_orders.sort_values(["amazon_order_id", "last_update_date", "dt"], kind="stable", na_position="first")
     g = raw_orders.groupby("amazon_order_id", sort=False)
     history = raw_orders[["amazon_order_id", "order_status", "last_update_date", "dt"]].copy()
     history["version_number"] = g.cumcount() + 1

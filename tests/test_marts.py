@@ -22,6 +22,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from orders_pipeline import sql
+from orders_pipeline.assets.analytics import CHECKS
+from orders_pipeline.lookup import order_versions
 from orders_pipeline.mws.schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
 from orders_pipeline.warehouse import build_warehouse
 
@@ -220,6 +222,61 @@ def test_status_history_has_every_version_in_order(shop):
     o7 = [(r["order_status"], r["is_status_change"], r["is_current"]) for r in rows if r["amazon_order_id"] == "O7"]
     # the second Unshipped version is no status change (stuck_orders' status_since stays 03-02 08:00)
     assert o7 == [("Pending", True, False), ("Unshipped", True, False), ("Unshipped", False, True)]
+
+
+def quarantined_update(oid: str, status: str, purchase: str, price: str | None = None) -> tuple[dict, list[dict]]:
+    """An order version whose last_update_date could not be decoded (kept as null and flagged), with its item."""
+    row = order(oid, "2024-03-01T00:00", status, purchase, "Amazon.com", "AFN", US, price, "USD" if price else None)
+    row.update(last_update_date=None, is_quarantined=True, quarantined_fields="last_update_date=2024-13-45T99:00:00Z")
+    line = item(oid, "2024-03-01T00:00", f"{oid}-1", "SKU-Q", 1, 0, price, "USD" if price else None)
+    line["order_last_update_date"] = None
+    return row, [line]
+
+
+def test_a_quarantined_last_update_date_is_the_oldest_version(tmp_path):
+    # Q1: a bad Pending version landed on 03-01 and again, later, on 03-03; its one readable version is 03-02's
+    # Unshipped. Q2: Pending since 03-01 06:00, with a bad Pending version on 03-02. Q3 sets as_of (03-03 12:00).
+    # Q4 has a bad version only.
+    purchase = "2024-03-01T05:00"
+    write_raw(tmp_path, [
+        ("2024-03-01", *quarantined_update("Q1", "Pending", purchase)),
+        ("2024-03-02", order("Q1", "2024-03-02T09:00", "Unshipped", purchase, "Amazon.com", "AFN", US, "12.00", "USD",
+                             "2024-03-05T00:00"),
+         [item("Q1", "2024-03-02T09:00", "Q1-1", "SKU-Q", 1, 0, "12.00", "USD")]),
+        ("2024-03-03", *quarantined_update("Q1", "Pending", purchase)),
+        ("2024-03-01", order("Q2", "2024-03-01T06:00", "Pending", "2024-03-01T06:00", "Amazon.com", "MFN", US),
+         [item("Q2", "2024-03-01T06:00", "Q2-1", "SKU-R", 1, 0)]),
+        ("2024-03-02", *quarantined_update("Q2", "Pending", "2024-03-01T06:00")),
+        ("2024-03-03", order("Q3", "2024-03-03T12:00", "Shipped", "2024-03-03T11:00", "Amazon.com", "AFN", US,
+                             "5.00", "USD"),
+         [item("Q3", "2024-03-03T12:00", "Q3-1", "SKU-S", 1, 1, "5.00", "USD")]),
+        ("2024-03-02", *quarantined_update("Q4", "Pending", "2024-03-02T10:00")),
+    ])
+    sql.build(tmp_path)
+
+    orders = {r["amazon_order_id"]: r for r in query(tmp_path, "stg_orders")}
+    assert (orders["Q1"]["order_status"], orders["Q1"]["last_update_date"], orders["Q1"]["dt"]) == (
+        "Unshipped", ts("2024-03-02T09:00"), date(2024, 3, 2))
+    (q1_item,) = query(tmp_path, "stg_order_items", "select * from m where amazon_order_id = 'Q1'")
+    assert (q1_item["dt"], q1_item["item_price_amount"]) == (date(2024, 3, 2), Decimal("12.00"))
+    history = query(tmp_path, "stg_order_status_history",
+                    "select * from m where amazon_order_id = 'Q1' order by version_number")
+    # the unreadable versions come first (oldest), in dt order; only the readable one is current
+    assert [(r["dt"], r["valid_from"], r["valid_to"], r["is_current"]) for r in history] == [
+        (date(2024, 3, 1), None, None, False),
+        (date(2024, 3, 3), None, ts("2024-03-02T09:00"), False),
+        (date(2024, 3, 2), ts("2024-03-02T09:00"), None, True),
+    ]
+    (sale,) = query(tmp_path, "sku_daily_sales", "select * from m where purchase_day = '2024-03-01' and seller_sku = 'SKU-Q'")
+    assert (sale["revenue"], sale["unpriced_units"]) == (Decimal("12.00"), 0)
+    # Q2's Pending began at an unknown time before 03-01 06:00: it counts from its first readable version
+    stuck = {r["amazon_order_id"]: (r["status_since"], r["hours_in_status"]) for r in query(tmp_path, "stuck_orders")}
+    assert stuck == {"Q2": (ts("2024-03-01T06:00"), 54.0)}
+    # the order lookup agrees on the latest version, and so does the check that stg_orders keeps the current one
+    assert [v["order_status"] for v in order_versions(tmp_path, "Q1")] == ["Pending", "Pending", "Unshipped"]
+    (one_current,) = [check for check in CHECKS if check.name == "one_current_version"]
+    with sql.Build(sql.load_project(), tmp_path) as build:
+        assert build.query(one_current.sql).empty
 
 
 # --------------------------------------------------------------------------------------------- marts

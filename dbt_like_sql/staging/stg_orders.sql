@@ -3,7 +3,9 @@
 -- RULES: raw orders are a change feed (one row per observed version, partitioned by the UTC day of
 -- last_update_date). The current version is the row with the greatest last_update_date over all partitions;
 -- a tie goes to the latest dt partition (within a partition an order appears once): the version
--- stg_order_status_history marks is_current (its version_number counts the versions). Text is trimmed (Amazon
+-- stg_order_status_history marks is_current (its version_number counts the versions). A quarantined (null)
+-- last_update_date is the oldest version, as when raw partitions are written, so a bad row never hides a
+-- readable later one. Text is trimmed (Amazon
 -- sends values like 'Standard '), purchase_day is the UTC date of purchase_date and dt is the partition the
 -- current version came from.
 -- INCREMENTAL: an order's row depends on that order's versions only, so a run recomputes just the orders in
@@ -21,9 +23,9 @@ source as (
         shipping_address_country_code, shipping_address_state_or_region,
         purchase_date, last_update_date, earliest_ship_date, latest_ship_date, earliest_delivery_date,
         latest_delivery_date, dt,
-        -- (last_update_date, dt) as one number that sorts like the pair, nulls last as in the history's window:
+        -- (last_update_date, dt) as one number that sorts like the pair, nulls first as in the history's window:
         -- microseconds since 1970 x 10^7 + days since 0001-01-01 (under 10^7 for any date)
-        coalesce(epoch_us(last_update_date), 9223372036854775807)::hugeint * 10000000
+        coalesce(epoch_us(last_update_date), -9223372036854775808)::hugeint * 10000000
             + (dt - date '0001-01-01') as version_key
     from {{ source('raw', 'orders') }}
 

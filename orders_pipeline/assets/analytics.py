@@ -128,7 +128,8 @@ CHECKS: list[SqlCheck] = [
         left join {{ ref('stg_order_status_history') }} as history
             on orders.amazon_order_id = history.amazon_order_id
             and history.is_current
-            and history.valid_from = orders.last_update_date
+            and history.valid_from is not distinct from orders.last_update_date
+            and history.dt = orders.dt
         group by all
         having count(history.amazon_order_id) <> 1
         """,
