@@ -136,11 +136,15 @@ CHECKS: list[SqlCheck] = [
     ),
     unique(
         "sku_daily_sales",
-        "purchase_day", "marketplace_id", "sales_channel", "fulfillment_channel", "seller_sku", "asin", "currency",
+        "purchase_day", "purchase_day_local", "marketplace_id", "sales_channel", "fulfillment_channel", "seller_sku",
+        "asin", "currency",
     ),
     not_null("sku_daily_sales", "purchase_day", "seller_sku"),
     non_negative("sku_daily_sales", "units_ordered", "units_shipped", "unpriced_units"),
-    unique("sales_by_channel", "purchase_day", "sales_channel", "fulfillment_channel", "currency"),
+    unique(
+        "sales_by_channel",
+        "purchase_day", "purchase_day_local", "marketplace_timezone", "sales_channel", "fulfillment_channel", "currency",
+    ),
     not_null("sales_by_channel", "purchase_day"),
     non_negative("sales_by_channel", "orders", "units_ordered", "units_shipped"),
     SqlCheck(
