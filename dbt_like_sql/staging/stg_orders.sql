@@ -57,14 +57,18 @@ marketplace_timezones as (
     -- the time zone Seller Central reports each Amazon marketplace (MWS marketplace id) in
     select *
     from (values
+        -- US, CA and MX in Pacific time; BR
         ('ATVPDKIKX0DER', 'America/Los_Angeles'), ('A2EUQ1WTGCTBG2', 'America/Los_Angeles'),
         ('A1AM78C64UM0Y8', 'America/Los_Angeles'), ('A2Q3Y263D00KWC', 'America/Sao_Paulo'),
+        -- UK, DE, FR, IT, ES, NL, SE, PL, BE, TR
         ('A1F83G8C2ARO7P', 'Europe/London'), ('A1PA6795UKMFR9', 'Europe/Berlin'), ('A13V1IB3VIYZZH', 'Europe/Paris'),
         ('APJ6JRA9NG5V4', 'Europe/Rome'), ('A1RKKUPIHCS9HS', 'Europe/Madrid'), ('A1805IZSGTT6HS', 'Europe/Amsterdam'),
-        ('A2NODRKZP88ZB9', 'Europe/Stockholm'), ('A1C3SOZRARQ6R3', 'Europe/Warsaw'), ('AMEN7PMS3EDWL', 'Europe/Brussels'),
-        ('A33AVAJ2PDY3EV', 'Europe/Istanbul'), ('ARBP9OOSHTCHU', 'Africa/Cairo'), ('A2VIGQ35RCS4UG', 'Asia/Dubai'),
-        ('A17E79C6D8DWNP', 'Asia/Riyadh'), ('A21TJRUUN4KGV', 'Asia/Kolkata'), ('A1VC38T7YXB528', 'Asia/Tokyo'),
-        ('A39IBJ37TRP1C6', 'Australia/Sydney'), ('A19VAU5U5O7RUS', 'Asia/Singapore'), ('AAHKV2X7AFYLW', 'Asia/Shanghai')
+        ('A2NODRKZP88ZB9', 'Europe/Stockholm'), ('A1C3SOZRARQ6R3', 'Europe/Warsaw'),
+        ('AMEN7PMS3EDWL', 'Europe/Brussels'), ('A33AVAJ2PDY3EV', 'Europe/Istanbul'),
+        -- EG, AE, SA, IN, JP, AU, SG, CN
+        ('ARBP9OOSHTCHU', 'Africa/Cairo'), ('A2VIGQ35RCS4UG', 'Asia/Dubai'), ('A17E79C6D8DWNP', 'Asia/Riyadh'),
+        ('A21TJRUUN4KGV', 'Asia/Kolkata'), ('A1VC38T7YXB528', 'Asia/Tokyo'), ('A39IBJ37TRP1C6', 'Australia/Sydney'),
+        ('A19VAU5U5O7RUS', 'Asia/Singapore'), ('AAHKV2X7AFYLW', 'Asia/Shanghai')
     ) as marketplaces (marketplace_id, time_zone)
 
 ),
