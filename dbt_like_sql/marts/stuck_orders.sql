@@ -4,8 +4,7 @@
 -- reproducible. status_since is when the order entered its current status (stg_order_status_history: a later
 -- version with the same status does not reset it; when it entered it at a quarantined version, whose
 -- last_update_date is unknown and counts as the oldest, the status counts from its first readable version);
--- hours_in_status = as_of - status_since. An order is stuck
--- when any rule holds, and reason lists them:
+-- hours_in_status = as_of - status_since. An order is stuck when any rule holds, and reason lists them:
 --   * Pending for more than var stuck_pending_hours (default 24) hours;
 --   * Unshipped or PartiallyShipped and as_of is past latest_ship_date;
 --   * a non-terminal status (Pending, Unshipped, PartiallyShipped, PendingAvailability) unchanged for more

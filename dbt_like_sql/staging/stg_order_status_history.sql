@@ -2,9 +2,9 @@
 -- GRAIN: one row per amazon_order_id and observed version (last_update_date, dt).
 -- RULES: versions are ordered by last_update_date, then dt; a quarantined (null) last_update_date is the oldest
 -- (as in stg_orders). A version is valid from its last_update_date until the next version's (valid_to is null
--- for the current one, is_current, the last version). previous_status is the status
--- of the version before; is_status_change marks versions whose status differs from it (the first version
--- always counts as a change), so an order entered its current status at the last version with a change.
+-- for the current one, is_current, the last version). previous_status is the status of the version before;
+-- is_status_change marks versions whose status differs from it (the first version always counts as a change),
+-- so an order entered its current status at the last version with a change.
 -- INCREMENTAL: an order's history depends on that order's versions only, so a run recomputes just the orders
 -- with versions in changed partitions and keeps the rest.
 {{ config(materialized='incremental', unique_key='amazon_order_id', publish=false) }}
