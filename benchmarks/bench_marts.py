@@ -43,6 +43,8 @@ START = np.datetime64("2024-01-01T00:00:00", "s")
 MARKETPLACES = np.array(["ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"])
 SALES_CHANNELS = np.array(["Amazon.com", "Amazon.ca"])
 CURRENCIES = np.array(["USD", "CAD"])
+MARKETPLACE_TIMEZONES = {"ATVPDKIKX0DER": "America/Los_Angeles", "A2EUQ1WTGCTBG2": "America/Los_Angeles"}
+"""The time zones stg_orders gives the two generated marketplaces (Seller Central's days), for the pandas side."""
 
 
 def peak_rss_mb() -> float:
@@ -202,6 +204,15 @@ def _read(data_dir: Path, table: str, columns: list[str]) -> pd.DataFrame:
     return df
 
 
+def _local_days(moments: pd.Series, zones: pd.Series) -> pd.Series:
+    """The date of each UTC moment in its row's time zone (midnight, no zone)."""
+    days = pd.Series(pd.NaT, index=moments.index, dtype="datetime64[us]")
+    for zone in zones.unique():
+        rows = zones == zone
+        days[rows] = moments[rows].dt.tz_convert(zone).dt.tz_localize(None).dt.floor("D")
+    return days
+
+
 def _dense(keys: pd.DataFrame, key_cols: list[str], first_day: pd.Series, last_day) -> pd.DataFrame:
     """Every day from each key's first day to last_day."""
     lengths = (pd.Timestamp(last_day) - pd.to_datetime(first_day)).dt.days.to_numpy() + 1
@@ -223,7 +234,8 @@ def pandas_marts(data_dir: Path, out: Path, z: float = 3.0, min_history: int = 1
         "item_price_amount", "item_price_currency_code", "is_quarantined"])
 
     # ----- staging
-    raw_orders = raw_orders.sort_values(["amazon_order_id", "last_update_date", "dt"], kind="stable")
+    # an unreadable (null) last_update_date is the oldest version, as in stg_orders
+    raw_orders = raw_orders.sort_values(["amazon_order_id", "last_update_date", "dt"], kind="stable", na_position="first")
     g = raw_orders.groupby("amazon_order_id", sort=False)
     history = raw_orders[["amazon_order_id", "order_status", "last_update_date", "dt"]].copy()
     history["version_number"] = g.cumcount() + 1
@@ -232,10 +244,12 @@ def pandas_marts(data_dir: Path, out: Path, z: float = 3.0, min_history: int = 1
     history["is_status_change"] = history["previous_status"].ne(history["order_status"])
     history["status_run"] = history.groupby("amazon_order_id", sort=False)["is_status_change"].cumsum()
     history["status_since"] = history.groupby(["amazon_order_id", "status_run"], sort=False)["last_update_date"].transform("min")
-    history["is_current"] = history["valid_to"].isna()
+    history["is_current"] = g.cumcount(ascending=False).eq(0)
     stg_orders = raw_orders.drop_duplicates("amazon_order_id", keep="last").copy()
     stg_orders["version_count"] = g.size().reindex(stg_orders["amazon_order_id"]).to_numpy()
     stg_orders["purchase_day"] = stg_orders["purchase_date"].dt.floor("D")
+    stg_orders["marketplace_timezone"] = stg_orders["marketplace_id"].map(MARKETPLACE_TIMEZONES).fillna("UTC")
+    stg_orders["purchase_day_local"] = _local_days(stg_orders["purchase_date"], stg_orders["marketplace_timezone"])
 
     items = raw_items.merge(
         stg_orders[["amazon_order_id", "dt", "marketplace_id", "order_total_currency_code"]], on=["amazon_order_id", "dt"])
@@ -248,7 +262,8 @@ def pandas_marts(data_dir: Path, out: Path, z: float = 3.0, min_history: int = 1
 
     # ----- sku_daily_sales and sales_by_channel
     lines = stg_items.merge(
-        stg_orders[["amazon_order_id", "purchase_day", "sales_channel", "fulfillment_channel", "order_status"]],
+        stg_orders[["amazon_order_id", "purchase_day", "purchase_day_local", "marketplace_timezone", "sales_channel",
+                    "fulfillment_channel", "order_status"]],
         on="amazon_order_id")
     lines = lines[lines["order_status"] != "Canceled"]
     lines = lines.assign(
@@ -261,14 +276,15 @@ def pandas_marts(data_dir: Path, out: Path, z: float = 3.0, min_history: int = 1
             units_shipped=("quantity_shipped", "sum"), revenue=("revenue", "sum"),
             unpriced_units=("unpriced_units", "sum"), has_unpriced_lines=("is_unpriced", "any")).reset_index()
 
-    sku_daily = sales(["purchase_day", "marketplace_id", "sales_channel", "fulfillment_channel", "seller_sku", "asin",
-                       "currency_code"])
-    by_channel = sales(["purchase_day", "sales_channel", "fulfillment_channel", "currency_code"])
+    sku_daily = sales(["purchase_day", "purchase_day_local", "marketplace_timezone", "marketplace_id", "sales_channel",
+                       "fulfillment_channel", "seller_sku", "asin", "currency_code"])
+    by_channel = sales(["purchase_day", "purchase_day_local", "marketplace_timezone", "sales_channel",
+                        "fulfillment_channel", "currency_code"])
 
-    # ----- sku_sales_trends
-    sku_days = (sku_daily.groupby(["seller_sku", "currency_code", "purchase_day"], sort=False)
+    # ----- sku_sales_trends (on local days, the default)
+    sku_days = (sku_daily.groupby(["seller_sku", "currency_code", "purchase_day_local"], sort=False)
                 [["orders", "units_ordered", "units_shipped", "unpriced_units", "revenue"]].sum().reset_index()
-                .rename(columns={"purchase_day": "day"}))
+                .rename(columns={"purchase_day_local": "day"}))
     last_day = sku_days["day"].max()
     firsts = sku_days.groupby(["seller_sku", "currency_code"], sort=False)["day"].min().reset_index()
     trends = _dense(firsts, ["seller_sku", "currency_code"], firsts["day"], last_day).merge(
@@ -295,8 +311,9 @@ def pandas_marts(data_dir: Path, out: Path, z: float = 3.0, min_history: int = 1
     # ----- sku_channel_trends
     parts = []
     for dimension in ("sales_channel", "fulfillment_channel"):
-        p = sku_daily.groupby(["seller_sku", dimension, "purchase_day"], sort=False)["units_ordered"].sum().reset_index()
-        parts.append(p.rename(columns={dimension: "channel", "purchase_day": "day"}).assign(dimension=dimension))
+        p = (sku_daily.groupby(["seller_sku", dimension, "purchase_day_local"], sort=False)["units_ordered"].sum()
+             .reset_index())
+        parts.append(p.rename(columns={dimension: "channel", "purchase_day_local": "day"}).assign(dimension=dimension))
     channel_days = pd.concat(parts, ignore_index=True)
     firsts = channel_days.groupby(["seller_sku", "dimension", "channel"], sort=False)["day"].min().reset_index()
     channels = _dense(firsts, ["seller_sku", "dimension", "channel"], firsts["day"], last_day).merge(

@@ -20,7 +20,7 @@ def order_versions(root: Path, amazon_order_id: str) -> list[dict]:
     columns = ", ".join(dict.fromkeys((*HISTORY_COLUMNS, *ORDER_COLUMNS)))
     return _rows(
         f"select {columns} from read_parquet($glob, hive_partitioning = true, union_by_name = true) "
-        "where amazon_order_id = $id order by last_update_date, dt",
+        "where amazon_order_id = $id order by last_update_date nulls first, dt",  # unreadable dates are the oldest
         {"glob": str(root / "orders" / "*" / "*.parquet"), "id": amazon_order_id},
         root / "orders",
     )

@@ -8,7 +8,8 @@ Every `.sql` file under the folder is a model named after its file stem. Models 
 - `{{ var('stuck_after_days', 7) }}` is a setting: an explicit override, else the environment variable
   `ORDERS_VAR_STUCK_AFTER_DAYS`, else the default;
 - `{{ config(materialized='incremental', unique_key='amazon_order_id') }}` (as in dbt) keeps the model's table
-  between runs and updates it by key, `incremental_strategy='tail'` from the earliest changed key on;
+  between runs and updates it by key, `incremental_strategy='tail'` from the earliest changed key on
+  (`lookback=N`: from N before it);
   `{% if is_incremental() %}` and `{{ recompute_from() }}` let a tail model's SQL read less. The default is
   'table'; `publish=false` keeps a model of either kind out of the Parquet files.
 
@@ -31,7 +32,9 @@ left, whole, to the next build.
   computes the model like a table and does not keep it. Published, it is then written like a table.
 - An incremental model with `incremental_strategy='tail'` reads only incremental models (no raw source) and suits
   a model of rolling windows over days. A run recomputes every row whose unique_key is at or after the earliest
-  key value its upstream models changed in this run (`recompute_from()`, a SQL literal), and rows with a null key.
+  key value its upstream models changed in this run, less `lookback` (`recompute_from()`, a SQL literal), and rows
+  with a null key. (`lookback=1` suits a row whose day can be the day before its upstream row's: a local day
+  computed from a UTC one.)
   Its SQL sees the whole upstream models; inside `{% if is_incremental() %}` it may read only the days its
   windows need before `recompute_from()`. The rows it returns before that value are dropped.
 
@@ -70,7 +73,7 @@ VAR_ENV_PREFIX = "ORDERS_VAR_"
 MATERIALIZATIONS = ("table", "incremental")
 """What `{{ config(materialized=...) }}` accepts; 'table' is the default."""
 
-CONFIG_KEYS = {"materialized", "unique_key", "publish", "incremental_strategy"}
+CONFIG_KEYS = {"materialized", "unique_key", "publish", "incremental_strategy", "lookback"}
 
 INCREMENTAL_STRATEGIES = ("by_key", "tail")
 """How an incremental model finds the rows to recompute: the key values a change touches (default), or every key
@@ -95,6 +98,7 @@ class Model:
     unique_key: str | None = None
     publish: bool = True
     incremental_strategy: str = "by_key"
+    lookback: int = 0  # a tail model recomputes from this many key values before its upstream's earliest change
 
     @property
     def is_incremental(self) -> bool:
@@ -224,6 +228,7 @@ def _parse(path: Path, sql_dir: Path, env: jinja2.Environment) -> Model:
         unique_key=config.get("unique_key"),
         publish=config.get("publish", True),
         incremental_strategy=config.get("incremental_strategy", "by_key"),
+        lookback=config.get("lookback", 0),
     )
 
 
@@ -258,6 +263,11 @@ def _check_config(settings: dict[str, Any], where: str) -> None:
         )
     if materialized != "incremental" and "incremental_strategy" in settings:
         raise SqlProjectError(f"{where}: incremental_strategy applies to materialized='incremental' only")
+    lookback = settings.get("lookback", 0)
+    if "lookback" in settings and strategy != "tail":
+        raise SqlProjectError(f"{where}: lookback applies to incremental_strategy='tail' only")
+    if isinstance(lookback, bool) or not isinstance(lookback, int) or lookback < 0:
+        raise SqlProjectError(f"{where}: lookback must be a whole number of key values, 0 or more (got {lookback!r})")
     if not isinstance(settings.get("publish", True), bool):
         raise SqlProjectError(f"{where}: publish must be true or false (got {settings['publish']!r})")
 
@@ -641,7 +651,8 @@ class Build:
         return keys, earliest[0] if earliest else None
 
     def _earliest_change(self, model: Model) -> tuple[str, str] | None:
-        """The least unique_key value the model's upstream models recomputed in this run (as text, and its type)."""
+        """The least unique_key value the model's upstream models recomputed in this run, less the model's lookback
+        (as text, and its type)."""
         least = []
         for ref in model.refs:
             delta = self._deltas.get(ref)
@@ -650,8 +661,10 @@ class Build:
                 least.append(f'(select min({ref_key}) from "{delta.keys}")')
         if not least:
             return None
-        ((value, kind),) = self.con.execute(
-            f"select cast(v as varchar), typeof(v) from (select least({', '.join(least)}) as v)"
+        lookback = f" - {model.lookback}" if model.lookback else ""
+        ((value, kind),) = self.execute(
+            self.project.relpath(model),
+            f"select cast(v as varchar), typeof(v) from (select least({', '.join(least)}){lookback} as v)",
         ).fetchall()
         return None if value is None else (value, kind)
 

@@ -83,10 +83,11 @@ def test_a_new_day_recomputes_only_its_orders_and_purchase_days(shop, tmp_path):
         "stg_order_items": "incremental: 4 amazon_order_id value(s) recomputed",
         "sku_daily_sales": "incremental: 3 purchase_day value(s) recomputed",
         "sales_by_channel": "incremental: 3 purchase_day value(s) recomputed",
-        # the trends from the earliest of those days on: 03-01 and 03-02 again, and the new 03-03
-        "sku_sales_trends": "incremental: 3 day value(s) recomputed, from 2024-03-01 on",
-        "sku_channel_trends": "incremental: 3 day value(s) recomputed, from 2024-03-01 on",
-        "sku_trend_anomalies": "incremental: 0 day value(s) recomputed, from 2024-03-01 on",  # it flags no day
+        # the trends from the day before the earliest of those days on (an order of UTC day 03-01 can fall on
+        # Pacific day 02-29): 02-29 to 03-02 again, and the new 03-03
+        "sku_sales_trends": "incremental: 4 day value(s) recomputed, from 2024-02-29 on",
+        "sku_channel_trends": "incremental: 4 day value(s) recomputed, from 2024-02-29 on",
+        "sku_trend_anomalies": "incremental: 0 day value(s) recomputed, from 2024-02-29 on",  # it flags no day
     }
     assert contents(shop) == from_scratch(shop, tmp_path)
     assert results["stg_orders"].row_count == 8  # O1, O4 and O7 were updated, O5 is new: still one row each
@@ -129,7 +130,24 @@ def test_a_removed_day_and_an_unchanged_run_match_a_full_build(shop, tmp_path):
     assert contents(shop) == from_scratch(shop, tmp_path)
 
 
-EARLY_CHANNEL_TRENDS = "select * from state.sku_channel_trends where day < '2024-01-30' order by all"
+def test_an_order_on_the_local_day_before_its_utc_day_updates_that_local_day(shop, tmp_path):
+    from .test_marts import US, item, order
+
+    # a new day, 03-03, holds one order bought at 03:00Z: 03-02 19:00 in Pacific time, the day Seller Central counts
+    # it on. sku_daily_sales recomputes UTC day 03-03 only; the trends must update local day 03-02.
+    lud = "2024-03-03T04:00"
+    write_raw(shop, [("2024-03-03", order("N1", lud, "Shipped", "2024-03-03T03:00", "Amazon.com", "AFN", US, "9.00", "USD"),
+                      [item("N1", lud, "N1-1", "SKU-A", 3, 3, "9.00", "USD")])])
+    results = refreshes(build(shop))
+    assert results["sku_daily_sales"] == "incremental: 1 purchase_day value(s) recomputed"
+    assert results["sku_sales_trends"] == "incremental: 1 day value(s) recomputed, from 2024-03-02 on"
+    after = contents(shop)
+    assert after == from_scratch(shop, tmp_path)
+    (sku_a,) = [row for row in after["sku_sales_trends.parquet"] if row[:3] == ("SKU-A", "USD", date(2024, 3, 2))]
+    assert sku_a[4] == 3  # units_ordered
+
+
+EARLY_CHANNEL_TRENDS = "select * from state.sku_channel_trends where day < '2024-01-29' order by all"
 
 
 def test_trends_recompute_from_the_earliest_changed_day_reading_their_windows_before_it(tmp_path):
@@ -140,14 +158,15 @@ def test_trends_recompute_from_the_earliest_changed_day_reading_their_windows_be
     build(data_dir)
     with sql.Build(PROJECT, data_dir) as session:
         before = session.state().con.execute(EARLY_CHANNEL_TRENDS).fetchall()
-    # day 30 fetched again with its SHIFT order gone: every trend from day 30 on changes, read from day 30 - 55 on
+    # day 30 fetched again with its SHIFT order gone: every trend from day 30 on changes; the trends recompute from
+    # the day before it (a local day can be the UTC day before), reading from day 29 - 55 on
     remove_partition(data_dir, "2024-01-30")
     write_raw(data_dir, [version for version in series_versions()
                          if version[0] == "2024-01-30" and not version[1]["amazon_order_id"].startswith("SHIFT")])
     results = refreshes(build(data_dir))
     assert results["sku_daily_sales"] == "incremental: 1 purchase_day value(s) recomputed"
-    assert results["sku_channel_trends"] == "incremental: 31 day value(s) recomputed, from 2024-01-30 on"  # 30..60
-    assert results["sku_sales_trends"] == "incremental: 31 day value(s) recomputed, from 2024-01-30 on"
+    assert results["sku_channel_trends"] == "incremental: 32 day value(s) recomputed, from 2024-01-29 on"  # 29..60
+    assert results["sku_sales_trends"] == "incremental: 32 day value(s) recomputed, from 2024-01-29 on"
     assert contents(data_dir) == from_scratch(data_dir, tmp_path)
     with sql.Build(PROJECT, data_dir) as session:
         after = session.state().con.execute(EARLY_CHANNEL_TRENDS).fetchall()
@@ -232,7 +251,8 @@ def test_a_quarantined_purchase_date_is_a_null_key_updated_like_any_other(shop, 
     after = contents(shop)
     assert after == from_scratch(shop, tmp_path)
     unknown_day = [row for row in after["sku_daily_sales"] if row[0] is None]
-    assert len(unknown_day) == 1 and unknown_day[0][4] == "SKU-E" and unknown_day[0][10] == Decimal("36.00")
+    assert len(unknown_day) == 1 and unknown_day[0][1] is None  # no UTC day, no local day
+    assert unknown_day[0][6] == "SKU-E" and unknown_day[0][12] == Decimal("36.00")
 
 
 def kept(data_dir: Path) -> dict[str, list[tuple]]:

@@ -22,10 +22,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from orders_pipeline import sql
+from orders_pipeline.assets.analytics import CHECKS
+from orders_pipeline.lookup import order_versions
 from orders_pipeline.mws.schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
 from orders_pipeline.warehouse import build_warehouse
 
-US, CA = "ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"
+US, CA, UK, JP = "ATVPDKIKX0DER", "A2EUQ1WTGCTBG2", "A1F83G8C2ARO7P", "A1VC38T7YXB528"
 
 
 def ts(text: str) -> datetime:
@@ -222,6 +224,61 @@ def test_status_history_has_every_version_in_order(shop):
     assert o7 == [("Pending", True, False), ("Unshipped", True, False), ("Unshipped", False, True)]
 
 
+def quarantined_update(oid: str, status: str, purchase: str, price: str | None = None) -> tuple[dict, list[dict]]:
+    """An order version whose last_update_date could not be decoded (kept as null and flagged), with its item."""
+    row = order(oid, "2024-03-01T00:00", status, purchase, "Amazon.com", "AFN", US, price, "USD" if price else None)
+    row.update(last_update_date=None, is_quarantined=True, quarantined_fields="last_update_date=2024-13-45T99:00:00Z")
+    line = item(oid, "2024-03-01T00:00", f"{oid}-1", "SKU-Q", 1, 0, price, "USD" if price else None)
+    line["order_last_update_date"] = None
+    return row, [line]
+
+
+def test_a_quarantined_last_update_date_is_the_oldest_version(tmp_path):
+    # Q1: a bad Pending version landed on 03-01 and again, later, on 03-03; its one readable version is 03-02's
+    # Unshipped. Q2: Pending since 03-01 06:00, with a bad Pending version on 03-02. Q3 sets as_of (03-03 12:00).
+    # Q4 has a bad version only.
+    purchase = "2024-03-01T05:00"
+    write_raw(tmp_path, [
+        ("2024-03-01", *quarantined_update("Q1", "Pending", purchase)),
+        ("2024-03-02", order("Q1", "2024-03-02T09:00", "Unshipped", purchase, "Amazon.com", "AFN", US, "12.00", "USD",
+                             "2024-03-05T00:00"),
+         [item("Q1", "2024-03-02T09:00", "Q1-1", "SKU-Q", 1, 0, "12.00", "USD")]),
+        ("2024-03-03", *quarantined_update("Q1", "Pending", purchase)),
+        ("2024-03-01", order("Q2", "2024-03-01T06:00", "Pending", "2024-03-01T06:00", "Amazon.com", "MFN", US),
+         [item("Q2", "2024-03-01T06:00", "Q2-1", "SKU-R", 1, 0)]),
+        ("2024-03-02", *quarantined_update("Q2", "Pending", "2024-03-01T06:00")),
+        ("2024-03-03", order("Q3", "2024-03-03T12:00", "Shipped", "2024-03-03T11:00", "Amazon.com", "AFN", US,
+                             "5.00", "USD"),
+         [item("Q3", "2024-03-03T12:00", "Q3-1", "SKU-S", 1, 1, "5.00", "USD")]),
+        ("2024-03-02", *quarantined_update("Q4", "Pending", "2024-03-02T10:00")),
+    ])
+    sql.build(tmp_path)
+
+    orders = {r["amazon_order_id"]: r for r in query(tmp_path, "stg_orders")}
+    assert (orders["Q1"]["order_status"], orders["Q1"]["last_update_date"], orders["Q1"]["dt"]) == (
+        "Unshipped", ts("2024-03-02T09:00"), date(2024, 3, 2))
+    (q1_item,) = query(tmp_path, "stg_order_items", "select * from m where amazon_order_id = 'Q1'")
+    assert (q1_item["dt"], q1_item["item_price_amount"]) == (date(2024, 3, 2), Decimal("12.00"))
+    history = query(tmp_path, "stg_order_status_history",
+                    "select * from m where amazon_order_id = 'Q1' order by version_number")
+    # the unreadable versions come first (oldest), in dt order; only the readable one is current
+    assert [(r["dt"], r["valid_from"], r["valid_to"], r["is_current"]) for r in history] == [
+        (date(2024, 3, 1), None, None, False),
+        (date(2024, 3, 3), None, ts("2024-03-02T09:00"), False),
+        (date(2024, 3, 2), ts("2024-03-02T09:00"), None, True),
+    ]
+    (sale,) = query(tmp_path, "sku_daily_sales", "select * from m where purchase_day = '2024-03-01' and seller_sku = 'SKU-Q'")
+    assert (sale["revenue"], sale["unpriced_units"]) == (Decimal("12.00"), 0)
+    # Q2's Pending began at an unknown time before 03-01 06:00: it counts from its first readable version
+    stuck = {r["amazon_order_id"]: (r["status_since"], r["hours_in_status"]) for r in query(tmp_path, "stuck_orders")}
+    assert stuck == {"Q2": (ts("2024-03-01T06:00"), 54.0)}
+    # the order lookup agrees on the latest version, and so does the check that stg_orders keeps the current one
+    assert [v["order_status"] for v in order_versions(tmp_path, "Q1")] == ["Pending", "Pending", "Unshipped"]
+    (one_current,) = [check for check in CHECKS if check.name == "one_current_version"]
+    with sql.Build(sql.load_project(), tmp_path) as build:
+        assert build.query(one_current.sql).empty
+
+
 # --------------------------------------------------------------------------------------------- marts
 
 
@@ -262,34 +319,38 @@ def test_an_order_with_two_lines_of_one_sku_counts_once(tmp_path):
 
 def test_sales_by_channel_never_adds_currencies(shop):
     got = {
-        (str(r["purchase_day"]), r["sales_channel"], r["fulfillment_channel"], r["currency"]):
+        (str(r["purchase_day"]), str(r["purchase_day_local"]), r["sales_channel"], r["fulfillment_channel"], r["currency"]):
         (r["orders"], r["units_ordered"], r["units_shipped"], r["revenue"], r["unpriced_units"])
         for r in query(shop, "sales_by_channel")
     }
+    assert {r["marketplace_timezone"] for r in query(shop, "sales_by_channel")} == {"America/Los_Angeles"}
     assert got == {
-        ("2024-02-20", "Amazon.com", "MFN", "USD"): (1, 1, 0, Decimal("10.00"), 0),
-        ("2024-03-01", "Amazon.com", "AFN", "USD"): (1, 2, 2, Decimal("40.00"), 0),
-        # O2 (1 + 2 units, 20 + 30 USD) and O6 (4 unpriced units)
-        ("2024-03-01", "Amazon.com", "MFN", "USD"): (2, 7, 3, Decimal("50.00"), 4),
-        ("2024-03-01", "Amazon.ca", "MFN", "CAD"): (1, 2, 0, Decimal("15.00"), 0),
-        ("2024-03-02", "Amazon.ca", "AFN", "CAD"): (1, 1, 1, Decimal("25.00"), 0),
-        ("2024-03-03", "Amazon.com", "AFN", "USD"): (1, 1, 0, Decimal("0.00"), 1),
+        ("2024-02-20", "2024-02-19", "Amazon.com", "MFN", "USD"): (1, 1, 0, Decimal("10.00"), 0),  # O8 at 00:00Z
+        ("2024-03-01", "2024-03-01", "Amazon.com", "AFN", "USD"): (1, 2, 2, Decimal("40.00"), 0),
+        ("2024-03-01", "2024-03-01", "Amazon.com", "MFN", "USD"): (1, 3, 3, Decimal("50.00"), 0),  # O2: 1 + 2 units
+        ("2024-03-01", "2024-02-29", "Amazon.com", "MFN", "USD"): (1, 4, 0, Decimal("0.00"), 4),   # O6 at 06:00Z
+        ("2024-03-01", "2024-03-01", "Amazon.ca", "MFN", "CAD"): (1, 2, 0, Decimal("15.00"), 0),
+        ("2024-03-02", "2024-03-02", "Amazon.ca", "AFN", "CAD"): (1, 1, 1, Decimal("25.00"), 0),
+        ("2024-03-03", "2024-03-03", "Amazon.com", "AFN", "USD"): (1, 1, 0, Decimal("0.00"), 1),
     }
 
 
 def test_sku_sales_trends_on_the_shop(shop):
     rows = query(shop, "sku_sales_trends", "select * from m order by seller_sku, currency, day")
-    # dense series from each (SKU, currency)'s first sale to 03-03: A-USD 3, A-CAD 2, B-USD 3, C-CAD 3, C-USD 3, D-USD 13
-    assert len(rows) == 27
+    # days are Pacific (the US and CA marketplaces' Seller Central days): O8 (02-20 00:00Z) sold on 02-19 and O6
+    # (03-01 06:00Z) on 02-29. Dense series from each (SKU, currency)'s first sale to 03-03: A-USD 3, A-CAD 2,
+    # B-USD 3, C-CAD 3, C-USD 4, D-USD 14
+    assert len(rows) == 29
     by_key = {(r["seller_sku"], r["currency"], str(r["day"])): r for r in rows}
     a = by_key[("SKU-A", "USD", "2024-03-01")]
     assert (a["units_ordered"], a["orders"], a["revenue"]) == (3, 2, Decimal("60.00"))  # O1 (2) + O2 (1)
     a3 = by_key[("SKU-A", "USD", "2024-03-03")]
     assert (a3["units_ordered"], a3["units_ma_7d"], a3["units_ma_28d"]) == (0, pytest.approx(3 / 7), pytest.approx(3 / 28))
-    d7, d8 = by_key[("SKU-D", "USD", "2024-02-26")], by_key[("SKU-D", "USD", "2024-02-27")]
+    assert by_key[("SKU-C", "USD", "2024-02-29")]["units_ordered"] == 4
+    d7, d8 = by_key[("SKU-D", "USD", "2024-02-25")], by_key[("SKU-D", "USD", "2024-02-26")]
     assert d7["units_ma_7d"] == pytest.approx(1 / 7)
     assert (d8["units_7d"], d8["units_prev_7d"], d8["units_wow_change"], d8["units_wow_change_pct"]) == (0, 1, -1, -1.0)
-    assert by_key[("SKU-D", "USD", "2024-02-20")]["units_wow_change_pct"] is None
+    assert by_key[("SKU-D", "USD", "2024-02-19")]["units_wow_change_pct"] is None
     # the 28 days ending 03-03 = all data: C 4+2=6, A 3+1=4, B 2+1=3, D 1 -> 4 SKUs, band ceil(0.2*4)=1
     last_day = {(r["seller_sku"], r["sku_units_28d"], r["sales_rank"], r["sales_label"])
                 for r in rows if str(r["day"]) == "2024-03-03"}
@@ -299,6 +360,57 @@ def test_sku_sales_trends_on_the_shop(shop):
     early = [(r["seller_sku"], r["sku_units_28d"], r["sales_rank"], r["sales_label"])
              for r in rows if str(r["day"]) == "2024-02-25"]
     assert early == [("SKU-D", 1, 1, "top seller")]
+
+
+def local_day_versions() -> list[tuple[str, dict, list[dict]]]:
+    """One order per marketplace purchased at 2024-03-02 03:00Z (Tokyo's at 15:30Z), each of its own SKU."""
+    v = []
+    for oid, marketplace, channel, currency, purchase in (
+        ("L-US", US, "Amazon.com", "USD", "2024-03-02T03:00"),  # 03-01 19:00 in Los Angeles
+        ("L-UK", UK, "Amazon.co.uk", "GBP", "2024-03-02T03:00"),  # 03-02 03:00 in London
+        ("L-JP", JP, "Amazon.co.jp", "JPY", "2024-03-02T15:30"),  # 03-03 00:30 in Tokyo
+        ("L-XX", "A0UNKNOWN", "Non-Amazon", "USD", "2024-03-02T03:00"),  # a marketplace with no known zone
+    ):
+        lud = "2024-03-02T16:00"
+        v.append(("2024-03-02", order(oid, lud, "Shipped", purchase, channel, "AFN", marketplace, "10.00", currency),
+                  [item(oid, lud, oid + "-1", "SKU-" + oid[2:], 1, 1, "10.00", currency)]))
+    return v
+
+
+def test_days_are_counted_as_seller_central_counts_them(tmp_path, monkeypatch):
+    write_raw(tmp_path, local_day_versions())
+    sql.build(tmp_path)
+    utc_day, pacific_day, tokyo_day = date(2024, 3, 2), date(2024, 3, 1), date(2024, 3, 3)
+    orders = {r["amazon_order_id"]: (r["purchase_day"], r["purchase_day_local"], r["marketplace_timezone"],
+                                     r["is_timezone_fallback"]) for r in query(tmp_path, "stg_orders")}
+    assert orders == {
+        "L-US": (utc_day, pacific_day, "America/Los_Angeles", False),
+        "L-UK": (utc_day, utc_day, "Europe/London", False),
+        "L-JP": (utc_day, tokyo_day, "Asia/Tokyo", False),
+        "L-XX": (utc_day, utc_day, "UTC", True),
+    }
+    daily = {r["marketplace_id"]: (r["purchase_day"], r["purchase_day_local"], r["marketplace_timezone"], r["units_ordered"])
+             for r in query(tmp_path, "sku_daily_sales")}
+    assert (daily[US], daily[UK], daily[JP]) == (
+        (utc_day, pacific_day, "America/Los_Angeles", 1), (utc_day, utc_day, "Europe/London", 1),
+        (utc_day, tokyo_day, "Asia/Tokyo", 1))
+    channels = {r["sales_channel"]: (r["purchase_day"], r["purchase_day_local"], r["marketplace_timezone"])
+                for r in query(tmp_path, "sales_by_channel")}
+    assert (channels["Amazon.com"], channels["Amazon.co.uk"]) == (
+        (utc_day, pacific_day, "America/Los_Angeles"), (utc_day, utc_day, "Europe/London"))
+
+    def sold_on(model: str) -> dict[str, date]:
+        return {r["seller_sku"]: r["day"] for r in query(
+            tmp_path, model, "select seller_sku, day from m where units_ordered > 0 and "
+                             + ("dimension = 'sales_channel'" if model == "sku_channel_trends" else "true"))}
+
+    # the trend marts count each order on its marketplace's day by default, on the UTC day with trend_utc_days
+    local = {"SKU-US": pacific_day, "SKU-UK": utc_day, "SKU-JP": tokyo_day, "SKU-XX": utc_day}
+    assert sold_on("sku_sales_trends") == sold_on("sku_channel_trends") == local
+    monkeypatch.setenv("ORDERS_VAR_TREND_UTC_DAYS", "true")
+    results = {result.name: result.refresh for result in sql.build(tmp_path)}
+    assert results["sku_sales_trends"] == "full: its SQL or settings changed"
+    assert sold_on("sku_sales_trends") == sold_on("sku_channel_trends") == dict.fromkeys(local, utc_day)
 
 
 def test_sku_sales_trends_on_the_series(series):
@@ -398,7 +510,7 @@ def test_materialize_through_dagster(tmp_path, monkeypatch):
     assert "warehouse" in materialized and "sku_daily_sales" in materialized
     meta = result.asset_materializations_for_node("analytics_models")
     counts = {m.asset_key.path[-1]: m.metadata["dagster/row_count"].value for m in meta if "dagster/row_count" in m.metadata}
-    assert counts["sales_by_channel"] == 6 and counts["stuck_orders"] == 3
+    assert counts["sales_by_channel"] == 7 and counts["stuck_orders"] == 3
     # staging is never written to Parquet: materialized with its definition and row count; the incremental
     # models keep their tables in the state database and say how they were refreshed
     assert counts["stg_orders"] == 8 and counts["stg_order_items"] == 9 and counts["stg_order_status_history"] == 13
@@ -418,7 +530,7 @@ def test_materialize_through_dagster(tmp_path, monkeypatch):
     assert ("sales_by_channel", "reconciles_with_sku_daily_sales") in evaluations
 
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
-        assert con.execute("select count(*) from sales_by_channel").fetchone() == (6,)
+        assert con.execute("select count(*) from sales_by_channel").fetchone() == (7,)
         assert con.execute("select count(*) from orders").fetchone() == (13,)
         assert con.execute("select sum(units_ordered) from sku_daily_sales").fetchone() == (14,)
         assert con.execute("select count(*) from stg_orders").fetchone() == (8,)  # a view over the raw Parquet

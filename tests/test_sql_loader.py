@@ -42,8 +42,9 @@ def test_the_repository_models_and_their_dependencies():
         "stg_orders": "amazon_order_id", "stg_order_items": "amazon_order_id", "stg_order_status_history": "amazon_order_id",
         "sku_daily_sales": "purchase_day", "sales_by_channel": "purchase_day",
         "sku_sales_trends": "day", "sku_channel_trends": "day", "sku_trend_anomalies": "day"}
-    assert {name for name, model in models.items() if model.is_tail} == {
-        "sku_sales_trends", "sku_channel_trends", "sku_trend_anomalies"}
+    # the trend marts over sku_daily_sales recompute from the day before its earliest change (local days)
+    assert {name: model.lookback for name, model in models.items() if model.is_tail} == {
+        "sku_sales_trends": 1, "sku_channel_trends": 1, "sku_trend_anomalies": 0}
     position = {name: i for i, name in enumerate(project.order)}
     for name, model in models.items():
         assert all(position[upstream] < position[name] for upstream in model.refs), name
@@ -248,7 +249,7 @@ def test_staging_views_agree_between_session_and_warehouse(tmp_path):
     ("{{ config(materialized='incremental', unique_key='x', publish='no') }}\nselect 1 as x\n",
      r"staging/a\.sql:1: publish must be true or false"),
     ("select 1\n{{ config(schema='x') }}\n",
-     r"staging/a\.sql:2: config\(\) accepts only incremental_strategy, materialized, publish, unique_key"),
+     r"staging/a\.sql:2: config\(\) accepts only incremental_strategy, lookback, materialized, publish, unique_key"),
     ("{{ config(materialized='incremental', unique_key='x', incremental_strategy='merge') }}\nselect 1 as x\n",
      r"staging/a\.sql:1: incremental_strategy='merge' is not one of by_key, tail"),
     ("{{ config(incremental_strategy='tail') }}\nselect 1 as x\n",
@@ -256,6 +257,10 @@ def test_staging_views_agree_between_session_and_warehouse(tmp_path):
     ("{{ config(materialized='incremental', unique_key='dt', incremental_strategy='tail') }}\n"
      "select dt from {{ source('raw', 'orders') }}\n",
      r"staging/a\.sql:2: incremental_strategy='tail' reads incremental models only, not source\(\)"),
+    ("{{ config(materialized='incremental', unique_key='x', lookback=1) }}\nselect 1 as x\n",
+     r"staging/a\.sql:1: lookback applies to incremental_strategy='tail' only"),
+    ("{{ config(materialized='incremental', unique_key='x', incremental_strategy='tail', lookback=-1) }}\nselect 1 as x\n",
+     r"staging/a\.sql:1: lookback must be a whole number of key values, 0 or more \(got -1\)"),
     ("select 1 as x {% if not is_incremental() %}where {{ recompute_from() }}{% endif %}\n",
      r"staging/a\.sql: recompute_from\(\) is defined only inside"),
 ])

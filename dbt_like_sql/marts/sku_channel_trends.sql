@@ -1,6 +1,8 @@
 -- SKU trends by sales channel and by fulfillment channel, and how each channel's share of a SKU moves.
 -- GRAIN: one row per seller_sku, dimension ('sales_channel' or 'fulfillment_channel'), channel and day, dense:
 -- every day from the SKU's first sale in the channel to the last purchase day in the data.
+-- DAYS: day is each order's marketplace-local purchase day (sku_daily_sales.purchase_day_local, as Seller Central
+-- counts days); with var trend_utc_days (default false) it is the UTC purchase_day.
 -- RULES: built on sku_daily_sales (Canceled excluded, Pending units count, each order once); units only, so
 -- currencies never mix. units_ma_7d / units_ma_28d are the units of the 7 / 28 days ending on the day divided
 -- by 7 / 28. units_28d are the units of the 28 days ending on the day, units_prev_28d those of the 28 days
@@ -9,14 +11,17 @@
 -- sold nothing in a window): a SKU moving from MFN to AFN shows +AFN and -MFN. On the last day of the data
 -- these compare the latest 28 days with the 28 days before.
 -- Rows of an unknown (quarantined) purchase day have no day and are left out.
--- INCREMENTAL: a day's row reads the 56 days ending on it, so a run recomputes the days from the earliest
--- purchase day sku_daily_sales changed on, reading the 55 days before it.
-{{ config(materialized='incremental', unique_key='day', incremental_strategy='tail') }}
+-- INCREMENTAL: a day's row reads the 56 days ending on it, so a run recomputes the days from the day before the
+-- earliest (UTC) purchase day sku_daily_sales changed on (lookback=1: a local day can be the UTC day before),
+-- reading the 55 days before it.
+{{ config(materialized='incremental', unique_key='day', incremental_strategy='tail', lookback=1) }}
 with
 
 daily_sales as (
 
-    select * from {{ ref('sku_daily_sales') }} where purchase_day is not null
+    select *, {{ 'purchase_day' if var('trend_utc_days', false) else 'purchase_day_local' }} as day
+    from {{ ref('sku_daily_sales') }}
+    where purchase_day is not null
 
 ),
 
@@ -24,8 +29,8 @@ computed_days as (
 
     -- the first day of sales this build's windows read, and the last day of the data
     select
-        {% if is_incremental() %}{{ recompute_from() }}{% else %}min(purchase_day){% endif %} - 55 as first_read_day,
-        max(purchase_day) as last_day
+        {% if is_incremental() %}{{ recompute_from() }}{% else %}min(day){% endif %} - 55 as first_read_day,
+        max(day) as last_day
     from daily_sales
 
 ),
@@ -34,20 +39,20 @@ recent_sales as (
 
     select *
     from daily_sales
-    where purchase_day >= (select first_read_day from computed_days)
+    where day >= (select first_read_day from computed_days)
 
 ),
 
 channel_days as (
 
-    select seller_sku, 'sales_channel' as dimension, sales_channel as channel, purchase_day as day,
+    select seller_sku, 'sales_channel' as dimension, sales_channel as channel, day,
         sum(units_ordered) as units_ordered
     from recent_sales
     group by all
 
     union all
 
-    select seller_sku, 'fulfillment_channel' as dimension, fulfillment_channel as channel, purchase_day as day,
+    select seller_sku, 'fulfillment_channel' as dimension, fulfillment_channel as channel, day,
         sum(units_ordered) as units_ordered
     from recent_sales
     group by all
@@ -56,14 +61,13 @@ channel_days as (
 
 channels as (
 
-    select seller_sku, 'sales_channel' as dimension, sales_channel as channel, min(purchase_day) as first_sale_day
+    select seller_sku, 'sales_channel' as dimension, sales_channel as channel, min(day) as first_sale_day
     from daily_sales
     group by all
 
     union all
 
-    select seller_sku, 'fulfillment_channel' as dimension, fulfillment_channel as channel,
-        min(purchase_day) as first_sale_day
+    select seller_sku, 'fulfillment_channel' as dimension, fulfillment_channel as channel, min(day) as first_sale_day
     from daily_sales
     group by all
 

@@ -1,13 +1,18 @@
 -- Daily sales per SKU, per marketplace, sales channel, fulfillment channel and currency.
--- GRAIN: one row per purchase_day (UTC), marketplace_id, sales_channel, fulfillment_channel, seller_sku, asin
--- and currency.
--- RULES: each order counts once, in its current version (stg_orders / stg_order_items), on the UTC day it was
+-- GRAIN: one row per purchase_day (UTC), purchase_day_local, marketplace_id, sales_channel, fulfillment_channel,
+-- seller_sku, asin and currency.
+-- DAYS: purchase_day is the UTC day of purchase; purchase_day_local is the day in marketplace_timezone, the
+-- marketplace's time zone as Seller Central reports it ('UTC' for a marketplace stg_orders does not list). A UTC
+-- day's orders can span two local days (orders after 00:00Z in Pacific time fall on the local day before), so
+-- sum over either day: a day's totals by purchase_day are the UTC figures, by purchase_day_local and
+-- marketplace_id Seller Central's.
+-- RULES: each order counts once, in its current version (stg_orders / stg_order_items), on the day it was
 -- purchased. Every status except Canceled is a sale (Pending, Unshipped, PartiallyShipped, Shipped,
 -- Unfulfillable, PendingAvailability). Pending lines have no price yet: their units are in units_ordered and
 -- in unpriced_units, they add nothing to revenue, and has_unpriced_lines flags the row. revenue is the sum of
 -- item_price_amount (line totals, before tax and promotions) in the row's currency; currencies are never added.
--- INCREMENTAL: a purchase day's rows depend on that day's orders only, so a run recomputes just the days of the
--- orders that changed and keeps the rest.
+-- INCREMENTAL: a (UTC) purchase day's rows depend on that day's orders only, so a run recomputes just the days of
+-- the orders that changed and keeps the rest.
 {{ config(materialized='incremental', unique_key='purchase_day') }}
 with
 
@@ -21,6 +26,8 @@ order_lines as (
 
     select
         purchase_day,
+        purchase_day_local,
+        marketplace_timezone,
         marketplace_id,
         sales_channel,
         fulfillment_channel,
@@ -42,6 +49,8 @@ order_totals as (
     -- one row per order and grain first, so orders is a plain count below (cheaper than count distinct)
     select
         purchase_day,
+        purchase_day_local,
+        marketplace_timezone,
         marketplace_id,
         sales_channel,
         fulfillment_channel,
@@ -63,6 +72,8 @@ final as (
 
     select
         purchase_day,
+        purchase_day_local,
+        marketplace_timezone,
         marketplace_id,
         sales_channel,
         fulfillment_channel,

@@ -1,6 +1,8 @@
 -- Sales trend of every SKU: daily units and revenue with moving averages, week-over-week change, rank and label.
 -- GRAIN: one row per seller_sku, currency and day, dense: every day from the SKU's first sale in that
 -- currency to the last purchase day in the data (days without sales have 0 units).
+-- DAYS: day is each order's marketplace-local purchase day (sku_daily_sales.purchase_day_local, as Seller Central
+-- counts days); with var trend_utc_days (default false) it is the UTC purchase_day.
 -- RULES: built on sku_daily_sales (so Canceled is excluded, Pending units count, each order once). Currency
 -- stays in the grain, so revenue is never added across currencies. units_ma_7d / units_ma_28d are the units
 -- of the 7 / 28 days ending on the day divided by 7 / 28 (days before the first sale count as 0).
@@ -10,14 +12,17 @@
 -- them are 'top seller', the bottom share 'low seller', the rest 'steady'. On the last day of the data these
 -- are the best and worst sellers of the latest 28 days.
 -- Rows of an unknown (quarantined) purchase day have no day and are left out.
--- INCREMENTAL: a day's row reads the 28 days ending on it, so a run recomputes the days from the earliest
--- purchase day sku_daily_sales changed on, reading the 27 days before it.
-{{ config(materialized='incremental', unique_key='day', incremental_strategy='tail') }}
+-- INCREMENTAL: a day's row reads the 28 days ending on it, so a run recomputes the days from the day before the
+-- earliest (UTC) purchase day sku_daily_sales changed on (lookback=1: a local day can be the UTC day before),
+-- reading the 27 days before it.
+{{ config(materialized='incremental', unique_key='day', incremental_strategy='tail', lookback=1) }}
 with
 
 daily_sales as (
 
-    select * from {{ ref('sku_daily_sales') }} where purchase_day is not null
+    select *, {{ 'purchase_day' if var('trend_utc_days', false) else 'purchase_day_local' }} as day
+    from {{ ref('sku_daily_sales') }}
+    where purchase_day is not null
 
 ),
 
@@ -25,8 +30,8 @@ computed_days as (
 
     -- the first day of sales this build's windows read, and the last day of the data
     select
-        {% if is_incremental() %}{{ recompute_from() }}{% else %}min(purchase_day){% endif %} - 27 as first_read_day,
-        max(purchase_day) as last_day
+        {% if is_incremental() %}{{ recompute_from() }}{% else %}min(day){% endif %} - 27 as first_read_day,
+        max(day) as last_day
     from daily_sales
 
 ),
@@ -38,7 +43,7 @@ series as (
         row_number() over (order by seller_sku, currency) as series_id,
         seller_sku,
         currency,
-        min(purchase_day) as first_sale_day
+        min(day) as first_sale_day
     from daily_sales
     group by seller_sku, currency
 
@@ -49,14 +54,14 @@ sku_days as (
     select
         seller_sku,
         currency,
-        purchase_day as day,
+        day,
         sum(orders) as orders,
         sum(units_ordered) as units_ordered,
         sum(units_shipped) as units_shipped,
         sum(unpriced_units) as unpriced_units,
         sum(revenue) as revenue
     from daily_sales
-    where purchase_day >= (select first_read_day from computed_days)
+    where day >= (select first_read_day from computed_days)
     group by all
 
 ),

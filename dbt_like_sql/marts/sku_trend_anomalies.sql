@@ -1,5 +1,6 @@
 -- SKU-days whose units depart sharply from the SKU's recent trend.
 -- GRAIN: one row per seller_sku and day flagged as a spike or a drop.
+-- DAYS: sku_sales_trends' day: each order's marketplace-local purchase day, or with var trend_utc_days the UTC one.
 -- RULES: units are a SKU's units_ordered per day over all currencies and channels (from sku_sales_trends,
 -- dense, so days without sales count as 0). The baseline is the mean and sample standard deviation of the
 -- var anomaly_window_days (default 28) days before the day, the day itself excluded. A day is flagged when

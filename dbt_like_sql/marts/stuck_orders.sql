@@ -2,8 +2,9 @@
 -- GRAIN: one row per stuck amazon_order_id.
 -- RULES: as_of is the greatest last_update_date in the raw orders (not the wall clock), so results are
 -- reproducible. status_since is when the order entered its current status (stg_order_status_history: a later
--- version with the same status does not reset it); hours_in_status = as_of - status_since. An order is stuck
--- when any rule holds, and reason lists them:
+-- version with the same status does not reset it; when it entered it at a quarantined version, whose
+-- last_update_date is unknown and counts as the oldest, the status counts from its first readable version);
+-- hours_in_status = as_of - status_since. An order is stuck when any rule holds, and reason lists them:
 --   * Pending for more than var stuck_pending_hours (default 24) hours;
 --   * Unshipped or PartiallyShipped and as_of is past latest_ship_date;
 --   * a non-terminal status (Pending, Unshipped, PartiallyShipped, PendingAvailability) unchanged for more
@@ -51,7 +52,8 @@ open_versions as (
         status_history.amazon_order_id,
         status_history.valid_from,
         status_history.order_status is distinct from lag(status_history.order_status) over (
-            partition by status_history.amazon_order_id order by status_history.valid_from, status_history.dt
+            partition by status_history.amazon_order_id
+            order by status_history.valid_from nulls first, status_history.dt
         ) as is_status_change
     from status_history
     semi join open_orders on status_history.amazon_order_id = open_orders.amazon_order_id
@@ -60,8 +62,11 @@ open_versions as (
 
 current_status as (
 
-    -- the current status began at the order's last version that changed status
-    select amazon_order_id, max(valid_from) filter (where is_status_change) as status_since
+    -- the current status began at the order's last version that changed status; when that is a quarantined
+    -- version (null valid_from, so among the oldest), every readable version has the status: the first of them
+    select
+        amazon_order_id,
+        coalesce(max(valid_from) filter (where is_status_change), min(valid_from)) as status_since
     from open_versions
     group by amazon_order_id
 

@@ -6,8 +6,8 @@
 -- (unit price x quantity) and is null while an order is Pending (is_unpriced). currency_code is the item
 -- price currency, else the order total currency, else the currency Amazon prices that marketplace in, so an
 -- unpriced Pending line still belongs to one currency (null for a marketplace not listed below).
--- Quantities are integers, money decimal. order_status, purchase_day, marketplace_id, sales_channel and
--- fulfillment_channel are the current order's.
+-- Quantities are integers, money decimal. order_status, purchase_day (UTC), purchase_day_local (in
+-- marketplace_timezone), marketplace_id, sales_channel and fulfillment_channel are the current order's.
 -- INCREMENTAL: an order's items depend on that order only, so a run recomputes just the orders whose
 -- current version or items changed and keeps the rest.
 {{ config(materialized='incremental', unique_key='amazon_order_id', publish=false) }}
@@ -26,8 +26,8 @@ source as (
 orders as (
 
     select
-        amazon_order_id, dt, last_update_date, order_status, purchase_day, marketplace_id, sales_channel,
-        fulfillment_channel, order_total_currency_code
+        amazon_order_id, dt, last_update_date, order_status, purchase_day, purchase_day_local, marketplace_timezone,
+        marketplace_id, sales_channel, fulfillment_channel, order_total_currency_code
     from {{ ref('stg_orders') }}
 
 ),
@@ -89,6 +89,8 @@ final as (
         ----------  the current order
         order_status,
         purchase_day,
+        purchase_day_local,
+        marketplace_timezone,
         current_items.marketplace_id,
         sales_channel,
         fulfillment_channel,

@@ -1,9 +1,10 @@
 -- Every observed version of every order, in time order: the status history stuck alerts rely on.
 -- GRAIN: one row per amazon_order_id and observed version (last_update_date, dt).
--- RULES: versions are ordered by last_update_date, then dt. A version is valid from its last_update_date
--- until the next version's (valid_to is null for the current one, is_current). previous_status is the status
--- of the version before; is_status_change marks versions whose status differs from it (the first version
--- always counts as a change), so an order entered its current status at the last version with a change.
+-- RULES: versions are ordered by last_update_date, then dt; a quarantined (null) last_update_date is the oldest
+-- (as in stg_orders). A version is valid from its last_update_date until the next version's (valid_to is null
+-- for the current one, is_current, the last version). previous_status is the status of the version before;
+-- is_status_change marks versions whose status differs from it (the first version always counts as a change),
+-- so an order entered its current status at the last version with a change.
 -- INCREMENTAL: an order's history depends on that order's versions only, so a run recomputes just the orders
 -- with versions in changed partitions and keeps the rest.
 {{ config(materialized='incremental', unique_key='amazon_order_id', publish=false) }}
@@ -25,9 +26,10 @@ versions as (
         lag(order_status) over by_time as previous_status,
         last_update_date as valid_from,
         lead(last_update_date) over by_time as valid_to,
+        lead(dt) over by_time is null as is_current,
         dt
     from source
-    window by_time as (partition by amazon_order_id order by last_update_date, dt)
+    window by_time as (partition by amazon_order_id order by last_update_date nulls first, dt)
 
 ),
 
@@ -41,7 +43,7 @@ final as (
         previous_status is distinct from order_status as is_status_change,
         valid_from,
         valid_to,
-        valid_to is null as is_current,
+        is_current,
         dt
     from versions
 

@@ -127,18 +127,23 @@ CHECKS: list[SqlCheck] = [
         left join {{ ref('stg_order_status_history') }} as history
             on orders.amazon_order_id = history.amazon_order_id
             and history.is_current
-            and history.valid_from = orders.last_update_date
+            and history.valid_from is not distinct from orders.last_update_date
+            and history.dt = orders.dt
         group by all
         having count(history.amazon_order_id) <> 1
         """,
     ),
     unique(
         "sku_daily_sales",
-        "purchase_day", "marketplace_id", "sales_channel", "fulfillment_channel", "seller_sku", "asin", "currency",
+        "purchase_day", "purchase_day_local", "marketplace_id", "sales_channel", "fulfillment_channel", "seller_sku",
+        "asin", "currency",
     ),
     not_null("sku_daily_sales", "purchase_day", "seller_sku"),
     non_negative("sku_daily_sales", "units_ordered", "units_shipped", "unpriced_units"),
-    unique("sales_by_channel", "purchase_day", "sales_channel", "fulfillment_channel", "currency"),
+    unique(
+        "sales_by_channel",
+        "purchase_day", "purchase_day_local", "marketplace_timezone", "sales_channel", "fulfillment_channel", "currency",
+    ),
     not_null("sales_by_channel", "purchase_day"),
     non_negative("sales_by_channel", "orders", "units_ordered", "units_shipped"),
     SqlCheck(
