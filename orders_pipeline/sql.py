@@ -37,6 +37,10 @@ left, whole, to the next build.
   computed from a UTC one.)
   Its SQL sees the whole upstream models; inside `{% if is_incremental() %}` it may read only the days its
   windows need before `recompute_from()`. The rows it returns before that value are dropped.
+- A **guard** is a blocking check of a model (`run(guards=...)`): SQL returning the rows that break a rule, run on
+  the candidate model before it is kept or published (inside the kept table's transaction, before the Parquet
+  rename). A row rolls the candidate back, so the kept table, its bookkeeping and the Parquet file stay as they
+  were and the next run recomputes the same keys; the models of the run that read it are not built.
 
 Errors name the file and, when DuckDB or jinja report one, the line.
 """
@@ -352,6 +356,30 @@ class ModelResult:
     sql: str  # the rendered model, as run
     materialized: str = "table"
     refresh: str = ""  # for an incremental model: how its table was brought up to date, and why
+    checks: dict[str, Any] = field(default_factory=dict)  # guard name -> its failing rows (DataFrame) on the candidate
+
+    @property
+    def rejected_by(self) -> list[str]:
+        """The guards that found rows: the model was neither kept nor published (see `ModelRejected`)."""
+        return [name for name, rows in self.checks.items() if len(rows)]
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A blocking data test of a model: a SQL template returning the rows that break a rule (none: pass). It runs on
+    the model's candidate table; a row keeps the candidate out of the kept state and the Parquet file."""
+
+    name: str
+    sql: str
+
+
+class ModelRejected(Exception):
+    """A guard found rows in a model's candidate: it was neither kept nor published (`result.rejected_by` says
+    which guards, `result.checks` their rows)."""
+
+    def __init__(self, result: ModelResult) -> None:
+        super().__init__(f"{result.name}: rejected by {', '.join(result.rejected_by)}")
+        self.result = result
 
 
 def render_template(
@@ -514,24 +542,41 @@ class Build:
         """Run SQL in this session; a DuckDB error becomes `file:line: message`."""
         return execute_sql(self.con, label, sql)
 
-    def build_model(self, name: str) -> ModelResult:
-        """Compute the model into a session table (same line numbers as the file); publish it as Parquet atomically
-        unless publish=false. An incremental model updates its kept table (see `_update_incremental`) or, when it
-        cannot be kept, is computed like a table."""
+    def build_model(self, name: str, guards: Iterable[Guard] = ()) -> ModelResult:
+        """Compute the model into a session table (same line numbers as the file), run its `guards` on it, and keep
+        it and publish it as Parquet atomically (unless publish=false) only when none finds a row; else raise
+        `ModelRejected`, and the kept table, the Parquet file and the session keep the previous version. An
+        incremental model updates its kept table (see `_update_incremental`) or, when it cannot be kept, is computed
+        like a table."""
         model = self.project.models[name]
         label = self.project.relpath(model)
         sql = self.render(name)
         self._drop(name)  # a view over the old Parquet or an inline view, from a query before the run
         refresh = ""
+        kept = model.is_incremental and self.state() is not None
+        failing: dict[str, Any] = {}
+
+        def verify() -> None:
+            """Make the candidate this session's relation of the model and run the guards on it."""
+            if kept:
+                self.con.execute(f'create temp view "{name}" as select * from {incremental.kept_table(name)}')
+            self._in_memory.add(name)
+            failing.update(self._failing_rows(name, guards))
+            if any(len(rows) for rows in failing.values()):
+                ((candidate_rows,),) = self.con.execute(f'select count(*) from "{name}"').fetchall()
+                self._drop(name)
+                raise ModelRejected(ModelResult(name=name, path=None, row_count=candidate_rows, preview=None, sql=sql,
+                                                materialized=model.materialized, checks=failing))
+
         # The prefix stays on the file's first line, so DuckDB's LINE n is the file's line n.
-        if model.is_incremental and self.state() is not None:
-            refresh = self._update_incremental(model, sql)
-            self.con.execute(f'create temp view "{name}" as select * from {incremental.kept_table(name)}')
+        if kept:
+            refresh = self._update_incremental(model, sql, verify)
         else:
             self.execute(label, f'create table "{name}" as {sql}\n')
             if model.is_incremental:
                 refresh = f"full, not kept: {self._state_unavailable}"
-        self._in_memory.add(name)
+        if not kept:
+            verify()
         out = None
         if model.is_published:
             out = model.output_path(self.data_dir)
@@ -545,7 +590,11 @@ class Build:
         ((row_count,),) = self.con.execute(f'select count(*) from "{name}"').fetchall()
         preview = self.con.execute(f'select * from "{name}" limit 10').df()
         return ModelResult(name=name, path=out, row_count=row_count, preview=preview, sql=sql,
-                           materialized=model.materialized, refresh=refresh)
+                           materialized=model.materialized, refresh=refresh, checks=failing)
+
+    def _failing_rows(self, name: str, guards: Iterable[Guard]) -> dict[str, Any]:
+        """Each guard's failing rows (a DataFrame) on this session's relation of the model."""
+        return {guard.name: self.query(guard.sql, label=f"check {name}.{guard.name}") for guard in guards}
 
     # ----- incremental models
 
@@ -582,9 +631,10 @@ class Build:
             for ref in model.refs if self.project.models[ref].is_incremental
         )
 
-    def _update_incremental(self, model: Model, sql: str) -> str:
+    def _update_incremental(self, model: Model, sql: str, verify: Callable[[], None]) -> str:
         """Bring the model's kept table up to date and say how: recompute only the unique_key values the changes
-        since its last update touch (delete and insert them), else everything. Records this run's `Delta` for
+        since its last update touch (delete and insert them), else everything. `verify` runs on the updated table
+        before the commit; when it raises, table and bookkeeping stay as they were. Records this run's `Delta` for
         incremental models downstream. A tail model recomputes the keys from its upstream's earliest change on."""
         state = self._state
         assert state is not None
@@ -607,6 +657,7 @@ class Build:
             with incremental.transaction(self.con):
                 self.execute(label, f"create or replace table {target} as {sql}\n")
                 state.save(model.name, new_state)
+                verify()
             self._deltas[model.name] = None
             return f"full: {reason}"
         key = f'"{model.unique_key}"'
@@ -625,6 +676,7 @@ class Build:
             self.con.execute(f'delete from {target} using "{keys}" where {target}.{key} is not distinct from "{keys}".{key}')
             self.execute(label, f'insert into {target} by name select * from "{new}"')
             state.save(model.name, new_state)
+            verify()
         self.con.execute(f"checkpoint {incremental.STATE_CATALOG}")
         self._deltas[model.name] = Delta(keys, deleted, new)
         return f"incremental: {count} {model.unique_key} value(s) recomputed{scope}"
@@ -776,28 +828,62 @@ class Build:
         render_template(template, label, capture, lambda source_name, table: '"source"', self.vars)
         return refs
 
-    def run(self, names: Iterable[str] | None = None, reads: Iterable[str] = ()) -> Iterable[ModelResult]:
+    def run(
+        self, names: Iterable[str] | None = None, reads: Iterable[str] = (), guards: Mapping[str, Iterable[Guard]] | None = None
+    ) -> Iterable[ModelResult]:
         """Build the named models (default: all) in topological order, yielding each result as it is done.
 
         `reads` are the SQL templates that will query the session after the run (e.g. checks): the models they ref
         are kept. Everything else is dropped once no later model of the run needs it, to keep memory flat.
+
+        `guards` are each model's blocking checks (see `build_model`); a model is built after the models of the run
+        its guards read. A model a guard rejected is yielded with `rejected_by`; the models of the run that read it,
+        or whose guards do, are not built (nor yielded).
         """
         selected = set(self.project.models if names is None else names)
         unknown = selected - set(self.project.models)
         if unknown:
             raise SqlProjectError(f"unknown models: {', '.join(sorted(unknown))}")
-        order = [name for name in self.project.order if name in selected]
+        checks = {name: list((guards or {}).get(name, ())) for name in selected}
+        needs = {
+            name: set(self.project.upstream(name)).union(
+                *(self._refs_of(guard.sql, f"check {name}.{guard.name}") for guard in checks[name])
+            ) & selected - {name}
+            for name in selected
+        }
+        order = self._run_order(needs)
         keep = set().union(*(self._refs_of(template, f"<read {i + 1}>") for i, template in enumerate(reads)))
         last_use = {name: len(order) if name in keep else i for i, name in enumerate(order)}
         for i, name in enumerate(order):
-            for upstream in self.project.upstream(name):
+            for upstream in needs[name]:
                 last_use[upstream] = max(last_use.get(upstream, i), i)
+        rejected: set[str] = set()
         for i, name in enumerate(order):
-            yield self.build_model(name)
+            if needs[name] & rejected:
+                rejected.add(name)
+                continue
+            try:
+                result = self.build_model(name, guards=checks[name])
+            except ModelRejected as rejection:
+                rejected.add(name)
+                result = rejection.result
+            yield result
             for done, last in list(last_use.items()):
                 if last <= i and done in self._in_memory:
                     self._drop(done)
                     del last_use[done]
+
+    def _run_order(self, needs: Mapping[str, set[str]]) -> list[str]:
+        """The models of `needs` in project order, each moved after the ones it needs (a cycle is an error)."""
+        remaining = [name for name in self.project.order if name in needs]
+        order: list[str] = []
+        while remaining:
+            ready = next((name for name in remaining if not needs[name] & set(remaining)), None)
+            if ready is None:
+                raise SqlProjectError(f"the checks of {', '.join(remaining)} read each other's models: a cycle")
+            order.append(ready)
+            remaining.remove(ready)
+        return order
 
     def query(self, sql_template: str, label: str = "<query>") -> Any:
         """Run a SQL template (with `ref`/`source`/`var`) against this build and return a DataFrame."""

@@ -11,6 +11,7 @@
 -- Unfulfillable, PendingAvailability). Pending lines have no price yet: their units are in units_ordered and
 -- in unpriced_units, they add nothing to revenue, and has_unpriced_lines flags the row. revenue is the sum of
 -- item_price_amount (line totals, before tax and promotions) in the row's currency; currencies are never added.
+-- An order whose purchase date was quarantined (undecodable, kept as null) counts on a null purchase_day.
 -- INCREMENTAL: a (UTC) purchase day's rows depend on that day's orders only, so a run recomputes just the days of
 -- the orders that changed and keeps the rest.
 {{ config(materialized='incremental', unique_key='purchase_day') }}
