@@ -234,7 +234,8 @@ CHECKS: list[SqlCheck] = [
     SqlCheck(
         "sku_sales_trends",
         "reconciles_with_sku_daily_sales",
-        "units per (seller_sku, currency, day) equal the sums over sku_daily_sales (its days known)",
+        "units per (seller_sku, currency, day) equal the sums over sku_daily_sales on the same kind of day (local, or "
+        "UTC with var trend_utc_days), its days known",
         """
         with
         trends as (
@@ -242,7 +243,8 @@ CHECKS: list[SqlCheck] = [
             from {{ ref('sku_sales_trends') }} where units_ordered <> 0
         ),
         daily as (
-            select seller_sku, currency, purchase_day as day, sum(units_ordered) as units
+            select seller_sku, currency, {{ 'purchase_day' if var('trend_utc_days', false) else 'purchase_day_local' }} as day,
+                sum(units_ordered) as units
             from {{ ref('sku_daily_sales') }} where purchase_day is not null
             group by all having sum(units_ordered) <> 0
         )
