@@ -581,7 +581,7 @@ class Build:
         if model.is_published:
             out = model.output_path(self.data_dir)
             out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+            tmp = storage.temp_path(out.parent)  # unique: a concurrent build's temp file is never this one
             try:
                 self.execute(label, f'copy "{name}" to {sql_literal(str(tmp))} (format parquet)')
                 os.replace(tmp, out)
