@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from _harness import DAY, client_for, machine, say
-from orders_pipeline.ingest import ingest_day
+from orders_pipeline.sources.ingest import ingest_day
+from orders_pipeline.sources.mws.source import MwsOrdersSource
 from orders_pipeline.simulator import MwsSimulator, SimulatorConfig
 
 
@@ -30,7 +31,7 @@ def main() -> None:
     config = SimulatorConfig(orders_per_day=orders_per_day, throttling=False)
     with MwsSimulator(config) as simulator, client_for(simulator) as client, tempfile.TemporaryDirectory() as root:
         started = time.perf_counter()
-        report = ingest_day(client, DAY, Path(root))
+        report = ingest_day(MwsOrdersSource(client), DAY, Path(root))
         seconds = time.perf_counter() - started
         calls = simulator.stats.total_requests
     say(

@@ -34,9 +34,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from orders_pipeline import incremental, sql
-from orders_pipeline.mws.schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
-from orders_pipeline.warehouse import build_warehouse
+from orders_pipeline.analytics import incremental, sql
+from orders_pipeline.sources.raw_schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
+from orders_pipeline.analytics.warehouse import build_warehouse
 
 DAY_S = 86_400
 START = np.datetime64("2024-01-01T00:00:00", "s")

@@ -36,14 +36,15 @@ def child(orders_per_day: int, duplicates: bool) -> None:
     """Run in the child: baseline, one ingested day, peak; print one JSON line."""
     import dagster  # noqa: F401 - part of the baseline, as in a Dagster run worker
 
-    from orders_pipeline.ingest import ingest_day
+    from orders_pipeline.sources.ingest import ingest_day
+    from orders_pipeline.sources.mws.source import MwsOrdersSource
     from orders_pipeline.simulator import Faults, SimulatorConfig
 
     faults = Faults(duplicate_across_pages=duplicates)
     config = SimulatorConfig(orders_per_day=orders_per_day, throttling=False, order_items_page_size=100, faults=faults)
     with remote_simulator(config) as simulator, client_for(simulator) as client, tempfile.TemporaryDirectory() as root:
         baseline = _status_mb("VmRSS")
-        report = ingest_day(client, DAY, Path(root))
+        report = ingest_day(MwsOrdersSource(client), DAY, Path(root))
     print(json.dumps({"baseline": baseline, "peak": _status_mb("VmHWM"), "orders": report.orders.fetched,
                       "items": report.order_items.fetched, "dropped": report.orders.duplicates_dropped, "seconds": report.seconds}))
 

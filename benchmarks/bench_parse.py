@@ -5,7 +5,7 @@ then, in this one process and on the same bytes, times:
 
 * raw   — `lxml.etree.fromstring` of every body: the floor any XML-based parser pays;
 * ours  — the pipeline's path: `parse_orders_page` / `parse_order_items_page` per body, rows batched into
-          typed Arrow tables by a `TableBuilder` every `ingest.FLUSH_ROWS` rows, as `ingest_day` does;
+          typed Arrow tables by a `TableBuilder` every `FLUSH_ROWS` rows, as `MwsOrdersSource` does;
 * naive — `xmltodict.parse` + `pandas.json_normalize` per body, what a user would write first.
 
     python benchmarks/bench_parse.py            # a day of 5,000 orders, best of 5
@@ -24,8 +24,9 @@ import xmltodict
 from lxml import etree
 
 from _harness import DAY, RecordingSession, client_for, machine, say
-from orders_pipeline.ingest import FLUSH_ROWS, day_window
-from orders_pipeline.mws.parse import (
+from orders_pipeline.sources.ingest import day_window
+from orders_pipeline.sources.mws.source import FLUSH_ROWS
+from orders_pipeline.sources.mws.parse import (
     ITEM_ORDER_LAST_UPDATE_INDEX,
     ORDER_ID_INDEX,
     TableBuilder,

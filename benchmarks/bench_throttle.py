@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from _harness import DAY, client_for, machine, say
-from orders_pipeline.ingest import ingest_day
-from orders_pipeline.mws.throttle import FAMILIES, FamilySpec, Throttle
+from orders_pipeline.sources.ingest import ingest_day
+from orders_pipeline.sources.mws.source import MwsOrdersSource
+from orders_pipeline.sources.mws.throttle import FAMILIES, FamilySpec, Throttle
 from orders_pipeline.simulator import MwsSimulator, SimulatorConfig
 
 SAFETY_MARGIN = 1.25
@@ -44,7 +45,7 @@ def run_day(orders_per_day: int, time_scale: float, throttle: Throttle | None) -
     config = SimulatorConfig(orders_per_day=orders_per_day, time_scale=time_scale, order_items_page_size=100)
     with MwsSimulator(config) as simulator, client_for(simulator, throttle=throttle) as client:
         with tempfile.TemporaryDirectory() as root:
-            report = ingest_day(client, DAY, Path(root))
+            report = ingest_day(MwsOrdersSource(client), DAY, Path(root))
         times = [moment for moment, _action in simulator.stats.request_times]
         span = times[-1] - times[0]
         throttled = simulator.stats.throttled

@@ -2,14 +2,14 @@
 
 import dagster as dg
 
-from orders_pipeline.assets.alerts import mart_alerts
-from orders_pipeline.assets.analytics import analytics_assets, analytics_sensors
-from orders_pipeline.assets.raw import mws_orders
-from orders_pipeline.assets.reports import sales_charts
-from orders_pipeline.jobs import alerts_job, analytics_job, ingest_job
-from orders_pipeline.resources import MwsResource
-from orders_pipeline.schedules import daily_ingest_schedule
-from orders_pipeline.sensors import mart_alerts_sensor, reports_automation
+from orders_pipeline.defs.assets.alerts import mart_alerts
+from orders_pipeline.defs.assets.analytics import analytics_assets, analytics_sensors
+from orders_pipeline.defs.assets.raw import mws_orders
+from orders_pipeline.defs.assets.reports import sales_charts
+from orders_pipeline.defs.jobs import alerts_job, analytics_job, ingest_job
+from orders_pipeline.defs.resources import MwsResource
+from orders_pipeline.defs.schedules import daily_ingest_schedule
+from orders_pipeline.defs.sensors import mart_alerts_sensor, reports_automation
 
 defs = dg.Definitions(
     assets=[mws_orders, *analytics_assets, sales_charts, mart_alerts],

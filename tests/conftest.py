@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 import pyarrow.parquet as pq
 import pytest
 
-from orders_pipeline.mws.client import MwsCredentials, MwsOrdersClient
-from orders_pipeline.resources import MwsResource
+from orders_pipeline.sources.mws.client import MwsCredentials, MwsOrdersClient
+from orders_pipeline.defs.resources import MwsResource
 from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, MwsSimulator, SimulatorConfig
-from orders_pipeline.storage import partition_dir
+from orders_pipeline.storage.layout import partition_dir
 
 FAST = 600.0  # quota clock speed-up for tests
 

@@ -11,9 +11,9 @@ from typing import Callable, Optional
 
 import dagster as dg
 
-from orders_pipeline.assets.raw import mws_orders
-from orders_pipeline.mws.client import MwsOrdersClient
-from orders_pipeline.resources import MwsResource
+from orders_pipeline.defs.assets.raw import mws_orders
+from orders_pipeline.sources.mws.client import MwsOrdersClient
+from orders_pipeline.defs.resources import MwsResource
 
 REPO = Path(__file__).resolve().parents[1]
 NO_STEP_RETRIES = {"execution": {"config": {"retries": {"disabled": {}}}}}

@@ -14,14 +14,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orders_pipeline import webhook
-from orders_pipeline.alert_cursor import AlertCursor
-from orders_pipeline.alerts import ANOMALY_HORIZON_DAYS, MARTS, STUCK_ORDERS, TREND_ANOMALIES, alertable, flagged_rows
-from orders_pipeline.assets.alerts import mart_alerts
+from orders_pipeline.insights import webhook
+from orders_pipeline.defs.alert_cursor import AlertCursor
+from orders_pipeline.insights.alerts import ANOMALY_HORIZON_DAYS, MARTS, STUCK_ORDERS, TREND_ANOMALIES, alertable, flagged_rows
+from orders_pipeline.defs.assets.alerts import mart_alerts
 from orders_pipeline.definitions import defs
-from orders_pipeline.sensors import ALERT_BATCH_TAG, mart_alerts_sensor
-from orders_pipeline.storage import mart_path
-from orders_pipeline.webhook import WEBHOOK_URL_ENV, post_json, redact_url
+from orders_pipeline.defs.sensors import ALERT_BATCH_TAG, mart_alerts_sensor
+from orders_pipeline.storage.layout import mart_path
+from orders_pipeline.insights.webhook import WEBHOOK_URL_ENV, post_json, redact_url
 
 SECRET_PATH = "/hooks/T0SECRET/B0SECRET"
 

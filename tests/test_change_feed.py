@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from orders_pipeline.definitions import defs
 from orders_pipeline.simulator import MwsSimulator, SimulatorConfig
-from orders_pipeline.storage import mart_path, partition_dir
+from orders_pipeline.storage.layout import mart_path, partition_dir
 
 from .conftest import FAST, assert_matches_simulator, day_bounds, read_partition, resource_for
 from .reliability_support import CLOCKS, REPO, MovableClock, TunedMws, materialize, materialization_metadata
@@ -151,9 +151,10 @@ _KILLED_MERGE = """
 import os, sys, time
 from datetime import date
 from pathlib import Path
-import orders_pipeline.storage as storage
-from orders_pipeline.ingest import ingest_day
-from orders_pipeline.mws.client import MwsCredentials, MwsOrdersClient
+import orders_pipeline.storage.partitions as storage
+from orders_pipeline.sources.ingest import ingest_day
+from orders_pipeline.sources.mws.source import MwsOrdersSource
+from orders_pipeline.sources.mws.client import MwsCredentials, MwsOrdersClient
 from orders_pipeline.simulator import DEMO_CREDENTIALS as C, DEMO_MARKETPLACE_IDS
 storage.ROW_GROUP_ROWS = 1  # many row groups, so the merge copy takes a while
 rewrite = storage.PartitionWriter._rewrite_temp
@@ -164,7 +165,7 @@ def announced(self, *args):
     time.sleep(60)
 storage.PartitionWriter._rewrite_temp = announced
 client = MwsOrdersClient(sys.argv[1], MwsCredentials(C.access_key_id, C.secret_key, C.seller_id), DEMO_MARKETPLACE_IDS)
-ingest_day(client, date.fromisoformat(sys.argv[3]), Path(sys.argv[2]))
+ingest_day(MwsOrdersSource(client), date.fromisoformat(sys.argv[3]), Path(sys.argv[2]))
 """
 
 

@@ -14,8 +14,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from orders_pipeline import incremental, sql
-from orders_pipeline.assets.analytics import CHECKS
+from orders_pipeline.analytics import incremental, sql
+from orders_pipeline.defs.assets.analytics import CHECKS
 from orders_pipeline.definitions import defs
 from orders_pipeline.simulator import Faults, MwsSimulator, SimulatorConfig
 

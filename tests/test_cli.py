@@ -15,9 +15,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from orders_pipeline.cli import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, main
+from orders_pipeline.cli.main import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, main
 from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS
-from orders_pipeline.storage import MANIFEST_FILE, partition_dir
+from orders_pipeline.storage.layout import MANIFEST_FILE, partition_dir
 
 SCRIPT = Path(sys.executable).with_name("orders-pipeline")
 

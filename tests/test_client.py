@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from orders_pipeline.mws.client import CallStats, MwsCredentials, MwsOrdersClient, format_mws_datetime
-from orders_pipeline.mws.errors import (
+from orders_pipeline.sources.mws.client import CallStats, MwsCredentials, MwsOrdersClient, format_mws_datetime
+from orders_pipeline.sources.mws.errors import (
     MwsAuthError,
     MwsConfigurationError,
     MwsConnectionError,
@@ -392,7 +392,7 @@ def test_get_order_and_service_status():
 
 
 def test_logs_carry_no_secrets(caplog):
-    caplog.set_level(logging.DEBUG, logger="orders_pipeline.mws")
+    caplog.set_level(logging.DEBUG, logger="orders_pipeline.sources.mws")
     faults = Faults(fail_request_numbers=frozenset({2}))
     with MwsSimulator(SimulatorConfig(time_scale=600, orders_per_day=150, faults=faults)) as sim:
         client = sim_client(sim)

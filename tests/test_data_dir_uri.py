@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from orders_pipeline.definitions import defs
-from orders_pipeline.storage import data_dir, partition_dir
+from orders_pipeline.storage.layout import data_dir, partition_dir
 
 from .conftest import read_partition, resource_for
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from orders_pipeline.cli import main
-from orders_pipeline.storage import mart_path
-from orders_pipeline.summary import mart_summary
+from orders_pipeline.cli.main import main
+from orders_pipeline.storage.layout import mart_path
+from orders_pipeline.insights.summary import mart_summary
 
 REPO = Path(__file__).resolve().parents[1]
 

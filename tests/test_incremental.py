@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from orders_pipeline import incremental, sql
+from orders_pipeline.analytics import incremental, sql
 
 from .test_marts import shop_versions, write_raw
 
@@ -219,7 +219,7 @@ def test_state_held_by_another_process_falls_back_to_a_full_build_in_memory(shop
 def test_dagster_runs_update_the_kept_tables_and_full_refresh_is_a_run_setting(shop, monkeypatch):
     import dagster as dg
 
-    from orders_pipeline.assets.analytics import analytics_assets
+    from orders_pipeline.defs.assets.analytics import analytics_assets
 
     monkeypatch.setenv("ORDERS_DATA_DIR", str(shop))
     write_raw(shop, versions_on("2024-03-03"))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, datetime
 
-from orders_pipeline.ingest import ingest_day
-from orders_pipeline.mws.client import MwsCredentials, MwsOrdersClient
-from orders_pipeline.mws.parse import ORDER_ID_INDEX, ORDER_LAST_UPDATE_INDEX, OrdersPage
+from orders_pipeline.sources.ingest import ingest_day
+from orders_pipeline.sources.mws.source import MwsOrdersSource
+from orders_pipeline.sources.mws.client import MwsCredentials, MwsOrdersClient
+from orders_pipeline.sources.mws.parse import ORDER_ID_INDEX, ORDER_LAST_UPDATE_INDEX, OrdersPage
 from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, Faults, MwsSimulator, SimulatorConfig
 
 from .conftest import assert_matches_simulator, read_partition
@@ -35,7 +36,7 @@ def test_items_are_fetched_once_per_version_served_and_every_version_is_kept_onc
                              faults=Faults(duplicate_across_pages=True))
     credentials = MwsCredentials(DEMO_CREDENTIALS.access_key_id, DEMO_CREDENTIALS.secret_key, DEMO_CREDENTIALS.seller_id)
     with MwsSimulator(config) as sim, EveryPageTwice(sim.url, credentials, DEMO_MARKETPLACE_IDS) as client:
-        report = ingest_day(client, DAY, tmp_path)
+        report = ingest_day(MwsOrdersSource(client), DAY, tmp_path)
         assert_matches_simulator(tmp_path, sim, DAY)
     versions = set(client.served)
     orders = {order_id for order_id, _ in versions}

@@ -1,6 +1,6 @@
 """The exact, compact set of keys that tracks which order versions had their items fetched."""
 
-from orders_pipeline.keyset import KeySet
+from orders_pipeline.storage.keyset import KeySet
 
 
 def test_a_key_is_new_once_across_merges():

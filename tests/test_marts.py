@@ -21,11 +21,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orders_pipeline import sql
-from orders_pipeline.assets.analytics import CHECKS
-from orders_pipeline.lookup import order_versions
-from orders_pipeline.mws.schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
-from orders_pipeline.warehouse import build_warehouse
+from orders_pipeline.analytics import sql
+from orders_pipeline.defs.assets.analytics import CHECKS
+from orders_pipeline.cli.lookup import order_versions
+from orders_pipeline.sources.raw_schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
+from orders_pipeline.analytics.warehouse import build_warehouse
 
 US, CA, UK, JP = "ATVPDKIKX0DER", "A2EUQ1WTGCTBG2", "A1F83G8C2ARO7P", "A1VC38T7YXB528"
 
@@ -499,7 +499,7 @@ def test_sku_trend_anomalies(series, shop):
 
 
 def test_materialize_through_dagster(tmp_path, monkeypatch):
-    from orders_pipeline.assets.analytics import analytics_assets
+    from orders_pipeline.defs.assets.analytics import analytics_assets
 
     write_raw(tmp_path, shop_versions())
     monkeypatch.setenv("ORDERS_DATA_DIR", str(tmp_path))

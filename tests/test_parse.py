@@ -8,11 +8,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from orders_pipeline.mws import values
-from orders_pipeline.mws.errors import MwsResponseFormatError
-from orders_pipeline.mws.parse import parse_order_items_page, parse_orders_page
-from orders_pipeline.mws.records import LIST_TYPE
-from orders_pipeline.mws.schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA, TIMESTAMP
+from orders_pipeline.sources.mws import values
+from orders_pipeline.sources.mws.errors import MwsResponseFormatError
+from orders_pipeline.sources.mws.parse import parse_order_items_page, parse_orders_page
+from orders_pipeline.sources.mws.records import LIST_TYPE
+from orders_pipeline.sources.raw_schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA, TIMESTAMP
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NS = "https://mws.amazonservices.com/Orders/2013-09-01"

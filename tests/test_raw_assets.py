@@ -13,11 +13,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orders_pipeline.assets.raw import ORDER_ITEMS, ORDERS, _check_results, mws_orders
+from orders_pipeline.defs.assets.raw import ORDER_ITEMS, ORDERS, _check_results, mws_orders
 from orders_pipeline.definitions import defs
-from orders_pipeline.ingest import ingest_day
+from orders_pipeline.sources.ingest import ingest_day
+from orders_pipeline.sources.mws.source import MwsOrdersSource
 from orders_pipeline.simulator import MwsSimulator, SimulatorConfig
-from orders_pipeline.storage import partition_dir
+from orders_pipeline.storage.layout import partition_dir
 
 from .conftest import FAST, assert_matches_simulator, client_for, read_partition, resource_for
 
@@ -108,7 +109,7 @@ def test_unknown_marketplace_fails_clearly(data_root, simulator, marketplace):
 
 
 def test_an_unconfigured_resource_reads_the_environment_when_the_run_starts(data_root, simulator, monkeypatch):
-    from orders_pipeline.resources import MwsResource
+    from orders_pipeline.defs.resources import MwsResource
     from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS
 
     resource = MwsResource()  # as if the code location loaded before the variables were exported
@@ -120,7 +121,7 @@ def test_an_unconfigured_resource_reads_the_environment_when_the_run_starts(data
     result = materialize(resource)
     assert result.success
     metadata = next(m.metadata for m in result.asset_materializations_for_node("mws_orders") if m.asset_key == ORDERS)
-    assert metadata["embedded_simulator"].value is False and metadata["source"].value.startswith(simulator.url)
+    assert metadata["embedded_simulator"].value is False and metadata["endpoint"].value.startswith(simulator.url) and metadata["source"].value == "mws"
     assert simulator.stats.requests_by_action["ListOrders"] >= 1
 
 
@@ -144,7 +145,7 @@ def _republish(root, table: str, rows: pa.Table) -> None:
 def test_raw_checks_fail_when_the_published_files_disagree_with_the_fetch(data_root, simulator):
     """The checks read the files back: a repeated version, a lost version and an orphan item each fail one."""
     with client_for(simulator) as client:
-        report = ingest_day(client, DAY, data_root)
+        report = ingest_day(MwsOrdersSource(client), DAY, data_root)
     verdicts = lambda: {result.check_name: result.passed for result in _check_results(data_root, report)}  # noqa: E731
     assert all(verdicts().values())
 

@@ -5,8 +5,8 @@ import pyarrow as pa
 import pytest
 import requests
 
-from orders_pipeline.mws.client import MwsOrdersClient
-from orders_pipeline.mws.parse import (
+from orders_pipeline.sources.mws.client import MwsOrdersClient
+from orders_pipeline.sources.mws.parse import (
     ORDER_ID_INDEX,
     TableBuilder,
     _items_shape,
@@ -14,8 +14,8 @@ from orders_pipeline.mws.parse import (
     order_items_builder,
     orders_builder,
 )
-from orders_pipeline.mws.records import LIST, RecordLayout, Texts, column_arrays
-from orders_pipeline.mws.xml import parse_xml
+from orders_pipeline.sources.mws.records import LIST, RecordLayout, Texts, column_arrays
+from orders_pipeline.sources.mws.xml import parse_xml
 from orders_pipeline.simulator import MwsSimulator, SimulatorConfig
 from orders_pipeline.simulator.config import Faults
 from tests.test_client import DAY, DEMO_MARKETPLACE_IDS, NEXT_DAY, SIM_CREDS

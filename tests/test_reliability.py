@@ -13,9 +13,9 @@ from pathlib import Path
 
 import duckdb
 
-from orders_pipeline.assets.raw import MWS_POOL
+from orders_pipeline.defs.assets.raw import MWS_POOL
 from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, Faults, MwsSimulator, SimulatorConfig
-from orders_pipeline.storage import partition_dir
+from orders_pipeline.storage.layout import partition_dir
 
 from .conftest import FAST, assert_matches_simulator, day_bounds, read_partition, resource_for
 from .reliability_support import (
@@ -153,12 +153,13 @@ _KILLED_INGEST = """
 import sys
 from datetime import date
 from pathlib import Path
-import orders_pipeline.ingest as ingest
-from orders_pipeline.mws.client import MwsCredentials, MwsOrdersClient
+import orders_pipeline.sources.mws.source as mws_source
+from orders_pipeline.sources.ingest import ingest_day
+from orders_pipeline.sources.mws.client import MwsCredentials, MwsOrdersClient
 from orders_pipeline.simulator import DEMO_CREDENTIALS as C, DEMO_MARKETPLACE_IDS
-ingest.FLUSH_ROWS = 1  # open the temp file after the first order, so it exists for the whole slow run
+mws_source.FLUSH_ROWS = 1  # open the temp file after the first order, so it exists for the whole slow run
 client = MwsOrdersClient(sys.argv[1], MwsCredentials(C.access_key_id, C.secret_key, C.seller_id), DEMO_MARKETPLACE_IDS)
-ingest.ingest_day(client, date.fromisoformat(sys.argv[3]), Path(sys.argv[2]))
+ingest_day(mws_source.MwsOrdersSource(client), date.fromisoformat(sys.argv[3]), Path(sys.argv[2]))
 """
 
 

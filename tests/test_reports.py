@@ -9,10 +9,10 @@ from datetime import date
 
 import duckdb
 
-from orders_pipeline.assets.reports import SALES_CHARTS
-from orders_pipeline.charts import Bar, DailySeries, bar_chart, sku_trend_chart
-from orders_pipeline.reports import SALES_BY_CHANNEL_FILE, SKU_TRENDS_FILE, TOP_SKUS
-from orders_pipeline.storage import mart_path, reports_dir
+from orders_pipeline.defs.assets.reports import SALES_CHARTS
+from orders_pipeline.insights.charts import Bar, DailySeries, bar_chart, sku_trend_chart
+from orders_pipeline.insights.reports import SALES_BY_CHANNEL_FILE, SKU_TRENDS_FILE, TOP_SKUS
+from orders_pipeline.storage.layout import mart_path, reports_dir
 
 SVG = "{http://www.w3.org/2000/svg}"
 

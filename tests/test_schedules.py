@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 import dagster as dg
 import pytest
 
-from orders_pipeline.assets.raw import MWS_POOL, mws_orders
+from orders_pipeline.defs.assets.raw import MWS_POOL, mws_orders
 from orders_pipeline.definitions import defs
-from orders_pipeline.partitions import daily_partitions
-from orders_pipeline.schedules import daily_ingest_schedule, resweep_days
+from orders_pipeline.defs.partitions import daily_partitions
+from orders_pipeline.defs.schedules import daily_ingest_schedule, resweep_days
 
 TICK = datetime(2024, 3, 10, 0, 15, tzinfo=timezone.utc)
 

@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from orders_pipeline.mws.client import MwsCredentials, MwsOrdersClient
-from orders_pipeline.mws.errors import MwsConfigurationError
+from orders_pipeline.sources.mws.client import MwsCredentials, MwsOrdersClient
+from orders_pipeline.sources.mws.errors import MwsConfigurationError
 from orders_pipeline.simulator import Credentials, Faults, MwsSimulator, SimulatorConfig
-from orders_pipeline.storage import partition_dir
+from orders_pipeline.storage.layout import partition_dir
 
 from .conftest import FAST, day_bounds, read_partition, resource_for
 from .reliability_support import REPO, CannedServer, TunedMws, clean_env, failure_message, materialize, materialization_metadata
@@ -284,8 +284,8 @@ def test_secrets_never_land_in_output_logs_run_storage_parquet_or_duckdb(tmp_pat
         assert bad.returncode != 0 and "SignatureDoesNotMatch" in bad.stderr and "MWS_SECRET_KEY" in bad.stderr
     assert not (tmp_path / "bad-data" / "orders").exists()
     try:  # the warehouse file, if the analytics side can build one
-        from orders_pipeline.sql import load_project
-        from orders_pipeline.warehouse import build_warehouse
+        from orders_pipeline.analytics.sql import load_project
+        from orders_pipeline.analytics.warehouse import build_warehouse
 
         build_warehouse(data, load_project())
     except Exception:  # noqa: BLE001 - the check below covers whatever DuckDB file exists
@@ -334,7 +334,7 @@ def test_personal_data_is_not_stored_by_default_and_only_hashed_on_opt_in(data_r
 
 def test_an_unreachable_endpoint_is_one_clear_error_after_quick_retries():
     """Transient by nature (the asset lets Dagster retry the step); the client gives up with one line."""
-    from orders_pipeline.mws.errors import MwsConnectionError
+    from orders_pipeline.sources.mws.errors import MwsConnectionError
 
     client = MwsOrdersClient(f"http://127.0.0.1:{_closed_port()}", MwsCredentials("AKID", "k", "A1"), ["M1"], backoff_base=0.01)
     with pytest.raises(MwsConnectionError) as info:

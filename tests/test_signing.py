@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pytest
 
-from orders_pipeline.mws.signing import (
+from orders_pipeline.sources.mws.signing import (
     canonical_query,
     format_timestamp,
     host_header,

@@ -16,10 +16,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orders_pipeline.cli import EXIT_FAILED, main
+from orders_pipeline.cli.main import EXIT_FAILED, main
 from orders_pipeline.definitions import defs
 from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, MwsSimulator
-from orders_pipeline.storage import MANIFEST_FILE, partition_dir
+from orders_pipeline.storage.layout import MANIFEST_FILE, partition_dir
 
 DAY, NEXT_DAY = date(2024, 3, 3), date(2024, 3, 4)
 MARKER_FILE = "_source.json"  # the documented marker at the data-dir root

@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orders_pipeline import sql
-from orders_pipeline.warehouse import build_warehouse
+from orders_pipeline.analytics import sql
+from orders_pipeline.analytics.warehouse import build_warehouse
 
 
 def write_models(root: Path, files: dict[str, str]) -> Path:

@@ -9,8 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orders_pipeline import storage
-from orders_pipeline.storage import PartitionWriter, UnreadablePartitionError, data_dir, partition_days, partition_dir
+from orders_pipeline.storage import partitions
+from orders_pipeline.storage.layout import data_dir, partition_days, partition_dir
+from orders_pipeline.storage.partitions import PartitionWriter, UnreadablePartitionError
 
 SCHEMA = pa.schema([("amazon_order_id", pa.string()), ("last_update_date", pa.timestamp("us", tz="UTC")), ("status", pa.string())])
 KEY = ("amazon_order_id", "last_update_date")
@@ -175,7 +176,7 @@ def test_colliding_hashes_still_drop_exactly_the_repeated_versions(tmp_path):
 
 
 def test_merging_works_one_row_group_at_a_time(tmp_path, monkeypatch):
-    monkeypatch.setattr(storage, "ROW_GROUP_ROWS", 2)
+    monkeypatch.setattr(partitions, "ROW_GROUP_ROWS", 2)
     first = writer(tmp_path)
     for batch in (rows(("A", 1, "Pending"), ("B", 1, "Pending")), rows(("C", 1, "Pending"), ("A", 2, "Shipped"))):
         first.write(batch)

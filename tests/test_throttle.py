@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orders_pipeline.mws.throttle import FAMILIES, Throttle, family_of, parse_quota_time
+from orders_pipeline.sources.mws.throttle import FAMILIES, Throttle, family_of, parse_quota_time
 
 
 class FakeClock:

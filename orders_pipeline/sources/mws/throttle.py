@@ -1,0 +1,251 @@
+"""Token buckets per MWS operation family: planned pacing that spends tokens exactly as they restore.
+
+Each family (operations sharing one quota) has a bucket seeded from the documented numbers and corrected
+from the ``x-mws-quota-*`` headers whenever a response carries them. ``acquire`` sleeps *before* a call
+until a whole token is available, so no call is sent that the bucket cannot pay for.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+
+__all__ = ["FamilySpec", "FAMILIES", "ACTION_FAMILY", "family_of", "Throttle", "parse_quota_time"]
+
+log = logging.getLogger("orders_pipeline.sources.mws")
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """A documented quota: ``burst`` requests at once, one more restored every ``restore_seconds``."""
+
+    burst: float
+    restore_seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Tokens restored per second."""
+        return 1.0 / self.restore_seconds
+
+
+FAMILIES: dict[str, FamilySpec] = {
+    "ListOrders": FamilySpec(burst=6, restore_seconds=60.0),
+    "ListOrderItems": FamilySpec(burst=30, restore_seconds=2.0),
+    "GetOrder": FamilySpec(burst=6, restore_seconds=60.0),
+    "GetServiceStatus": FamilySpec(burst=2, restore_seconds=300.0),
+}
+
+ACTION_FAMILY: dict[str, str] = {
+    "ListOrders": "ListOrders",
+    "ListOrdersByNextToken": "ListOrders",
+    "ListOrderItems": "ListOrderItems",
+    "ListOrderItemsByNextToken": "ListOrderItems",
+    "GetOrder": "GetOrder",
+    "GetServiceStatus": "GetServiceStatus",
+}
+
+
+def family_of(action: str) -> str:
+    """The quota family an Action belongs to (``...ByNextToken`` shares its parent's bucket)."""
+    if action in ACTION_FAMILY:
+        return ACTION_FAMILY[action]
+    if action.endswith("ByNextToken"):
+        return action[: -len("ByNextToken")]
+    return action
+
+
+def parse_quota_time(value: str | None) -> datetime | None:
+    """Parse ``x-mws-quota-resetsOn`` / ``x-mws-timestamp``: ISO 8601 (``...000Z``) or RFC 1123."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            parsed = parsedate_to_datetime(value.strip())
+        except (TypeError, ValueError, IndexError):
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+def _float(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return None
+    if number != number or number in (float("inf"), float("-inf")):  # NaN / inf
+        return None
+    return number
+
+
+class _Bucket:
+    """Continuous token bucket: ``tokens`` at clock time ``stamp``, restoring ``rate`` per second."""
+
+    __slots__ = ("capacity", "rate", "tokens", "stamp")
+
+    def __init__(self, capacity: float, rate: float, now: float) -> None:
+        self.capacity = capacity
+        self.rate = rate
+        self.tokens = capacity
+        self.stamp = now
+
+    def refill(self, now: float) -> None:
+        """Add the tokens restored since the last look, up to the burst."""
+        if now > self.stamp:
+            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+
+    def seconds_until(self, need: float) -> float:
+        """How long until the bucket holds `need` tokens."""
+        missing = need - self.tokens
+        return 0.0 if missing <= 0 else missing / self.rate
+
+
+class Throttle:
+    """Per-family token buckets shared by every call of one seller/developer pair.
+
+    ``clock`` (monotonic seconds) and ``sleep`` are injectable so tests run instantly on a fake clock.
+    ``time_scale`` > 1 makes the seeded restore rates that many times faster (for a simulator that
+    runs its quotas on an accelerated clock). ``epsilon`` is the small margin added to each computed wait.
+    Thread-safe: one lock guards the buckets; sleeping happens outside it.
+    """
+
+    #: cap on consecutive-throttle escalation (waits of up to this many restore periods)
+    MAX_THROTTLE_STREAK = 8
+
+    def __init__(
+        self,
+        families: Mapping[str, FamilySpec] | None = None,
+        *,
+        time_scale: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        epsilon: float = 0.002,
+    ) -> None:
+        if time_scale <= 0:
+            raise ValueError("time_scale must be > 0")
+        self._specs = dict(FAMILIES if families is None else families)
+        self._time_scale = float(time_scale)
+        self._clock = clock
+        self._sleep = sleep
+        self._epsilon = max(0.0, float(epsilon))
+        self._lock = threading.Lock()
+        self._buckets: dict[str, _Bucket] = {}
+        self._streak: dict[str, int] = {}
+
+    # -- model -------------------------------------------------------------------------------------
+
+    def _bucket(self, family: str, now: float) -> _Bucket:
+        bucket = self._buckets.get(family)
+        if bucket is None:
+            spec = self._specs.get(family) or FamilySpec(burst=1, restore_seconds=60.0)
+            bucket = _Bucket(float(spec.burst), spec.rate * self._time_scale, now)
+            self._buckets[family] = bucket
+        return bucket
+
+    def state(self, action: str) -> tuple[float, float, float]:
+        """``(tokens, capacity, rate per second)`` of the action's bucket right now (for tests, metrics)."""
+        with self._lock:
+            now = self._clock()
+            bucket = self._bucket(family_of(action), now)
+            bucket.refill(now)
+            return bucket.tokens, bucket.capacity, bucket.rate
+
+    # -- API ---------------------------------------------------------------------------------------
+
+    def acquire(self, action: str) -> float:
+        """Sleep until the action's bucket holds a whole token, spend it, return the seconds waited."""
+        family = family_of(action)
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                bucket = self._bucket(family, now)
+                bucket.refill(now)
+                if bucket.tokens >= 1.0:
+                    bucket.tokens -= 1.0
+                    return waited
+                wait = bucket.seconds_until(1.0) + self._epsilon
+            if waited == 0.0:
+                log.debug("throttle: %s waits %.3fs for a %s token", action, wait, family)
+            self._sleep(wait)
+            waited += wait
+
+    def observe(self, action: str, headers: Mapping[str, str] | None) -> None:
+        """Correct the action's bucket from ``x-mws-quota-*`` response headers (no-op when absent).
+
+        tokens := remaining, capacity := max and, when the bucket is not full and both the reset instant
+        and the server timestamp are given, rate := (max - remaining) / (resetsOn - x-mws-timestamp):
+        both instants come from the server's clock, so local clock skew does not matter.
+        """
+        if not headers:
+            return
+        lower = {str(k).lower(): v for k, v in headers.items()}
+        quota_max = _float(lower.get("x-mws-quota-max"))
+        remaining = _float(lower.get("x-mws-quota-remaining"))
+        if quota_max is None and remaining is None:
+            return
+        resets_on = parse_quota_time(lower.get("x-mws-quota-resetson"))
+        server_now = parse_quota_time(lower.get("x-mws-timestamp"))
+        family = family_of(action)
+        with self._lock:
+            now = self._clock()
+            bucket = self._bucket(family, now)
+            bucket.refill(now)
+            if quota_max is not None and quota_max >= 1:
+                bucket.capacity = quota_max
+            if remaining is not None:
+                bucket.tokens = max(0.0, min(remaining, bucket.capacity))
+                bucket.stamp = now
+                if resets_on is not None and server_now is not None and remaining < bucket.capacity:
+                    span = (resets_on - server_now).total_seconds()
+                    if span > 0:
+                        bucket.rate = (bucket.capacity - bucket.tokens) / span
+            log.debug(
+                "throttle: %s bucket corrected to %.3f/%.1f tokens, %.5f tokens/s",
+                family, bucket.tokens, bucket.capacity, bucket.rate,
+            )
+
+    def refund(self, action: str) -> None:
+        """Give back the token of a call that never reached the server (connection refused)."""
+        with self._lock:
+            now = self._clock()
+            bucket = self._bucket(family_of(action), now)
+            bucket.refill(now)
+            bucket.tokens = min(bucket.capacity, bucket.tokens + 1.0)
+
+    def on_success(self, action: str) -> None:
+        """A call of this family went through: reset the consecutive-throttle escalation."""
+        with self._lock:
+            self._streak.pop(family_of(action), None)
+
+    def on_throttled(self, action: str, headers: Mapping[str, str] | None = None) -> float:
+        """The server answered RequestThrottled/QuotaExceeded: its bucket is empty.
+
+        Corrects the model from the headers, then empties the bucket so the next ``acquire`` waits until a
+        token restores. Repeated throttling in a row (someone else spends this quota) lengthens the wait
+        one restore period per occurrence, capped. Returns the wait the next ``acquire`` will do.
+        """
+        self.observe(action, headers)
+        family = family_of(action)
+        with self._lock:
+            now = self._clock()
+            bucket = self._bucket(family, now)
+            bucket.refill(now)
+            streak = min(self._streak.get(family, 0) + 1, self.MAX_THROTTLE_STREAK)
+            self._streak[family] = streak
+            bucket.tokens = -float(streak - 1)
+            bucket.stamp = now
+            return bucket.seconds_until(1.0) + self._epsilon

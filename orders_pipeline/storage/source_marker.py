@@ -1,0 +1,120 @@
+"""Which kind of source filled a data dir, recorded in `_source.json` at its root, so demo and real orders never mix.
+
+A data dir is filled either by the embedded simulator (demo data, MWS_ENDPOINT unset) or by an API endpoint
+(MWS_ENDPOINT set: real data, even when that endpoint is a simulator started by hand). The first run that writes
+into a dir records the kind; a run of the other kind is refused before it calls the API or writes anything. A dir
+that predates the marker is judged by its partition manifests (`embedded_simulator`); a partition without one
+counts as real data, so unknown data is never mixed with demo orders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from orders_pipeline.sources.mws.errors import MwsConfigurationError
+from orders_pipeline.storage.layout import MANIFEST_FILE, PART_FILE
+
+MARKER_FILE = "_source.json"
+EMBEDDED = "embedded-simulator"
+API = "api"
+RAW_TABLES = ("orders", "order_items")
+
+
+class MixedSourceError(MwsConfigurationError):
+    """A run would write one kind of source's orders into a data dir filled from the other kind."""
+
+
+def claim_data_dir(root: Path, endpoint: str | None) -> None:
+    """Refuse if `root` holds data from the other kind of source than `endpoint` (None: the embedded simulator);
+    otherwise record this kind at its root, once."""
+    if not (root / MARKER_FILE).exists() and refusal(root, endpoint) is None:
+        _write_once(root, {"kind": _kind(endpoint), "endpoint_host": _host(endpoint), "recorded_at": _now()})
+    reason = refusal(root, endpoint)  # against our marker, or the one another run recorded first
+    if reason:
+        raise MixedSourceError(reason)
+
+
+def refusal(root: Path, endpoint: str | None) -> str | None:
+    """Why a run using `endpoint` (None: the embedded simulator) may not write into `root`, as one line naming the
+    fix; None when it may."""
+    marker = root / MARKER_FILE
+    recorded = _read_marker(marker) if marker.exists() else _inferred(root)
+    if recorded is None or recorded.get("kind") == _kind(endpoint):
+        return None
+    if recorded.get("kind") == API:
+        return (
+            f"MWS_ENDPOINT is not set, but ORDERS_DATA_DIR {root} holds real data from "
+            f"{recorded.get('endpoint_host') or 'an API endpoint'}: refusing to add the embedded simulator's demo orders; "
+            "set MWS_ENDPOINT and the MWS credentials for this run, or use another ORDERS_DATA_DIR for the demo"
+        )
+    if recorded.get("kind") == EMBEDDED:
+        return (
+            f"ORDERS_DATA_DIR {root} holds demo data from the embedded simulator: refusing to add orders from "
+            f"{_host(endpoint)}; use another ORDERS_DATA_DIR for real data, or delete {root} (demo data only) first"
+        )
+    return f"{marker} is unreadable: delete it, and the next run infers the kind again from the partition manifests"
+
+
+def _read_marker(marker: Path) -> dict:
+    """The marker's content (`kind`, `endpoint_host`, `recorded_at`); empty when it cannot be read."""
+    try:
+        content = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return {}
+    return content if isinstance(content, dict) else {}
+
+
+def _inferred(root: Path) -> dict | None:
+    """The kind of a data dir written before the marker existed, from its partitions' manifests; None when it has
+    no partition."""
+    partitions = [part.parent for table in RAW_TABLES for part in (root / table).glob(f"dt=*/{PART_FILE}")]
+    if not partitions:
+        return None
+    embedded = all(_manifest_says_embedded(partition) for partition in partitions)
+    return {"kind": EMBEDDED if embedded else API}
+
+
+def _manifest_says_embedded(partition: Path) -> bool:
+    """True only when the partition's manifest says the embedded simulator wrote it."""
+    try:
+        return json.loads((partition / MANIFEST_FILE).read_text()).get("embedded_simulator") is True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _write_once(root: Path, content: dict) -> None:
+    """Create the marker atomically, never over an existing one: a complete temp file hard-linked to its name."""
+    root.mkdir(parents=True, exist_ok=True)
+    temp = root / f".{MARKER_FILE}.tmp-{uuid.uuid4().hex}"
+    try:
+        with open(temp, "w") as handle:
+            json.dump(content, handle, indent=1, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temp, root / MARKER_FILE)
+        except FileExistsError:
+            pass  # another run recorded its kind first; the caller reads that one
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _kind(endpoint: str | None) -> str:
+    return API if endpoint else EMBEDDED
+
+
+def _host(endpoint: str | None) -> str | None:
+    """The endpoint's host and port only (no scheme, path, query or user info), for the marker and messages."""
+    if not endpoint:
+        return None
+    parts = urlsplit(endpoint)
+    return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
