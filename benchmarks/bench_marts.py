@@ -3,7 +3,7 @@
 Generates a year of raw change-feed data (365 daily partitions, ~10 million item rows by default) with the
 contract's Arrow schemas, then, in this one process:
 
-1. builds all models from scratch with the real loader (`orders_pipeline.sql.Build`: read the raw Parquet, keep
+1. builds all models from scratch with the real loader (`orders_pipeline.analytics.build.Build`: read the raw Parquet, keep
    the incremental models' tables in the state database, compute the marts and write each to Parquet), then the
    warehouse file;
 2. refreshes them the way a daily run does: with the last day's partitions removed, then with them back (a new
@@ -34,7 +34,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from orders_pipeline.analytics import incremental, sql
+from orders_pipeline.analytics import incremental
+from orders_pipeline.analytics.project import Project, load_project
+from orders_pipeline.analytics.build import Build
 from orders_pipeline.sources.raw_schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
 from orders_pipeline.analytics.warehouse import build_warehouse
 
@@ -370,13 +372,13 @@ def pandas_marts(data_dir: Path, out: Path, z: float = 3.0, min_history: int = 1
 # --------------------------------------------------------------------------------------------- main
 
 
-def build_all(project: sql.Project, data_dir: Path, label: str) -> tuple[float, float]:
+def build_all(project: Project, data_dir: Path, label: str) -> tuple[float, float]:
     """Build every model once, print the time of each and of the whole, and return (wall s, CPU s)."""
     load_before = os.getloadavg()[0]
     print(f"\nDuckDB, {label} (wall / CPU of all threads, how each incremental model was refreshed):")
     t0, c0 = time.perf_counter(), cpu_seconds()
     last_wall, last_cpu = t0, c0
-    with sql.Build(project, data_dir) as build:
+    with Build(project, data_dir) as build:
         for result in build.run():
             now, cpu_now = time.perf_counter(), cpu_seconds()
             print(f"  {result.name:28s} {result.materialized:11s} {now - last_wall:6.2f} s  {cpu_now - last_cpu:6.2f} s CPU"
@@ -388,9 +390,9 @@ def build_all(project: sql.Project, data_dir: Path, label: str) -> tuple[float, 
     return wall, cpu
 
 
-def model_digests(project: sql.Project, data_dir: Path) -> dict[str, tuple[int, int]]:
+def model_digests(project: Project, data_dir: Path) -> dict[str, tuple[int, int]]:
     """Every model's row count and the sum of its rows' hashes, as a later session reads it."""
-    with sql.Build(project, data_dir) as build:
+    with Build(project, data_dir) as build:
         return {name: build.con.execute(f"select count(*), sum(hash(m)) from {build.relation(name)} as m").fetchone()
                 for name in project.order}
 
@@ -421,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generated in {time.perf_counter() - t0:.1f} s")
     rss_start = peak_rss_mb()
 
-    project = sql.load_project()
+    project = load_project()
     shutil.rmtree(data_dir / incremental.STATE_DIR, ignore_errors=True)
     duck_models, duck_cpu = build_all(project, data_dir, "from scratch")
     t1 = time.perf_counter()

@@ -14,8 +14,10 @@ import dagster as dg
 import duckdb
 import pytest
 
-from orders_pipeline.analytics import incremental, sql
-from orders_pipeline.defs.assets.analytics import CHECKS
+from orders_pipeline.analytics import incremental
+from orders_pipeline.analytics.project import Project, SQL_DIR, load_project
+from orders_pipeline.analytics.build import Build, Guard
+from orders_pipeline.defs.model_checks import CHECKS
 from orders_pipeline.definitions import defs
 from orders_pipeline.simulator import Faults, MwsSimulator, SimulatorConfig
 
@@ -130,20 +132,20 @@ def mart_rows(root: Path) -> dict[str, list[tuple]]:
             for path in sorted((root / "marts").glob("*.parquet"))}
 
 
-def broken_project(tmp_path: Path) -> sql.Project:
+def broken_project(tmp_path: Path) -> Project:
     """The repository's models, with sku_daily_sales counting Canceled orders as sales."""
     folder = tmp_path / "dbt_like_sql"
-    shutil.copytree(sql.SQL_DIR, folder)
+    shutil.copytree(SQL_DIR, folder)
     mart = folder / "marts" / "sku_daily_sales.sql"
     text = mart.read_text()
     assert "where order_status is distinct from 'Canceled'" in text
     mart.write_text(text.replace("where order_status is distinct from 'Canceled'", ""))
-    return sql.load_project(folder)
+    return load_project(folder)
 
 
-def guards() -> dict[str, list[sql.Guard]]:
+def guards() -> dict[str, list[Guard]]:
     """The blocking checks of every model, as the Dagster asset passes them."""
-    by_model: dict[str, list[sql.Guard]] = {}
+    by_model: dict[str, list[Guard]] = {}
     for check in CHECKS:
         if check.blocking:
             by_model.setdefault(check.asset, []).append(check.guard)
@@ -153,12 +155,12 @@ def guards() -> dict[str, list[sql.Guard]]:
 def test_a_broken_mart_is_not_published_nor_kept_and_its_readers_are_not_built(tmp_path):
     data_dir = tmp_path / "shop"
     write_raw(data_dir, shop_versions())
-    with sql.Build(sql.load_project(), data_dir) as good:
+    with Build(load_project(), data_dir) as good:
         assert [r.name for r in good.run(guards=guards()) if r.rejected_by] == []
     held_back = ["sales_by_channel", "sku_channel_trends", "sku_daily_sales", "sku_sales_trends", "sku_trend_anomalies"]
     before, state_before = published_marts(data_dir, held_back), kept_versions(data_dir)
 
-    with sql.Build(broken_project(tmp_path), data_dir) as broken:
+    with Build(broken_project(tmp_path), data_dir) as broken:
         results = {r.name: r for r in broken.run(guards=guards())}
     rejected = results["sku_daily_sales"]
     assert rejected.rejected_by == ["reconciles_with_stg_order_items"] and rejected.path is None

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from orders_pipeline.analytics import incremental, sql
+from orders_pipeline.analytics import incremental
+from orders_pipeline.analytics.project import load_project
+from orders_pipeline.analytics.build import Build, ModelResult
+from orders_pipeline.analytics.raw_tables import sql_literal
 
 from .test_marts import shop_versions, write_raw
 
-PROJECT = sql.load_project()
+PROJECT = load_project()
 RAW_TABLES = ("orders", "order_items")
 
 
@@ -25,21 +28,21 @@ def versions_on(*days: str) -> list:
     return [version for version in shop_versions() if version[0] in days]
 
 
-def build(data_dir: Path, **options) -> dict[str, sql.ModelResult]:
+def build(data_dir: Path, **options) -> dict[str, ModelResult]:
     """Build every model and return the results by name."""
-    with sql.Build(PROJECT, data_dir, **options) as session:
+    with Build(PROJECT, data_dir, **options) as session:
         return {result.name: result for result in session.run()}
 
 
 def contents(data_dir: Path) -> dict[str, list[tuple]]:
     """Every model's rows as a later session reads them (kept tables, published Parquet, views), and every
     published file's rows, sorted."""
-    with sql.Build(PROJECT, data_dir) as session:
+    with Build(PROJECT, data_dir) as session:
         rows = {name: session.execute(name, f"select * from {session.relation(name)} order by all").fetchall()
                 for name in PROJECT.order}
         for name, model in PROJECT.models.items():
             if model.is_published:
-                path = sql.sql_literal(str(model.output_path(data_dir)))
+                path = sql_literal(str(model.output_path(data_dir)))
                 rows[f"{name}.parquet"] = session.con.execute(f"select * from read_parquet({path}) order by all").fetchall()
         return rows
 
@@ -54,7 +57,7 @@ def from_scratch(data_dir: Path, tmp_path: Path) -> dict[str, list[tuple]]:
     return contents(fresh)
 
 
-def refreshes(results: dict[str, sql.ModelResult]) -> dict[str, str]:
+def refreshes(results: dict[str, ModelResult]) -> dict[str, str]:
     return {name: result.refresh for name, result in results.items() if PROJECT.models[name].is_incremental}
 
 
@@ -108,7 +111,7 @@ def test_a_rewritten_day_that_lost_versions_matches_a_full_build(shop, tmp_path)
     assert after == from_scratch(shop, tmp_path)
     assert "O3" not in {row[0] for row in after["stg_orders"]}
     # the partition index the update read through is the raw tables' (key, dt) pairs as they are now
-    with sql.Build(PROJECT, shop) as session:
+    with Build(PROJECT, shop) as session:
         for table in RAW_TABLES:
             kept = session.state().con.execute(
                 f"select * from state._partitions__{table}__amazon_order_id order by all").fetchall()
@@ -156,7 +159,7 @@ def test_trends_recompute_from_the_earliest_changed_day_reading_their_windows_be
     data_dir = tmp_path / "series"
     write_raw(data_dir, series_versions())
     build(data_dir)
-    with sql.Build(PROJECT, data_dir) as session:
+    with Build(PROJECT, data_dir) as session:
         before = session.state().con.execute(EARLY_CHANNEL_TRENDS).fetchall()
     # day 30 fetched again with its SHIFT order gone: every trend from day 30 on changes; the trends recompute from
     # the day before it (a local day can be the UTC day before), reading from day 29 - 55 on
@@ -168,7 +171,7 @@ def test_trends_recompute_from_the_earliest_changed_day_reading_their_windows_be
     assert results["sku_channel_trends"] == "incremental: 32 day value(s) recomputed, from 2024-01-29 on"  # 29..60
     assert results["sku_sales_trends"] == "incremental: 32 day value(s) recomputed, from 2024-01-29 on"
     assert contents(data_dir) == from_scratch(data_dir, tmp_path)
-    with sql.Build(PROJECT, data_dir) as session:
+    with Build(PROJECT, data_dir) as session:
         after = session.state().con.execute(EARLY_CHANNEL_TRENDS).fetchall()
         mfn_window = session.state().con.execute(
             "select units_28d from state.sku_channel_trends where seller_sku = 'SHIFT' and channel = 'MFN' "
@@ -181,7 +184,7 @@ def test_full_refresh_and_changed_settings_recompute_everything(shop, tmp_path):
     write_raw(shop, versions_on("2024-03-03"))
     assert set(refreshes(build(shop, full_refresh=True)).values()) == {"full: full refresh requested"}
     assert contents(shop) == from_scratch(shop, tmp_path)
-    with sql.Build(PROJECT, shop) as session:
+    with Build(PROJECT, shop) as session:
         session.state().con.execute("update state._models set sql_hash = 'an older model' where name = 'stg_orders'")
     results = refreshes(build(shop))
     assert results["stg_orders"] == "full: its SQL or settings changed"
@@ -190,7 +193,7 @@ def test_full_refresh_and_changed_settings_recompute_everything(shop, tmp_path):
 
 def test_a_downstream_model_that_missed_an_update_is_rebuilt(shop, tmp_path):
     write_raw(shop, versions_on("2024-03-03"))
-    with sql.Build(PROJECT, shop) as session:
+    with Build(PROJECT, shop) as session:
         list(session.run(["stg_orders", "stg_order_items"]))  # the marts do not see this update
     results = refreshes(build(shop))
     assert results["stg_orders"].startswith("incremental: 0")
@@ -257,13 +260,13 @@ def test_a_quarantined_purchase_date_is_a_null_key_updated_like_any_other(shop, 
 
 def kept(data_dir: Path) -> dict[str, list[tuple]]:
     """Every incremental model's kept table and every published file, as the last build left them, sorted."""
-    with sql.Build(PROJECT, data_dir) as session:
+    with Build(PROJECT, data_dir) as session:
         con = session.state().con
         rows = {name: con.execute(f"select * from {incremental.kept_table(name)} order by all").fetchall()
                 for name, model in PROJECT.models.items() if model.is_incremental}
         for name, model in PROJECT.models.items():
             if model.is_published:
-                path = sql.sql_literal(str(model.output_path(data_dir)))
+                path = sql_literal(str(model.output_path(data_dir)))
                 rows[f"{name}.parquet"] = con.execute(f"select * from read_parquet({path}) order by all").fetchall()
         return rows
 
@@ -284,7 +287,7 @@ def rewrite_a_day(data_dir: Path) -> None:
 @pytest.mark.parametrize("publish", [land_the_last_day, rewrite_a_day])
 def test_raw_published_during_a_build_is_read_by_none_of_its_models_and_by_the_next_build(shop, tmp_path, publish):
     as_the_build_started = from_scratch(shop, tmp_path)
-    with sql.Build(PROJECT, shop) as session:
+    with Build(PROJECT, shop) as session:
         for result in session.run():  # the models are built one by one; ingest publishes between two of them
             if result.name == "stg_orders":
                 publish(shop)
@@ -304,7 +307,7 @@ def test_a_build_removes_its_snapshot_and_those_crashed_builds_left(shop):
         (folder / "orders").mkdir(parents=True)
     a_day_ago = time.time() - incremental.STALE_SNAPSHOT_SECONDS - 60
     os.utime(crashed, (a_day_ago, a_day_ago))
-    with sql.Build(PROJECT, shop) as session:
+    with Build(PROJECT, shop) as session:
         list(session.run(["stg_orders"]))
         (ours,) = set(snapshots.iterdir()) - {running}
         pinned = {path.relative_to(ours).as_posix() for path in ours.rglob("*.parquet")}

@@ -21,8 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orders_pipeline.analytics import sql
-from orders_pipeline.defs.assets.analytics import CHECKS
+from orders_pipeline.analytics.project import load_project
+from orders_pipeline.analytics.build import Build, build_models
+from orders_pipeline.defs.model_checks import CHECKS
 from orders_pipeline.cli.lookup import order_versions
 from orders_pipeline.sources.raw_schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
 from orders_pipeline.analytics.warehouse import build_warehouse
@@ -159,8 +160,8 @@ def query(data_dir: Path, model: str, sql_text: str = "select * from m") -> list
     warehouse file's view of it, as a user would query it."""
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
-    if not sql.load_project().models[model].is_published:
-        path, _ = build_warehouse(data_dir, sql.load_project())
+    if not load_project().models[model].is_published:
+        path, _ = build_warehouse(data_dir, load_project())
         con.execute(f"attach '{path}' as warehouse (read_only)")
         con.execute(f'create view m as select * from warehouse."{model}"')
     else:
@@ -174,7 +175,7 @@ def query(data_dir: Path, model: str, sql_text: str = "select * from m") -> list
 def shop(tmp_path_factory) -> Path:
     data_dir = tmp_path_factory.mktemp("shop")
     write_raw(data_dir, shop_versions())
-    sql.build(data_dir)
+    build_models(data_dir)
     return data_dir
 
 
@@ -182,7 +183,7 @@ def shop(tmp_path_factory) -> Path:
 def series(tmp_path_factory) -> Path:
     data_dir = tmp_path_factory.mktemp("series")
     write_raw(data_dir, series_versions())
-    sql.build(data_dir)
+    build_models(data_dir)
     return data_dir
 
 
@@ -252,7 +253,7 @@ def test_a_quarantined_last_update_date_is_the_oldest_version(tmp_path):
          [item("Q3", "2024-03-03T12:00", "Q3-1", "SKU-S", 1, 1, "5.00", "USD")]),
         ("2024-03-02", *quarantined_update("Q4", "Pending", "2024-03-02T10:00")),
     ])
-    sql.build(tmp_path)
+    build_models(tmp_path)
 
     orders = {r["amazon_order_id"]: r for r in query(tmp_path, "stg_orders")}
     assert (orders["Q1"]["order_status"], orders["Q1"]["last_update_date"], orders["Q1"]["dt"]) == (
@@ -275,7 +276,7 @@ def test_a_quarantined_last_update_date_is_the_oldest_version(tmp_path):
     # the order lookup agrees on the latest version, and so does the check that stg_orders keeps the current one
     assert [v["order_status"] for v in order_versions(tmp_path, "Q1")] == ["Pending", "Pending", "Unshipped"]
     (one_current,) = [check for check in CHECKS if check.name == "one_current_version"]
-    with sql.Build(sql.load_project(), tmp_path) as build:
+    with Build(load_project(), tmp_path) as build:
         assert build.query(one_current.sql).empty
 
 
@@ -308,7 +309,7 @@ def test_an_order_with_two_lines_of_one_sku_counts_once(tmp_path):
         ("2024-03-01", order("R2", lud, "Shipped", "2024-03-01T11:00", "Amazon.com", "AFN", US, "10.00", "USD"),
          [item("R2", lud, "R2-1", "SKU-A", 1, 1, "10.00", "USD")]),
     ])
-    sql.build(tmp_path, select=["stg_orders", "stg_order_items", "sku_daily_sales", "sales_by_channel"])
+    build_models(tmp_path, select=["stg_orders", "stg_order_items", "sku_daily_sales", "sales_by_channel"])
     (sku_day,) = query(tmp_path, "sku_daily_sales")
     assert (sku_day["orders"], sku_day["units_ordered"], sku_day["revenue"]) == (2, 4, Decimal("40.00"))
     (channel_day,) = query(tmp_path, "sales_by_channel")
@@ -379,7 +380,7 @@ def local_day_versions() -> list[tuple[str, dict, list[dict]]]:
 
 def test_days_are_counted_as_seller_central_counts_them(tmp_path, monkeypatch):
     write_raw(tmp_path, local_day_versions())
-    sql.build(tmp_path)
+    build_models(tmp_path)
     utc_day, pacific_day, tokyo_day = date(2024, 3, 2), date(2024, 3, 1), date(2024, 3, 3)
     orders = {r["amazon_order_id"]: (r["purchase_day"], r["purchase_day_local"], r["marketplace_timezone"],
                                      r["is_timezone_fallback"]) for r in query(tmp_path, "stg_orders")}
@@ -408,7 +409,7 @@ def test_days_are_counted_as_seller_central_counts_them(tmp_path, monkeypatch):
     local = {"SKU-US": pacific_day, "SKU-UK": utc_day, "SKU-JP": tokyo_day, "SKU-XX": utc_day}
     assert sold_on("sku_sales_trends") == sold_on("sku_channel_trends") == local
     monkeypatch.setenv("ORDERS_VAR_TREND_UTC_DAYS", "true")
-    results = {result.name: result.refresh for result in sql.build(tmp_path)}
+    results = {result.name: result.refresh for result in build_models(tmp_path)}
     assert results["sku_sales_trends"] == "full: its SQL or settings changed"
     assert sold_on("sku_sales_trends") == sold_on("sku_channel_trends") == dict.fromkeys(local, utc_day)
 
@@ -472,15 +473,15 @@ def test_sku_stuck_summary(shop):
 def test_stuck_thresholds_are_vars(shop, tmp_path, monkeypatch):
     # Pending > 1 h also catches O5 (2 h); unchanged > 20 days no longer catches O8 (12.5 days)
     monkeypatch.setenv("ORDERS_VAR_STUCK_AFTER_DAYS", "20")
-    project = sql.load_project()
-    with sql.Build(project, shop, vars={"stuck_pending_hours": 1}) as build:
+    project = load_project()
+    with Build(project, shop, vars={"stuck_pending_hours": 1}) as build:
         stuck = build.query("select amazon_order_id from {{ ref('stuck_orders') }} order by 1")
         assert list(stuck["amazon_order_id"]) == ["O6", "O7", "O8"]  # the Parquet built with defaults
         results = list(build.run(["stuck_orders"]))
     assert results[0].row_count == 3
     assert [r["amazon_order_id"] for r in query(shop, "stuck_orders", "select * from m order by 1")] == ["O5", "O6", "O7"]
     monkeypatch.delenv("ORDERS_VAR_STUCK_AFTER_DAYS")
-    sql.build(shop, select=["stuck_orders"])  # back to the defaults for the other tests
+    build_models(shop, select=["stuck_orders"])  # back to the defaults for the other tests
     assert len(query(shop, "stuck_orders")) == 3
 
 

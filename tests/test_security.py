@@ -284,7 +284,7 @@ def test_secrets_never_land_in_output_logs_run_storage_parquet_or_duckdb(tmp_pat
         assert bad.returncode != 0 and "SignatureDoesNotMatch" in bad.stderr and "MWS_SECRET_KEY" in bad.stderr
     assert not (tmp_path / "bad-data" / "orders").exists()
     try:  # the warehouse file, if the analytics side can build one
-        from orders_pipeline.analytics.sql import load_project
+        from orders_pipeline.analytics.project import load_project
         from orders_pipeline.analytics.warehouse import build_warehouse
 
         build_warehouse(data, load_project())

@@ -10,7 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orders_pipeline.analytics import sql
+from orders_pipeline.analytics.project import SqlProjectError, load_project
+from orders_pipeline.analytics.build import Build, build_models
 from orders_pipeline.analytics.warehouse import build_warehouse
 
 
@@ -24,7 +25,7 @@ def write_models(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_the_repository_models_and_their_dependencies():
-    project = sql.load_project()
+    project = load_project()
     models = project.models
     assert set(models) >= {
         "stg_orders", "stg_order_items", "stg_order_status_history", "sku_daily_sales", "sku_sales_trends",
@@ -59,7 +60,7 @@ def test_graph_of_a_small_folder(tmp_path):
         "marts/c.sql": "select * from {{ ref('b') }} join {{ ref('a') }} using (x)\n",
         "staging/a.sql": "select 1 as x\n",
     })
-    project = sql.load_project(sql_dir)
+    project = load_project(sql_dir)
     assert project.models["c"].refs == ("b", "a")
     assert project.models["b"].description == "b doc"
     assert project.order.index("c") == 2
@@ -68,14 +69,14 @@ def test_graph_of_a_small_folder(tmp_path):
 
 def test_unknown_ref_names_file_and_line(tmp_path):
     sql_dir = write_models(tmp_path, {"marts/a.sql": "with\n\nx as (select * from {{ ref('nope') }})\nselect * from x\n"})
-    with pytest.raises(sql.SqlProjectError, match=r"marts/a\.sql:3: ref\('nope'\) names no model"):
-        sql.load_project(sql_dir)
+    with pytest.raises(SqlProjectError, match=r"marts/a\.sql:3: ref\('nope'\) names no model"):
+        load_project(sql_dir)
 
 
 def test_unknown_source_names_file(tmp_path):
     sql_dir = write_models(tmp_path, {"staging/a.sql": "select * from {{ source('raw', 'refunds') }}\n"})
-    with pytest.raises(sql.SqlProjectError, match=r"staging/a\.sql:1: unknown source raw\.refunds"):
-        sql.load_project(sql_dir)
+    with pytest.raises(SqlProjectError, match=r"staging/a\.sql:1: unknown source raw\.refunds"):
+        load_project(sql_dir)
 
 
 def test_cycle_names_the_files(tmp_path):
@@ -84,21 +85,21 @@ def test_cycle_names_the_files(tmp_path):
         "marts/b.sql": "select * from {{ ref('a') }}\n",
         "marts/c.sql": "select 1 as x\n",
     })
-    with pytest.raises(sql.SqlProjectError, match=r"cycle") as error:
-        sql.load_project(sql_dir)
+    with pytest.raises(SqlProjectError, match=r"cycle") as error:
+        load_project(sql_dir)
     assert "marts/a.sql" in str(error.value) and "marts/b.sql" in str(error.value)
 
 
 def test_duplicate_model_names_are_refused(tmp_path):
     sql_dir = write_models(tmp_path, {"staging/a.sql": "select 1\n", "marts/a.sql": "select 2\n"})
-    with pytest.raises(sql.SqlProjectError, match=r"'a' is already used"):
-        sql.load_project(sql_dir)
+    with pytest.raises(SqlProjectError, match=r"'a' is already used"):
+        load_project(sql_dir)
 
 
 def test_jinja_error_names_file_and_line(tmp_path):
     sql_dir = write_models(tmp_path, {"marts/a.sql": "select\n  {{ undefined_thing }}\n"})
-    with pytest.raises(sql.SqlProjectError, match=r"marts/a\.sql:2: UndefinedError"):
-        sql.load_project(sql_dir)
+    with pytest.raises(SqlProjectError, match=r"marts/a\.sql:2: UndefinedError"):
+        load_project(sql_dir)
 
 
 def test_sql_error_names_file_and_line(tmp_path):
@@ -112,9 +113,9 @@ def test_sql_error_names_file_and_line(tmp_path):
             from source
         """,
     })
-    project = sql.load_project(sql_dir)
-    with pytest.raises(sql.SqlProjectError, match=r"marts/bad\.sql:4: Binder Error: .*no_such_column"):
-        sql.build(tmp_path / "data", project=project)
+    project = load_project(sql_dir)
+    with pytest.raises(SqlProjectError, match=r"marts/bad\.sql:4: Binder Error: .*no_such_column"):
+        build_models(tmp_path / "data", project=project)
     assert (tmp_path / "data" / "staging" / "good.parquet").exists()  # built before the failure
     assert not (tmp_path / "data" / "marts" / "bad.parquet").exists()
     assert not list((tmp_path / "data").rglob("*.tmp"))
@@ -122,10 +123,10 @@ def test_sql_error_names_file_and_line(tmp_path):
 
 def test_vars_default_env_and_override(tmp_path, monkeypatch):
     sql_dir = write_models(tmp_path, {"marts/v.sql": "select {{ var('window_days', 7) }} as w, {{ var('z', 3.0) }} as z\n"})
-    project = sql.load_project(sql_dir)
+    project = load_project(sql_dir)
 
     def built(**kwargs):
-        sql.build(tmp_path / "data", project=project, **kwargs)
+        build_models(tmp_path / "data", project=project, **kwargs)
         return duckdb.sql(f"from '{tmp_path}/data/marts/v.parquet'").fetchall()[0]
 
     assert built() == (7, 3.0)
@@ -140,18 +141,18 @@ def test_subset_reads_upstream_parquet_and_says_when_missing(tmp_path):
         "staging/a.sql": "select 41 as x\n",
         "marts/b.sql": "select x + 1 as y from {{ ref('a') }}\n",
     })
-    project = sql.load_project(sql_dir)
-    with pytest.raises(sql.SqlProjectError, match=r"build a first"):
-        sql.build(tmp_path / "data", select=["b"], project=project)
-    sql.build(tmp_path / "data", select=["a"], project=project)
-    (result,) = sql.build(tmp_path / "data", select=["b"], project=project)
+    project = load_project(sql_dir)
+    with pytest.raises(SqlProjectError, match=r"build a first"):
+        build_models(tmp_path / "data", select=["b"], project=project)
+    build_models(tmp_path / "data", select=["a"], project=project)
+    (result,) = build_models(tmp_path / "data", select=["b"], project=project)
     assert result.row_count == 1
     assert duckdb.sql(f"from '{result.path}'").fetchall() == [(42,)]
 
 
 def test_empty_data_dir_builds_empty_marts_and_a_warehouse(tmp_path):
-    results = sql.build(tmp_path)
-    project = sql.load_project()
+    results = build_models(tmp_path)
+    project = load_project()
     assert {r.name for r in results} == set(project.models)
     assert all(r.row_count == 0 for r in results)
     assert (tmp_path / "marts" / "sales_by_channel.parquet").exists()
@@ -168,8 +169,8 @@ def test_empty_data_dir_builds_empty_marts_and_a_warehouse(tmp_path):
 
 
 def test_warehouse_rebuild_does_not_wait_for_a_reader(tmp_path):
-    sql.build(tmp_path)
-    project = sql.load_project()
+    build_models(tmp_path)
+    project = load_project()
     path, _ = build_warehouse(tmp_path, project)
     reader = duckdb.connect(str(path), read_only=True)  # a user with the old file open
     try:
@@ -187,10 +188,10 @@ UNPUBLISHED_PROJECT = {
 
 
 def test_config_publish_false(tmp_path):
-    project = sql.load_project(write_models(tmp_path, UNPUBLISHED_PROJECT))
+    project = load_project(write_models(tmp_path, UNPUBLISHED_PROJECT))
     assert [project.models[n].is_published for n in ("a", "b", "c")] == [False, False, True]
     assert project.models["a"].description == "a doc"
-    results = {r.name: r for r in sql.build(tmp_path / "data", project=project)}
+    results = {r.name: r for r in build_models(tmp_path / "data", project=project)}
     assert (results["a"].path, results["a"].row_count, results["a"].materialized) == (None, 1, "table")
     assert "select 41 as x" in results["a"].sql
     assert results["c"].path == tmp_path / "data" / "marts" / "c.parquet"
@@ -199,20 +200,20 @@ def test_config_publish_false(tmp_path):
 
 
 def test_subset_computes_unselected_unpublished_models_inline(tmp_path):
-    project = sql.load_project(write_models(tmp_path, UNPUBLISHED_PROJECT))
-    (result,) = sql.build(tmp_path / "data", select=["c"], project=project)  # a and b: no file, computed inline
+    project = load_project(write_models(tmp_path, UNPUBLISHED_PROJECT))
+    (result,) = build_models(tmp_path / "data", select=["c"], project=project)  # a and b: no file, computed inline
     assert result.row_count == 1 and duckdb.sql(f"from '{result.path}'").fetchall() == [(84,)]
-    with sql.Build(project, tmp_path / "data") as build:
+    with Build(project, tmp_path / "data") as build:
         assert build.query("select * from {{ ref('b') }}").to_dict("records") == [{"y": 42}]
         list(build.run(["b"]))  # now a table of the session, read by later queries
         assert build.query("select * from {{ ref('b') }}").to_dict("records") == [{"y": 42}]
 
 
 def test_warehouse_holds_unpublished_models_as_views(tmp_path):
-    project = sql.load_project(write_models(tmp_path, UNPUBLISHED_PROJECT))
+    project = load_project(write_models(tmp_path, UNPUBLISHED_PROJECT))
     path, relations = build_warehouse(tmp_path / "data", project)  # nothing built: they need no file
     assert {"a", "b"} <= set(relations) and "c" not in relations
-    sql.build(tmp_path / "data", project=project)
+    build_models(tmp_path / "data", project=project)
     path, relations = build_warehouse(tmp_path / "data", project)
     with duckdb.connect(str(path), read_only=True) as con:
         kinds = dict(con.execute("select table_name, table_type from information_schema.tables").fetchall())
@@ -226,9 +227,9 @@ def test_staging_views_agree_between_session_and_warehouse(tmp_path):
     from tests.test_marts import shop_versions, write_raw
 
     write_raw(tmp_path, shop_versions())
-    project = sql.load_project()
+    project = load_project()
     path, _ = build_warehouse(tmp_path, project)
-    with sql.Build(project, tmp_path) as build:
+    with Build(project, tmp_path) as build:
         staging = ["stg_order_status_history", "stg_orders", "stg_order_items"]
         every_column = [f"select * from {{{{ ref('{name}') }}}}" for name in staging]
         results = {r.name: r for r in build.run(staging, reads=every_column)}
@@ -265,13 +266,13 @@ def test_staging_views_agree_between_session_and_warehouse(tmp_path):
      r"staging/a\.sql: recompute_from\(\) is defined only inside"),
 ])
 def test_bad_config_names_file_and_line(tmp_path, text, message):
-    with pytest.raises(sql.SqlProjectError, match=message):
-        sql.load_project(write_models(tmp_path, {"staging/a.sql": text}))
+    with pytest.raises(SqlProjectError, match=message):
+        load_project(write_models(tmp_path, {"staging/a.sql": text}))
 
 
 def test_build_defaults_to_orders_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("ORDERS_DATA_DIR", str(tmp_path / "from_env"))
-    results = sql.build()
+    results = build_models()
     assert results and all(str(result.path).startswith(str(tmp_path / "from_env")) for result in results if result.path)
 
 
@@ -283,8 +284,8 @@ CHAIN_PROJECT = {
 
 
 def test_a_run_keeps_in_memory_only_the_models_later_models_or_reads_need(tmp_path):
-    project = sql.load_project(write_models(tmp_path, CHAIN_PROJECT))
-    with sql.Build(project, tmp_path / "data") as build:
+    project = load_project(write_models(tmp_path, CHAIN_PROJECT))
+    with Build(project, tmp_path / "data") as build:
         held = []
         for result in build.run(reads=["select max(amount) as m from {{ ref('wide') }}"]):
             held.append((result.name, sorted(row[0] for row in build.con.execute(
@@ -299,13 +300,13 @@ def test_a_run_keeps_in_memory_only_the_models_later_models_or_reads_need(tmp_pa
 
 def test_warehouse_builds_leave_a_concurrent_builds_temp_file_alone(tmp_path):
     """Another container's build (same pid, other host) is writing its temp file; only abandoned ones go."""
-    sql.build(tmp_path)
+    build_models(tmp_path)
     in_progress = [tmp_path / f".warehouse.duckdb.{os.getpid()}.tmp", tmp_path / ".tmp-another-build"]
     abandoned = tmp_path / ".tmp-a-build-killed-days-ago"
     for path in [*in_progress, abandoned]:
         path.write_bytes(b"a warehouse being written")
     days_ago = time.time() - 3 * 86_400
     os.utime(abandoned, (days_ago, days_ago))
-    build_warehouse(tmp_path, sql.load_project())
+    build_warehouse(tmp_path, load_project())
     assert all(path.exists() for path in in_progress) and not abandoned.exists()
     assert not [path for path in tmp_path.glob(".tmp-*") if path not in in_progress]

@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from orders_pipeline.analytics.raw_tables import SOURCES, empty_source_table, sql_literal
-from orders_pipeline.analytics.sql import Project, SqlProjectError, render_template
+from orders_pipeline.analytics.project import Project, SqlProjectError, render_template
 from orders_pipeline.storage.files import remove_abandoned_temp_files, temp_path
 
 STORAGE_VERSION = "v1.0.0"  # readable by the `duckdb` CLI package (1.x) as well as by duckdb 2.x
