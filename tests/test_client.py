@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from orders_pipeline.sources.mws.client import CallStats, MwsCredentials, MwsOrdersClient, format_mws_datetime
+from orders_pipeline.sources.mws.error_response import error_from_response
 from orders_pipeline.sources.mws.errors import (
     MwsAuthError,
     MwsConfigurationError,
@@ -18,7 +19,6 @@ from orders_pipeline.sources.mws.errors import (
     MwsRequestError,
     MwsServerError,
     MwsThrottledError,
-    error_from_response,
 )
 
 MARKETS = ["ATVPDKIKX0DER"]

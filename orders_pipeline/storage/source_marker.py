@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from orders_pipeline.sources.mws.errors import MwsConfigurationError
 from orders_pipeline.storage.layout import MANIFEST_FILE, PART_FILE
 
 MARKER_FILE = "_source.json"
@@ -25,7 +24,7 @@ API = "api"
 RAW_TABLES = ("orders", "order_items")
 
 
-class MixedSourceError(MwsConfigurationError):
+class MixedSourceError(ValueError):
     """A run would write one kind of source's orders into a data dir filled from the other kind."""
 
 

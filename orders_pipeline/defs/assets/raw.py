@@ -17,6 +17,7 @@ from orders_pipeline.defs.partitions import daily_partitions
 from orders_pipeline.defs.resources import ApiSource, MwsResource
 from orders_pipeline.storage.layout import data_dir, partition_dir, write_manifest
 from orders_pipeline.storage.partitions import MergeCounts, UnreadablePartitionError
+from orders_pipeline.storage.source_marker import MixedSourceError
 
 MWS_POOL = "mws_api"
 RAW_GROUP = "mws_raw"
@@ -83,7 +84,7 @@ def mws_orders(
             report = ingest_day(source, day, root, replace=config.replace, progress=context.log.info)
     except MwsError as error:
         raise _failure(day, error) from None
-    except UnreadablePartitionError as error:
+    except (UnreadablePartitionError, MixedSourceError) as error:
         raise dg.Failure(description=f"Partition {day} not written: {error}", allow_retries=False) from None
     _write_manifests(root, report, api, context.run.run_id)
     context.log.info(_summary(report))

@@ -27,13 +27,13 @@ from urllib.parse import unquote, urlsplit
 import requests
 import urllib3
 
+from orders_pipeline.sources.mws.error_response import error_from_response
 from orders_pipeline.sources.mws.errors import (
     MwsConfigurationError,
     MwsConnectionError,
     MwsResponseFormatError,
     MwsServerError,
     MwsThrottledError,
-    error_from_response,
 )
 from orders_pipeline.sources.mws.parse import (
     OrderItemsPage,
