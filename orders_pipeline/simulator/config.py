@@ -23,6 +23,23 @@ DEMO_CREDENTIALS = Credentials(
 DEMO_MARKETPLACE_IDS: tuple[str, ...] = ("ATVPDKIKX0DER", "A2EUQ1WTGCTBG2", "A1F83G8C2ARO7P")
 
 
+@dataclass(frozen=True)
+class SpApiCredentials:
+    """The LWA app and refresh token the SP-API face accepts (fake values, never real secrets)."""
+
+    app_id: str
+    client_secret: str
+    refresh_token: str
+
+
+DEMO_SP_API_CREDENTIALS = SpApiCredentials(
+    "amzn1.application-oa2-client.demo0000000000000000000000000001",
+    "amzn1.oa2-cs.v1.demo-client-secret-not-a-real-secret",
+    "Atzr|demo-refresh-token-not-a-real-token",
+)
+REPORT_OUTCOMES = ("FATAL", "CANCELLED")
+
+
 @dataclass
 class Faults:
     """Failures injected on purpose; every default is off."""
@@ -37,6 +54,8 @@ class Faults:
     duplicate_across_pages: bool = False
     messy_values: bool = False
     external_throttle: bool = False
+    expire_token_request_numbers: frozenset[int] = frozenset()  # SP-API: the token sent with these expires (403)
+    report_outcome: str | None = None  # SP-API: every report ends FATAL or CANCELLED instead of DONE
 
 
 @dataclass
@@ -53,6 +72,9 @@ class SimulatorConfig:
     list_orders_page_size_cap: int = 100
     order_items_page_size: int = 2
     faults: Faults = field(default_factory=Faults)
+    sp_api_credentials: SpApiCredentials = DEMO_SP_API_CREDENTIALS
+    sp_api_token_seconds: float = 3600.0  # access-token lifetime in simulated seconds (real: divided by time_scale)
+    report_processing_seconds: float = 6.0  # simulated IN_QUEUE -> IN_PROGRESS -> DONE time (real: / time_scale)
     clock: Callable[[], datetime] | None = None
 
     def __post_init__(self) -> None:
@@ -66,3 +88,7 @@ class SimulatorConfig:
             raise ValueError("SimulatorConfig.orders_per_day must be >= 0")
         if not 1 <= self.list_orders_page_size_cap <= 100 or self.order_items_page_size < 1:
             raise ValueError("page sizes must be >= 1 (ListOrders cap at most 100)")
+        if self.sp_api_token_seconds <= 0 or self.report_processing_seconds < 0:
+            raise ValueError("sp_api_token_seconds must be > 0 and report_processing_seconds >= 0")
+        if self.faults.report_outcome not in (None, *REPORT_OUTCOMES):
+            raise ValueError(f"Faults.report_outcome must be None or one of {', '.join(REPORT_OUTCOMES)}")

@@ -73,7 +73,7 @@ class OrdersApi:
         if payments and "Other" not in payments:
             refs = refs[0:0]
         if self._config.faults.duplicate_across_pages:
-            refs = _with_older_duplicates(refs, page_size)
+            refs = with_older_duplicates(refs, page_size)
         listing = Listing("ListOrders", refs, page_size, {"bound": (f"{basis}Before", iso_millis(before))})
         return self._orders_page(listing, 0)
 
@@ -199,7 +199,7 @@ def _orders_element(rendered: list[str]) -> str:
     return f"<Orders>{''.join(rendered)}</Orders>" if rendered else "<Orders/>"
 
 
-def _with_older_duplicates(refs: OrderRefs, page_size: int) -> OrderRefs:
+def with_older_duplicates(refs: OrderRefs, page_size: int) -> OrderRefs:
     """Insert an older version of a few orders at least one page before their current version."""
     position = np.arange(len(refs))
     mix = (refs.day.astype(np.int64) * 1_000_003 + refs.index.astype(np.int64)) * 2_654_435_761 % 100

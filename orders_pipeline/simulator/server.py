@@ -11,7 +11,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .config import SimulatorConfig
 from .orders import OrderRecord
-from .service import MwsService
+from .service import MwsService, Reply
+from .sp_api import SpApiService, is_sp_api_path
+from .sp_api.routes import MAX_BODY_BYTES, SpRequest
 from .stats import SimulatorStats
 
 _FORM = "application/x-www-form-urlencoded"
@@ -37,16 +39,31 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
     def _serve(self) -> None:
-        service: MwsService = self.server.service  # type: ignore[attr-defined]
         url = urlsplit(self.path)
         declared = self.headers.get("Content-Length", "0").strip()
         length = int(declared) if declared.isdigit() else 0
+        if is_sp_api_path(url.path):
+            self._reply(self._sp_api_reply(url.path, url.query, length))
+            return
+        service: MwsService = self.server.service  # type: ignore[attr-defined]
         body = self.rfile.read(length) if length else b""
         params = dict(parse_qsl(url.query, keep_blank_values=True))
         content_type = (self.headers.get("Content-Type") or _FORM).split(";")[0].strip().lower()
         if body and content_type == _FORM:
             params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        reply = service.handle(self.command, self.headers.get("Host", ""), url.path, params)
+        self._reply(service.handle(self.command, self.headers.get("Host", ""), url.path, params))
+
+    def _sp_api_reply(self, path: str, query: str, length: int) -> Reply | None:
+        """Answer on the SP-API face; a body over the limit is not read, and the connection closes after the answer."""
+        body: bytes | None = None
+        if length <= MAX_BODY_BYTES:
+            body = self.rfile.read(length) if length else b""
+        else:
+            self.close_connection = True
+        sp_api: SpApiService = self.server.sp_api  # type: ignore[attr-defined]
+        return sp_api.handle(SpRequest(self.command, path, query, self.headers, body))
+
+    def _reply(self, reply: Reply | None) -> None:
         if reply is None:
             self.close_connection = True
             return
@@ -65,18 +82,20 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, port: int, service: MwsService) -> None:
+    def __init__(self, port: int, service: MwsService, sp_api: SpApiService) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.service = service
+        self.sp_api = sp_api
 
 
 class MwsSimulator:
-    """A faithful MWS Orders 2013-09-01 endpoint on 127.0.0.1, started and stopped in-process."""
+    """MWS Orders 2013-09-01 and SP-API (LWA, Orders v2026-01-01, Reports) on 127.0.0.1, one order timeline."""
 
     def __init__(self, config: SimulatorConfig | None = None, port: int = 0) -> None:
         self.config = config or SimulatorConfig()
         self._port = port
         self._service = MwsService(self.config)
+        self._sp_api = SpApiService(self.config, self._service.store, self._service.stats, self._service.now)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -87,7 +106,7 @@ class MwsSimulator:
 
     @property
     def url(self) -> str:
-        """Base URL, e.g. http://127.0.0.1:8123 (clients append /Orders/2013-09-01)."""
+        """Base URL, e.g. http://127.0.0.1:8123: the MWS endpoint (clients append /Orders/2013-09-01) and SP_API_ENDPOINT."""
         if self._server is None:
             raise RuntimeError("MwsSimulator is not running; call start() first")
         return f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -95,7 +114,7 @@ class MwsSimulator:
     def start(self) -> str:
         """Bind and serve in a daemon thread; returns the base URL."""
         if self._server is None:
-            self._server = _Server(self._port, self._service)
+            self._server = _Server(self._port, self._service, self._sp_api)
             self._thread = threading.Thread(target=self._server.serve_forever, name="mws-simulator", daemon=True)
             self._thread.start()
         return self.url
@@ -118,7 +137,7 @@ class MwsSimulator:
         self.stop()
 
     def expected_orders(self, updated_after: datetime, updated_before: datetime) -> list[dict]:
-        """Ground truth: the current version (as of the clock) of every order last updated in [after, before)."""
+        """Ground truth for both faces: the current version (as of the clock) of every order last updated in [after, before)."""
         store = self._service.store
         refs = store.select(
             by_purchase_date=False,
@@ -188,6 +207,18 @@ def serve_forever(config: SimulatorConfig, port: int) -> None:
     ]
     if credentials.auth_token:
         lines.append(f"  export MWS_AUTH_TOKEN={credentials.auth_token}")
+    sp_api = config.sp_api_credentials
+    lines += [
+        f"SP-API simulator (Orders v2026-01-01, Reports 2021-06-30) listening on {url}, LWA on {url}/auth/o2/token",
+        "Point the pipeline at it with:",
+        "  export ORDERS_SOURCE=sp-api",
+        f"  export SP_API_ENDPOINT={url}",
+        f"  export LWA_TOKEN_URL={url}/auth/o2/token",
+        f"  export LWA_APP_ID={sp_api.app_id}",
+        f"  export LWA_CLIENT_SECRET={sp_api.client_secret}",
+        f"  export SP_API_REFRESH_TOKEN='{sp_api.refresh_token}'",
+        f"  export SP_API_MARKETPLACE_IDS={','.join(config.marketplace_ids)}",
+    ]
     lines.append("Press Ctrl-C to stop.")
     print("\n".join(lines), flush=True)
     try:

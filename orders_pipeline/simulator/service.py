@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from typing import Mapping
 
 from .config import SimulatorConfig
 from .errors import MwsError, invalid_parameter, request_throttled
+from .faults import injected_fault
 from .operations import OrdersApi
 from .orders import OrderStore
 from .paging import TokenStore
@@ -108,25 +108,13 @@ class MwsService:
         return Reply(error.status, error_xml(error.error_type, error.code, error.message, request_id, tag).encode())
 
     def _inject_faults(self, number: int) -> None:
-        faults = self.config.faults
-        if number in faults.reset_request_numbers:
-            self.stats.count_fault()
+        fault = injected_fault(number, self.config.faults, self.stats)
+        if fault == "reset":
             raise _ConnectionReset()
-        if number in faults.slow_request_numbers:
-            self.stats.count_fault()
-            time.sleep(faults.slow_seconds)
-        if number in faults.internal_error_request_numbers:
-            self.stats.count_fault()
+        if fault == "internal":
             raise MwsError(500, "InternalError", "We encountered an internal error. Please try again.", "Receiver")
-        every = faults.server_error_every
-        failing = number in faults.fail_request_numbers
-        periodic = every > 0 and number % every == 0
-        if not (failing or periodic):
-            return
-        self.stats.count_fault()
-        if periodic and not failing and (number // every) % 2 == 1:
-            raise MwsError(500, "InternalError", "We encountered an internal error. Please try again.", "Receiver")
-        raise MwsError(503, "ServiceUnavailable", "Service temporarily unavailable. Please try again.", "Receiver")
+        if fault == "unavailable":
+            raise MwsError(503, "ServiceUnavailable", "Service temporarily unavailable. Please try again.", "Receiver")
 
     def _authenticate(self, method: str, host: str, path: str, params: Mapping[str, str]) -> None:
         for name in _REQUIRED:

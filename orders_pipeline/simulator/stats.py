@@ -33,10 +33,10 @@ class SimulatorStats:
             return self._requests
 
     def count_error(self, code: str) -> None:
-        """Record an error answer (RequestThrottled also counts as throttled)."""
+        """Record an error answer (RequestThrottled and SP-API's QuotaExceeded also count as throttled)."""
         with self._lock:
             self.errors_by_code[code] = self.errors_by_code.get(code, 0) + 1
-            if code == "RequestThrottled":
+            if code in ("RequestThrottled", "QuotaExceeded"):
                 self.throttled += 1
 
     def count_fault(self) -> None:

@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Mapping
 
 FAMILY_OF_ACTION = {
     "ListOrders": "ListOrders",
@@ -90,11 +91,18 @@ class TokenBucket:
 
 
 class Throttle:
-    """One bucket per operation family for the simulated seller."""
+    """One bucket per operation family for the simulated seller (MWS quotas unless told otherwise)."""
 
-    def __init__(self, time_scale: float, enforce: bool, external_pressure: bool, seed: int) -> None:
+    def __init__(
+        self,
+        time_scale: float,
+        enforce: bool,
+        external_pressure: bool,
+        seed: int,
+        quotas: Mapping[str, tuple[int, float]] = QUOTAS,
+    ) -> None:
         self._buckets = {
-            family: TokenBucket(maximum, seconds, time_scale, enforce) for family, (maximum, seconds) in QUOTAS.items()
+            family: TokenBucket(maximum, seconds, time_scale, enforce) for family, (maximum, seconds) in quotas.items()
         }
         self._external_pressure = external_pressure and enforce
         self._random = random.Random(seed)
