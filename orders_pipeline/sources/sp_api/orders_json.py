@@ -6,7 +6,8 @@ named in `quarantined_fields`; a messy order never stops a page. Columns Orders 
 stay null (see the README's mapping table).
 
 `item_price_amount` is the line total: the item's `proceeds.breakdowns[type=ITEM].subtotal` (Amazon's amount
-for all units), else `product.price.unitPrice` × `quantityOrdered` when only a unit price is given.
+for all units), else `product.price.unitPrice` × `quantityOrdered` when only a unit price is given. DISCOUNT
+proceeds are negative (they lower proceeds); the discount columns hold them positive, as MWS does.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ _CONDITION = {
     "OPEN_BOX": "OpenBox", "ANY": "Any", "OTHER": "Other",
 }
 _PRICE_DESIGNATION = {"BUSINESS_PRICE": "BusinessPrice"}
+_ADDRESS_TYPE = {"RESIDENTIAL": "Residential", "COMMERCIAL": "Commercial"}
+_TAX_MODEL = {"MARKETPLACE_FACILITATOR": "MarketplaceFacilitator"}
 
 
 @dataclass(frozen=True)
@@ -131,10 +134,10 @@ def _order_row(order: dict, salt: str | None) -> dict[str, Any]:
         "latest_ship_date": _scalar(_dict(fulfillment, "shipByWindow").get("latestDateTime")),
         "earliest_delivery_date": _scalar(_dict(fulfillment, "deliverByWindow").get("earliestDateTime")),
         "latest_delivery_date": _scalar(_dict(fulfillment, "deliverByWindow").get("latestDateTime")),
-        "is_business_order": _flag("AMAZON_BUSINESS" in programs, programs),
-        "is_prime": _flag("PRIME" in programs, programs),
-        "is_premium_order": _flag("PREMIUM" in programs, programs),
-        "is_iba": _flag("INVOICE_BY_AMAZON" in programs, programs),
+        "is_business_order": _flag("AMAZON_BUSINESS" in programs),
+        "is_prime": _flag("PRIME" in programs),
+        "is_premium_order": _flag("PREMIUM" in programs),
+        "is_iba": _flag("INVOICE_BY_AMAZON" in programs),
         "purchase_order_number": _scalar(buyer.get("buyerPurchaseOrderNumber")),
         "shipping_address_city": _scalar(address.get("city")),
         "shipping_address_county": _scalar(address.get("districtOrCounty")),
@@ -142,7 +145,7 @@ def _order_row(order: dict, salt: str | None) -> dict[str, Any]:
         "shipping_address_state_or_region": _scalar(address.get("stateOrRegion")),
         "shipping_address_postal_code": _scalar(address.get("postalCode")),
         "shipping_address_country_code": _scalar(address.get("countryCode")),
-        "shipping_address_address_type": _scalar(address.get("addressType")),
+        "shipping_address_address_type": mws_spelling(address.get("addressType"), _ADDRESS_TYPE),
         "buyer_email_sha256": hash_buyer_email(_scalar(buyer.get("buyerEmail")), salt) if salt else None,
     }
     return row
@@ -163,9 +166,9 @@ def _alias(order: dict, alias_type: str) -> str | None:
     return None
 
 
-def _flag(value: bool, programs: list[str] | None) -> str | None:
-    """A program flag as boolean text; unknown (null) when the order carries no programs list at all."""
-    return None if programs is None else ("true" if value else "false")
+def _flag(value: bool) -> str:
+    """A flag as the boolean text the decoders read."""
+    return "true" if value else "false"
 
 
 def _sum_quantity(items: list[dict], field: str) -> str | None:
@@ -214,13 +217,13 @@ def _item_row(item: dict, order_row: dict[str, Any]) -> dict[str, Any]:
         **_money("item_tax", _part(breakdowns, "TAX", "ITEM")),
         **_money("shipping_tax", _part(breakdowns, "TAX", "SHIPPING")),
         **_money("gift_wrap_tax", _part(breakdowns, "TAX", "GIFT_WRAP")),
-        **_money("promotion_discount", _part(breakdowns, "DISCOUNT", "ITEM")),
-        **_money("shipping_discount", _part(breakdowns, "DISCOUNT", "SHIPPING")),
+        **_money("promotion_discount", _negated(_part(breakdowns, "DISCOUNT", "ITEM"))),
+        **_money("shipping_discount", _negated(_part(breakdowns, "DISCOUNT", "SHIPPING"))),
         **_money("cod_fee", breakdowns.get(("COD_FEE", None))),
         "promotion_ids": [p for p in promotions if p] if promotions else None,
-        "tax_collection_model": _scalar(collection.get("model")),
+        "tax_collection_model": mws_spelling(collection.get("model"), _TAX_MODEL),
         "tax_collection_responsible_party": _scalar(collection.get("responsibleParty")),
-        "is_gift": "true" if gift else None,
+        "is_gift": _flag(bool(gift)) if fulfillment else None,
         "gift_wrap_level": _scalar(gift.get("giftWrapLevel")),
         "condition_id": mws_spelling(condition.get("conditionType"), _CONDITION),
         "condition_subtype_id": mws_spelling(condition.get("conditionSubtype"), _CONDITION),
@@ -228,7 +231,7 @@ def _item_row(item: dict, order_row: dict[str, Any]) -> dict[str, Any]:
         "scheduled_delivery_start_date": _scalar(window.get("earliestDateTime")),
         "scheduled_delivery_end_date": _scalar(window.get("latestDateTime")),
         "price_designation": mws_spelling(price.get("priceDesignation"), _PRICE_DESIGNATION),
-        "is_transparency": _flag("TRANSPARENCY" in (programs or []), programs),
+        "is_transparency": _flag("TRANSPARENCY" in programs),
         "buyer_customized_info_customized_url": _scalar(_dict(product, "customization").get("customizedUrl")),
         "buyer_requested_cancel_is_buyer_requested_cancel": "true" if _scalar(request.get("requester")) == "BUYER" else None,
         "buyer_requested_cancel_buyer_cancel_reason": _scalar(request.get("cancelReason")),
@@ -254,6 +257,12 @@ def _part(breakdowns: dict, kind: str, subtype: str) -> dict | None:
     if any(key[0] == kind and key[1] is not None for key in breakdowns):
         return breakdowns.get((kind, subtype))
     return breakdowns.get((kind, None)) if subtype == "ITEM" else None
+
+
+def _negated(money: dict | None) -> dict | None:
+    """A DISCOUNT proceeds amount (negative: it lowers proceeds) as MWS spells a discount: positive."""
+    amount = _decimal(money.get("amount")) if money else None
+    return money if amount is None else {**money, "amount": str(-amount)}
 
 
 def _item_price(breakdowns: dict, price: dict, quantity: object) -> dict | None:
@@ -308,10 +317,10 @@ def _dict(parent: dict, key: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _strings(value: object) -> list[str] | None:
-    """A list of enum strings, upper-cased; None when the field is absent or not a list."""
+def _strings(value: object) -> list[str]:
+    """A list of enum strings, upper-cased (an absent field: no programs)."""
     if not isinstance(value, list):
-        return None
+        return []
     return [item.strip().upper() for item in value if isinstance(item, str)]
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 
 from orders_pipeline.mws.throttle import FamilySpec, Throttle
 
-__all__ = ["USAGE_PLANS", "new_throttle", "observe_rate_limit"]
+__all__ = ["USAGE_PLANS", "MARGIN_SECONDS", "new_throttle", "observe_rate_limit"]
 
 
 def _plan(rate_per_second: float, burst: int) -> FamilySpec:
@@ -26,6 +26,9 @@ USAGE_PLANS: dict[str, FamilySpec] = {
     "getReportDocument": _plan(0.0167, 15),
 }
 """Amazon's default usage plans (Orders v2026-01-01, Reports 2021-06-30)."""
+MARGIN_SECONDS = 0.05
+"""Added to each computed wait: the server's bucket sees a call a few ms after ours and latency jitters; 50 ms is
+nothing against a 180 s restore, and keeps a fast simulator clock (time_scale 600) from seeing a call early."""
 
 
 def new_throttle(
@@ -35,7 +38,7 @@ def new_throttle(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Throttle:
     """Buckets for every SP-API operation, full at the start; `time_scale` > 1 for a simulator's fast clock."""
-    return Throttle(USAGE_PLANS, time_scale=time_scale, clock=clock, sleep=sleep)
+    return Throttle(USAGE_PLANS, time_scale=time_scale, clock=clock, sleep=sleep, epsilon=MARGIN_SECONDS)
 
 
 def observe_rate_limit(throttle: Throttle, operation: str, headers: Mapping[str, str]) -> None:
