@@ -56,9 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=_positive, default=3, help="complete days before today to ingest (default 3); today is added as a partial day")
     demo.set_defaults(run=_demo)
 
-    simulator = command("simulator", "serve the MWS simulator on loopback until Ctrl-C")
+    simulator = command("simulator", "serve the simulator (MWS and SP-API faces) on loopback until Ctrl-C")
     simulator.add_argument("--port", type=int, default=8123, help="port on 127.0.0.1 (default 8123)")
-    simulator.add_argument("--time-scale", type=float, default=1.0, help="quota restore speed-up (default 1 = real MWS)")
+    simulator.add_argument("--time-scale", type=float, default=1.0, help="simulated-time speed-up: quotas, tokens, reports (default 1 = real Amazon)")
     simulator.add_argument("--orders-per-day", type=int, default=40, help="average orders per day (default 40)")
     simulator.set_defaults(run=_simulator)
 

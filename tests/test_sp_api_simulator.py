@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import requests
@@ -269,3 +272,22 @@ def test_an_oversized_body_is_refused_without_being_read(sim):
     assert error_of(response) == (413, "RequestEntityTooLarge")
     unknown = get(sim.url, "/orders/2026-01-01/nothing", token)
     assert error_of(unknown) == (404, "NotFound")
+
+
+def test_the_simulator_command_prints_both_faces_and_serves_them():
+    script = Path(sys.executable).with_name("orders-pipeline")
+    process = subprocess.Popen([str(script), "simulator", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        while not lines or not lines[-1].startswith("Press Ctrl-C"):
+            lines.append(process.stdout.readline().strip())
+        exports = dict(line.removeprefix("export ").split("=", 1) for line in lines if line.startswith("export "))
+        assert exports["MWS_ENDPOINT"] == exports["SP_API_ENDPOINT"] and exports["ORDERS_SOURCE"] == "sp-api"
+        assert exports["LWA_TOKEN_URL"] == f"{exports['SP_API_ENDPOINT']}/auth/o2/token"
+        assert exports["LWA_APP_ID"] == DEMO_SP_API_CREDENTIALS.app_id
+        assert exports["SP_API_REFRESH_TOKEN"] == f"'{DEMO_SP_API_CREDENTIALS.refresh_token}'"
+        assert access_token(exports["SP_API_ENDPOINT"]).startswith("Atza|")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -117,6 +117,7 @@ class MwsSimulator:
             self._server = _Server(self._port, self._service, self._sp_api)
             self._thread = threading.Thread(target=self._server.serve_forever, name="mws-simulator", daemon=True)
             self._thread.start()
+            self._sp_api.base_url = self.url
         return self.url
 
     def stop(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 import traceback
 import uuid
 from dataclasses import dataclass
@@ -19,12 +20,14 @@ from ..service import Reply
 from ..stats import SimulatorStats
 from .errors import SpApiError, quota_exceeded
 from .lwa import LwaError, TokenIssuer
+from .reports import ReportDesk
 from .search import OrdersSearch
 from .usage_plans import rate_limit_header, usage_plan_throttle
 
 MAX_BODY_BYTES = 64 * 1024
 TOKEN_PATH = "/auth/o2/token"
-_PREFIXES = (TOKEN_PATH, "/orders/2026-01-01/", "/reports/2021-06-30/", "/report-documents/")
+DOCUMENTS_PATH = "/report-documents/"
+_PREFIXES = (TOKEN_PATH, "/orders/2026-01-01/", "/reports/2021-06-30/", DOCUMENTS_PATH)
 _JSON = "application/json"
 _FORM = "application/x-www-form-urlencoded"
 _RATE_LIMITED_STATUSES = (200, 202, 400, 404)  # the answers Amazon's models give x-amzn-RateLimit-Limit
@@ -59,15 +62,22 @@ class SpApiService:
         self.tokens = TokenIssuer(config.sp_api_credentials, config.sp_api_token_seconds, config.time_scale)
         self.throttle = usage_plan_throttle(config)
         self.orders = OrdersSearch(config, store)
+        self.reports = ReportDesk(config, store)
+        self.base_url = ""  # set by the server once it is bound; report document links point back at it
         self._routes: list[tuple[str, re.Pattern, str, Handler]] = [
             ("GET", re.compile(r"/orders/2026-01-01/orders"), "searchOrders", self._search_orders),
             ("GET", re.compile(r"/orders/2026-01-01/orders/([^/]+)"), "getOrder", self._get_order),
+            ("POST", re.compile(r"/reports/2021-06-30/reports"), "createReport", self._create_report),
+            ("GET", re.compile(r"/reports/2021-06-30/reports/([^/]+)"), "getReport", self._get_report),
+            ("GET", re.compile(r"/reports/2021-06-30/documents/([^/]+)"), "getReportDocument", self._get_report_document),
         ]
 
     def handle(self, request: SpRequest) -> Reply | None:
         """Answer one request (None: close the connection without a response)."""
         if request.path == TOKEN_PATH:
             return self._token(request)
+        if request.path.startswith(DOCUMENTS_PATH):
+            return self._download(request)
         return self._operation(request)
 
     def _token(self, request: SpRequest) -> Reply:
@@ -117,6 +127,22 @@ class SpApiService:
             reply.headers["x-amzn-RateLimit-Limit"] = rate_limit_header(operation)
         return reply
 
+    def _download(self, request: SpRequest) -> Reply:
+        """A pre-signed document link: no access token, gzip bytes (an expired link is refused as S3 does)."""
+        self.stats.count_request("downloadReportDocument")
+        expires = _query(request.query).get("expires", "")
+        if request.method != "GET" or not expires.isdigit() or int(expires) < time.time():
+            self.stats.count_error("AccessDenied")
+            return Reply(403, b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+                         {"Content-Type": "application/xml"})
+        try:
+            document = self.reports.document(request.path[len(DOCUMENTS_PATH):])
+        except SpApiError as error:
+            self.stats.count_error(error.code)
+            return Reply(404, b"<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>",
+                         {"Content-Type": "application/xml"})
+        return Reply(200, document, {"Content-Type": "text/plain; charset=UTF-8"})
+
     def _route(self, request: SpRequest) -> tuple[str, Handler | None, re.Match | None]:
         for method, pattern, operation, handler in self._routes:
             match = pattern.fullmatch(request.path)
@@ -145,6 +171,18 @@ class SpApiService:
 
     def _get_order(self, request: SpRequest, params: dict[str, str], match: re.Match, now: datetime) -> tuple[int, dict]:
         return 200, self.orders.get_order(match.group(1), params, now)
+
+
+    def _create_report(self, request: SpRequest, params: dict[str, str], match: re.Match, now: datetime) -> tuple[int, dict]:
+        if _content_type(request) != _JSON:
+            raise SpApiError(415, "UnsupportedMediaType", f"The request body must be {_JSON}.")
+        return 202, self.reports.create(request.body or b"", now)
+
+    def _get_report(self, request: SpRequest, params: dict[str, str], match: re.Match, now: datetime) -> tuple[int, dict]:
+        return 200, self.reports.describe(match.group(1))
+
+    def _get_report_document(self, request: SpRequest, params: dict[str, str], match: re.Match, now: datetime) -> tuple[int, dict]:
+        return 200, self.reports.document_link(match.group(1), self.base_url)
 
 
 class _ConnectionReset(Exception):
