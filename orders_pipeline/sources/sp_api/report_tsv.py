@@ -9,6 +9,7 @@ those stay null, except `order_item_id`, which gets the surrogate `item_key` des
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,7 +19,9 @@ from orders_pipeline.mws.schema import ORDER_COLUMNS, ORDER_ITEM_COLUMNS, ORDER_
 from orders_pipeline.sources.sp_api.batches import typed_batch
 from orders_pipeline.sources.sp_api.errors import SpApiResponseFormatError
 
-__all__ = ["ORDER_FIELDS", "ITEM_FIELDS", "MONEY_FIELDS", "ReportTables", "read_report", "item_key"]
+__all__ = [
+    "ORDER_FIELDS", "ITEM_FIELDS", "MONEY_FIELDS", "MARKETPLACE_OF_SALES_CHANNEL", "ReportTables", "read_report", "item_key",
+]
 
 ORDER_FIELDS = {
     "amazon_order_id": "amazon-order-id",
@@ -29,7 +32,7 @@ ORDER_FIELDS = {
     "fulfillment_channel": "fulfillment-channel",
     "sales_channel": "sales-channel",
     "order_channel": "order-channel",
-    "ship_service_level": "ship-service-level",
+    "shipment_service_level_category": "ship-service-level",
     "is_business_order": "is-business-order",
     "purchase_order_number": "purchase-order-number",
     "shipping_address_city": "ship-city",
@@ -37,7 +40,19 @@ ORDER_FIELDS = {
     "shipping_address_postal_code": "ship-postal-code",
     "shipping_address_country_code": "ship-country",
 }
-"""Raw `orders` column ← report column (vocabulary mapped for order_status and fulfillment_channel)."""
+"""Raw `orders` column ← report column (vocabulary mapped for order_status and fulfillment_channel). The flat
+file's ship-service-level is the category (Standard, Expedited, ...), MWS's ShipmentServiceLevelCategory."""
+
+MARKETPLACE_OF_SALES_CHANNEL = {
+    "Amazon.com": "ATVPDKIKX0DER", "Amazon.ca": "A2EUQ1WTGCTBG2", "Amazon.com.mx": "A1AM78C64UM0Y8",
+    "Amazon.com.br": "A2Q3Y263D00KWC", "Amazon.co.uk": "A1F83G8C2ARO7P", "Amazon.de": "A1PA6795UKMFR9",
+    "Amazon.fr": "A13V1IB3VIYZZH", "Amazon.it": "APJ6JRA9NG5V4", "Amazon.es": "A1RKKUPIHCS9HS",
+    "Amazon.nl": "A1805IZSGTT6HS", "Amazon.se": "A2NODRKZP88ZB9", "Amazon.pl": "A1C3SOZRARQ6R3",
+    "Amazon.com.be": "AMEN7PMS3EDWL", "Amazon.com.tr": "A33AVAJ2PDY3EV", "Amazon.ae": "A2VIGQ35RCS4UG",
+    "Amazon.sa": "A17E79C6D8DWNP", "Amazon.eg": "ARBP9OOSHTCHU", "Amazon.in": "A21TJRUUN4KGV",
+    "Amazon.co.jp": "A1VC38T7YXB528", "Amazon.com.au": "A39IBJ37TRP1C6", "Amazon.sg": "A19VAU5U5O7RUS",
+}
+"""The report has no marketplace id: an Amazon order's sales-channel names its marketplace (Amazon's public ids)."""
 
 ITEM_FIELDS = {
     "amazon_order_id": "amazon-order-id",
@@ -84,8 +99,8 @@ class ReportTables:
         return f"ReportTables(orders={self.orders.num_rows}, items={self.items.num_rows}, malformed_rows={self.malformed_rows})"
 
 
-def read_report(tsv: bytes, marketplace_id: str | None = None) -> ReportTables:
-    """Parse the flat file and map it; `marketplace_id` fills that column when the report covers one marketplace."""
+def read_report(tsv: bytes, marketplace_ids: Sequence[str] = ()) -> ReportTables:
+    """Parse the flat file of a report over `marketplace_ids` and map it to the raw tables."""
     table, malformed = _read_tsv(tsv)
     missing = [name for name in (*_KEY, "sku", "asin") if name not in table.column_names]
     if missing:
@@ -95,7 +110,7 @@ def read_report(tsv: bytes, marketplace_id: str | None = None) -> ReportTables:
     orders_texts = {name: _column(table, source).take(firsts) for name, source in ORDER_FIELDS.items()}
     orders_texts["order_status"] = _vocabulary(orders_texts["order_status"], _STATUS)
     orders_texts["fulfillment_channel"] = _vocabulary(orders_texts["fulfillment_channel"], _CHANNEL)
-    orders_texts["marketplace_id"] = pa.array([marketplace_id] * len(firsts), pa.string())
+    orders_texts["marketplace_id"] = _marketplaces(orders_texts["sales_channel"], marketplace_ids)
     orders, quarantined_orders = typed_batch(ORDER_COLUMNS, ORDERS_SCHEMA, orders_texts, len(firsts))
 
     item_texts = {name: _column(table, source) for name, source in ITEM_FIELDS.items()}
@@ -166,6 +181,20 @@ def _first_row_per_order(table: pa.Table) -> pa.Array:
     for index, key in enumerate(keys.to_pylist()):
         firsts.setdefault(key, index)
     return pa.array(list(firsts.values()), pa.int64())
+
+
+def _marketplaces(sales_channels: pa.Array, marketplace_ids: Sequence[str]) -> pa.Array:
+    """The marketplace of each order: the one its sales-channel names among those asked for, else the only one
+    asked for; null for a Non-Amazon order of a report over several marketplaces."""
+    only = marketplace_ids[0] if len(marketplace_ids) == 1 else None
+    known = {name: mid for name, mid in MARKETPLACE_OF_SALES_CHANNEL.items() if mid in marketplace_ids}
+    return _vocabulary_exact(sales_channels, known, only)
+
+
+def _vocabulary_exact(values: pa.Array, mapping: dict[str, str], default: str | None) -> pa.Array:
+    encoded = values.dictionary_encode()
+    mapped = [mapping.get(text.strip(), default) if text is not None else default for text in encoded.dictionary.to_pylist()]
+    return pa.array(mapped, pa.string()).take(encoded.indices)
 
 
 def _column(table: pa.Table, name: str) -> pa.Array:

@@ -81,8 +81,7 @@ class SpApiReportsClient:
         report_id = self.create_report(start, end)
         document_id, waited = self.wait_for_report(report_id)
         tsv = self.download_document(document_id)
-        markets = self._orders.marketplace_ids
-        tables = read_report(tsv, markets[0] if len(markets) == 1 else None)
+        tables = read_report(tsv, self._orders.marketplace_ids)
         log.info("report %s: %d orders, %d items in %.1fs of processing", report_id, tables.orders.num_rows,
                  tables.items.num_rows, waited)
         return OrdersReport(report_id, start, end, tables, waited, len(tsv))
