@@ -73,6 +73,8 @@ class _Hostile(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         body = self.server.body  # type: ignore[attr-defined]
+        if isinstance(body, dict):  # one body per page: keyed by whether a paginationToken came
+            body = body["next" if "paginationToken=" in self.path else "first"]
         if callable(body):
             self.send_response(200)
             self.send_header("Connection", "close")
@@ -139,3 +141,20 @@ def test_hostile_json_is_refused_with_a_clear_error(body, refusal):
             _search(url)
     message = str(raised.value)
     assert refusal in message and "searchOrders" in message and "\n" not in message
+
+
+def test_an_order_version_repeated_on_a_later_page_is_kept_once():
+    order = EXAMPLE["orders"][0]
+    other = {**order, "orderId": "123-4567890-7654321"}
+    pages = {
+        "first": json.dumps({"orders": [order], "pagination": {"nextToken": "t1"},
+                             "lastUpdatedBefore": "2024-03-04T00:00:00Z"}).encode(),
+        "next": json.dumps({"orders": [order, other], "lastUpdatedBefore": "2024-03-04T00:00:00Z"}).encode(),
+    }
+    with _hostile_server(pages) as url:
+        tokens = LwaTokenClient(LwaCredentials("app", "secret-value", "refresh-value"), f"{url}/auth/o2/token")
+        client = SpApiOrdersClient(url, tokens, ["ATVPDKIKX0DER"], now=lambda: NOW)
+        rows = [row for page in client.search_orders(DAY, NEXT_DAY) for row in page.orders.to_pylist()]
+        items = [row for page in client.search_orders(DAY, NEXT_DAY) for row in page.items.to_pylist()]
+    assert [row["amazon_order_id"] for row in rows] == ["123-4567890-1234567", "123-4567890-7654321"]
+    assert len(items) == 4 and client.stats.duplicates_dropped == 2
