@@ -41,7 +41,7 @@ from orders_pipeline.mws.parse import (
 )
 from orders_pipeline.mws.signing import canonical_query, host_header, percent_encode, signed_params
 from orders_pipeline.mws.throttle import Throttle
-from orders_pipeline.sources.http import NETWORK_ERRORS, is_loopback, never_connected, short_reason
+from orders_pipeline.sources.http import NETWORK_ERRORS, is_loopback, never_connected, read_capped, short_reason
 
 __all__ = ["MwsCredentials", "CallStats", "MwsOrdersClient", "format_mws_datetime", "TWO_MINUTES"]
 
@@ -515,23 +515,13 @@ def _read_capped(response: requests.Response, action: str) -> bytes:
     """The (decoded) body, refused once it exceeds MAX_BODY_BYTES: a huge or endless answer cannot exhaust memory."""
     from orders_pipeline.mws.xml import MAX_BODY_BYTES
 
-    declared = response.headers.get("Content-Length", "")
-    chunks: list[bytes] = []
-    size = int(declared) if declared.isdigit() else 0
-    if size <= MAX_BODY_BYTES:
-        size = 0
-        for chunk in response.iter_content(chunk_size=1 << 16):
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                break
-            chunks.append(chunk)
-    if size > MAX_BODY_BYTES:
-        response.close()
+    content = read_capped(response, MAX_BODY_BYTES)
+    if content is None:
         raise MwsResponseFormatError(
             f"{action} (RequestId {response.headers.get('x-mws-request-id')}) answered with a body larger than "
             f"{MAX_BODY_BYTES:,} bytes; refused -> check MWS_ENDPOINT points at MWS"
         )
-    return b"".join(chunks)
+    return content
 
 
 def _parse_service_status(body: bytes) -> str:

@@ -16,6 +16,23 @@ NETWORK_ERRORS = (
 """What `requests` raises when the network, not the server's answer, failed (retried with backoff)."""
 
 
+def read_capped(response: requests.Response, limit: int) -> bytes | None:
+    """A streamed response's body, or None (and the connection closed) once it passes `limit` bytes."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        response.close()
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=1 << 16):
+        size += len(chunk)
+        if size > limit:
+            response.close()
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def is_loopback(host: str) -> bool:
     """True for localhost and 127.0.0.0/8 / ::1: the only hosts allowed plain http (the simulator)."""
     if host == "localhost" or host.endswith(".localhost"):

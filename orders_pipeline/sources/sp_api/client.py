@@ -10,7 +10,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from urllib.parse import quote
 
@@ -67,6 +67,11 @@ class SpApiOrdersPage:
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def _to_millisecond(moment: datetime) -> datetime:
+    """The instant truncated to the millisecond, the precision the API echoes bounds in."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 class SpApiOrdersClient:
@@ -156,9 +161,8 @@ class SpApiOrdersClient:
         """
         self.last_covered_until = None
         markets = self.marketplace_ids if marketplace_ids is None else marketplace_list(marketplace_ids)
-        start = _utc(updated_after).replace(microsecond=_utc(updated_after).microsecond // 1000 * 1000)
-        end = min(_utc(updated_before), self.now() - TWO_MINUTES)
-        end = end.replace(microsecond=end.microsecond // 1000 * 1000)
+        start = _to_millisecond(_utc(updated_after))
+        end = _to_millisecond(min(_utc(updated_before), self.now() - TWO_MINUTES))
         if end <= start:
             return
         seen: set[tuple[str, str]] = set()
@@ -173,7 +177,8 @@ class SpApiOrdersClient:
             first = self._search(query, seen)
             yield first
             echoed = first.last_updated_before
-            yield from self._follow(query, first.next_token, seen)
+            for page in self._follow(query, first.next_token, seen):
+                yield page if page.last_updated_before is not None else replace(page, last_updated_before=echoed)
             if echoed is None:
                 log.warning("searchOrders (x-amzn-RequestId %s) echoes no lastUpdatedBefore: window not counted as covered",
                             first.request_id)

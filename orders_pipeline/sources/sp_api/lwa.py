@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from orders_pipeline.sources.http import NETWORK_ERRORS, is_loopback, short_reason
+from orders_pipeline.sources.http import NETWORK_ERRORS, is_loopback, read_capped, short_reason
 from orders_pipeline.sources.sp_api.errors import (
     SpApiConfigurationError,
     SpApiConnectionError,
@@ -148,9 +148,9 @@ class LwaTokenClient:
             try:
                 response = self._session.post(
                     self.token_url, data=form, timeout=self._timeout, allow_redirects=False, proxies=self._proxies,
-                    headers={"Accept": "application/json"},
+                    headers={"Accept": "application/json"}, stream=True,
                 )
-                body = response.content[: _MAX_TOKEN_BODY + 1]
+                body = read_capped(response, _MAX_TOKEN_BODY)
             except NETWORK_ERRORS as exc:
                 if failures >= self._max_retries:
                     raise SpApiConnectionError(
@@ -161,6 +161,11 @@ class LwaTokenClient:
                 self._backoff(failures)
                 continue
             request_id = response.headers.get("x-amzn-RequestId")
+            if body is None:
+                raise SpApiResponseFormatError(
+                    f"the LWA token answer (x-amzn-RequestId {request_id}) is larger than {_MAX_TOKEN_BODY:,} bytes; "
+                    "refused -> check LWA_TOKEN_URL"
+                )
             if response.status_code == 200:
                 return self._read_token(body, request_id)
             error = error_from_response(
@@ -176,7 +181,7 @@ class LwaTokenClient:
     def _read_token(body: bytes, request_id: str | None) -> tuple[str, float]:
         where = f"the LWA token answer (x-amzn-RequestId {request_id})"
         try:
-            payload = json.loads(body) if len(body) <= _MAX_TOKEN_BODY else None
+            payload = json.loads(body)
         except (ValueError, RecursionError):
             payload = None
         token = payload.get("access_token") if isinstance(payload, dict) else None

@@ -26,7 +26,7 @@ import requests
 
 from orders_pipeline.mws.client import CallStats
 from orders_pipeline.mws.throttle import Throttle
-from orders_pipeline.sources.http import NETWORK_ERRORS, is_loopback, never_connected, short_reason
+from orders_pipeline.sources.http import NETWORK_ERRORS, is_loopback, never_connected, read_capped, short_reason
 from orders_pipeline.sources.sp_api.errors import (
     SpApiAuthError,
     SpApiConfigurationError,
@@ -212,23 +212,13 @@ class Transport:
 
     def read_capped(self, response: requests.Response, what: str, limit: int) -> bytes:
         """The body, refused as soon as it passes `limit` bytes (a huge or endless answer cannot exhaust memory)."""
-        declared = response.headers.get("Content-Length", "")
-        size = int(declared) if declared.isdigit() else 0
-        chunks: list[bytes] = []
-        if size <= limit:
-            size = 0
-            for chunk in response.iter_content(chunk_size=1 << 16):
-                size += len(chunk)
-                if size > limit:
-                    break
-                chunks.append(chunk)
-        if size > limit:
-            response.close()
+        content = read_capped(response, limit)
+        if content is None:
             raise SpApiResponseFormatError(
                 f"{what} (x-amzn-RequestId {response.headers.get('x-amzn-RequestId')}) answered with more than "
                 f"{limit:,} bytes; refused -> check SP_API_ENDPOINT points at SP-API"
             )
-        return b"".join(chunks)
+        return content
 
     def _backoff(self, attempt: int) -> None:
         """Sleep before retry `attempt` (1-based): equal-jitter capped exponential backoff."""
