@@ -58,6 +58,20 @@ def test_unit_price_times_quantity_when_only_a_unit_price_is_given_and_junk_is_q
         "order_last_update_date=yesterday; quantity_ordered=lots; item_price_amount=49.99 x lots")
 
 
+def test_fields_of_the_wrong_json_type_are_left_out_or_quarantined_never_a_crash():
+    order = json.loads(json.dumps(EXAMPLE["orders"][0]))
+    order.update(orderAliases=5, associatedOrders="x", programs=7, salesChannel=[])
+    order["orderItems"][0].update(proceeds={"breakdowns": 3}, tax={"taxCollections": 1}, promotion={"breakdowns": None})
+    order["orderItems"][1].update(product=None, quantityOrdered=True)
+    mapped = map_orders([order])
+    row = mapped.orders.to_pylist()[0]
+    first, second = mapped.items.to_pylist()
+    assert row["seller_order_id"] is None and row["sales_channel"] is None and row["is_prime"] is False
+    assert first["item_price_amount"] == Decimal("99.98")  # no ITEM proceeds: the unit price x 2
+    assert first["promotion_ids"] is None and first["tax_collection_model"] is None
+    assert second["asin"] is None and second["quarantined_fields"] == "quantity_ordered=true"
+
+
 def test_an_order_without_its_id_is_a_format_error():
     order = {key: value for key, value in EXAMPLE["orders"][0].items() if key != "orderId"}
     with pytest.raises(SpApiResponseFormatError, match="has no orderId"):

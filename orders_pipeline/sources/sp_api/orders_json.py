@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from orders_pipeline.mws.parse import hash_buyer_email
-from orders_pipeline.mws.schema import ORDER_COLUMNS, ORDER_ITEM_COLUMNS, ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
+from orders_pipeline.mws.schema import ORDER_COLUMNS, ORDER_ITEM_COLUMNS, ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA, Column
 from orders_pipeline.sources.sp_api.batches import typed_batch
 from orders_pipeline.sources.sp_api.errors import SpApiResponseFormatError
 
@@ -90,7 +90,7 @@ def map_orders(orders: Iterable[object], *, buyer_email_salt: str | None = None)
     return MappedOrders(orders_batch, items_batch, quarantined_orders + quarantined_items)
 
 
-def _batch(columns, schema, rows: list[dict[str, Any]]) -> tuple[pa.RecordBatch, int]:
+def _batch(columns: list[Column], schema: pa.Schema, rows: list[dict[str, Any]]) -> tuple[pa.RecordBatch, int]:
     texts = {column.name: [row.get(column.name) for row in rows] for column in columns}
     return typed_batch(columns, schema, texts, len(rows))
 
@@ -107,14 +107,14 @@ def _order_row(order: dict, salt: str | None) -> dict[str, Any]:
     channel = _dict(order, "salesChannel")
     fulfillment = _dict(order, "fulfillment")
     programs = _strings(order.get("programs"))
-    items = [item for item in order.get("orderItems") or [] if isinstance(item, dict)]
+    items = [item for item in _list(order, "orderItems") if isinstance(item, dict)]
     replaced = [
-        associated for associated in order.get("associatedOrders") or []
+        associated for associated in _list(order, "associatedOrders")
         if isinstance(associated, dict) and _scalar(associated.get("associationType")) == "REPLACEMENT_ORIGINAL_ID"
     ]
     address = _dict(_dict(order, "recipient"), "deliveryAddress")
     buyer = _dict(order, "buyer")
-    row: dict[str, Any] = {
+    return {
         "amazon_order_id": order_id.strip(),
         "seller_order_id": _alias(order, "SELLER_ORDER_ID"),
         "purchase_date": _scalar(order.get("createdTime")),
@@ -148,7 +148,6 @@ def _order_row(order: dict, salt: str | None) -> dict[str, Any]:
         "shipping_address_address_type": mws_spelling(address.get("addressType"), _ADDRESS_TYPE),
         "buyer_email_sha256": hash_buyer_email(_scalar(buyer.get("buyerEmail")), salt) if salt else None,
     }
-    return row
 
 
 def _sales_channel(channel: dict) -> str | None:
@@ -160,7 +159,7 @@ def _sales_channel(channel: dict) -> str | None:
 
 
 def _alias(order: dict, alias_type: str) -> str | None:
-    for alias in order.get("orderAliases") or []:
+    for alias in _list(order, "orderAliases"):
         if isinstance(alias, dict) and _scalar(alias.get("aliasType")) == alias_type:
             return _scalar(alias.get("aliasId"))
     return None
@@ -196,11 +195,11 @@ def _item_row(item: dict, order_row: dict[str, Any]) -> dict[str, Any]:
     breakdowns = _breakdowns(_dict(item, "proceeds"))
     window = _dict(_dict(fulfillment, "shipping"), "scheduledDeliveryWindow")
     gift = _dict(_dict(fulfillment, "packing"), "giftOption")
-    collection = next((c for c in _dict(item, "tax").get("taxCollections") or [] if isinstance(c, dict)), {})
+    collection = next((c for c in _list(_dict(item, "tax"), "taxCollections") if isinstance(c, dict)), {})
     request = _dict(_dict(item, "cancellation"), "cancellationRequest")
     programs = _strings(item.get("programs"))
     promotions = [
-        _scalar(b.get("promotionId")) for b in _dict(item, "promotion").get("breakdowns") or [] if isinstance(b, dict)
+        _scalar(b.get("promotionId")) for b in _list(_dict(item, "promotion"), "breakdowns") if isinstance(b, dict)
     ]
     return {
         "amazon_order_id": order_row["amazon_order_id"],
@@ -241,12 +240,12 @@ def _item_row(item: dict, order_row: dict[str, Any]) -> dict[str, Any]:
 def _breakdowns(proceeds: dict) -> dict[tuple[str, str | None], dict]:
     """Proceeds by (type, None) and by (type, detailed subtype), each a Money; amounts of repeated keys summed."""
     out: dict[tuple[str, str | None], dict] = {}
-    for breakdown in proceeds.get("breakdowns") or []:
+    for breakdown in _list(proceeds, "breakdowns"):
         if not isinstance(breakdown, dict) or _scalar(breakdown.get("type")) is None:
             continue
         kind = _scalar(breakdown.get("type")).strip().upper()
         _add(out, (kind, None), breakdown.get("subtotal"))
-        for detail in breakdown.get("detailedBreakdowns") or []:
+        for detail in _list(breakdown, "detailedBreakdowns"):
             if isinstance(detail, dict) and _scalar(detail.get("subtype")) is not None:
                 _add(out, (kind, _scalar(detail.get("subtype")).strip().upper()), detail.get("value"))
     return out
@@ -315,6 +314,11 @@ def _decimal(value: object) -> Decimal | None:
 def _dict(parent: dict, key: str) -> dict:
     value = parent.get(key)
     return value if isinstance(value, dict) else {}
+
+
+def _list(parent: dict, key: str) -> list:
+    value = parent.get(key)
+    return value if isinstance(value, list) else []
 
 
 def _strings(value: object) -> list[str]:
