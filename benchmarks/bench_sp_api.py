@@ -51,8 +51,8 @@ def search_day(orders_per_day: int, time_scale: float) -> None:
     bound = max(0, len(pages) - 20) * 180.0 / time_scale
     stats = client.stats.as_metadata()
     say(f"searchOrders: {orders:,} orders, {items:,} items in {len(pages)} pages, {stats['calls_total']} calls "
-        f"(LWA tokens: {stats['token_refreshes']}) in {wall:.2f} s wall; bound past the burst {bound:.1f} s; "
-        f"{throttled} throttled (429)")
+        f"(LWA tokens: {stats['token_refreshes']}) in {wall:.2f} s wall; bound past the burst {bound:.1f} s"
+        f"{f' ({wall / bound:.3f}x)' if bound else ''}; {throttled} throttled (429)")
 
 
 def report_backfill(orders_per_day: int, days: int, time_scale: float) -> None:

@@ -5,7 +5,8 @@ The retry policy, all in `Transport.call`:
 * 429 QuotaExceeded: the operation's bucket is emptied and the next `acquire` waits for a token to restore
   (`max_throttle_retries` in a row at most);
 * 500/503 and connection errors/timeouts: capped exponential backoff with jitter, `max_retries` at most;
-* 403 "The access token you provided has expired.": a fresh token, then the call once more;
+* 403 "The access token you provided has expired.": a fresh token, then the call once more (its quota token
+  given back: the call was refused before the usage plan);
 * a 200 body that is not JSON: retried once (a truncated answer), then `SpApiResponseFormatError`; a body over
   `MAX_BODY_BYTES` or nested deeper than `MAX_JSON_DEPTH` is refused at once;
 * every other 4xx raises at once.
@@ -193,6 +194,7 @@ class Transport:
                 if not refreshed:
                     refreshed = True
                     self.tokens.invalidate(token)
+                    self.throttle.refund(operation)  # refused at the door: no quota spent
                     continue
             elif isinstance(error, SpApiThrottledError):
                 self.stats.throttled_responses += 1
