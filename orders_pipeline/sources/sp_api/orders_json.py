@@ -43,10 +43,11 @@ _SERVICE_LEVEL = {
 }
 _CONDITION = {
     "NEW": "New", "USED": "Used", "COLLECTIBLE": "Collectible", "REFURBISHED": "Refurbished", "PREORDER": "Preorder",
-    "CLUB": "Club", "MINT": "Mint", "VERY_GOOD": "VeryGood", "GOOD": "Good", "ACCEPTABLE": "Acceptable",
-    "POOR": "Poor", "OEM": "OEM", "WARRANTY": "Warranty", "REFURBISHED_WARRANTY": "RefurbishedWarranty",
-    "OPEN_BOX": "OpenBox", "ANY": "Any", "OTHER": "Other",
+    "CLUB": "Club", "MINT": "Mint", "VERY_GOOD": "Very Good", "GOOD": "Good", "ACCEPTABLE": "Acceptable",
+    "POOR": "Poor", "OEM": "OEM", "WARRANTY": "Warranty", "REFURBISHED_WARRANTY": "Refurbished Warranty",
+    "OPEN_BOX": "Open Box", "ANY": "Any", "OTHER": "Other",
 }
+"""MWS ConditionId / ConditionSubtypeId spellings as MWS's documentation lists them (the subtypes with spaces)."""
 _PRICE_DESIGNATION = {"BUSINESS_PRICE": "BusinessPrice"}
 _ADDRESS_TYPE = {"RESIDENTIAL": "Residential", "COMMERCIAL": "Commercial"}
 _TAX_MODEL = {"MARKETPLACE_FACILITATOR": "MarketplaceFacilitator"}
