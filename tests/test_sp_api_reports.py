@@ -1,139 +1,145 @@
-"""The Reports bulk path over real HTTP against the simulator, and the flat-file mapping on a sample."""
+"""The simulator's Reports 2021-06-30 face over real HTTP: lifecycle, GZIP TSV document, faults, hostile bodies."""
 
 from __future__ import annotations
 
+import gzip
+import json
+import time
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
+import requests
 
-from orders_pipeline.mws.schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
-from orders_pipeline.simulator import Faults, MwsSimulator, SimulatorConfig
-from orders_pipeline.sources.sp_api.report_tsv import read_report
-from orders_pipeline.sources.sp_api.reports import SpApiReportsClient, report_windows
-from orders_pipeline.sources.sp_api.errors import SpApiReportError
-from tests.sp_api_support import DAY, FAST, NEXT_DAY, NOW, by_version, pick, search_day, sp_client_for
+from orders_pipeline.simulator import Faults
+from orders_pipeline.simulator.sp_api.report_document import COLUMNS
 
-REPORT_ORDER_COLUMNS = [
-    "amazon_order_id", "purchase_date", "last_update_date", "order_status", "fulfillment_channel", "sales_channel",
-    "shipment_service_level_category", "is_business_order", "is_quarantined",
-]
-REPORT_ITEM_COLUMNS = [
-    "amazon_order_id", "order_last_update_date", "asin", "seller_sku", "title", "quantity_ordered",
-    "item_price_amount", "item_price_currency_code", "item_tax_amount", "shipping_price_amount",
-    "shipping_tax_amount", "promotion_discount_amount", "shipping_discount_amount", "promotion_ids",
-]
-NOT_IN_REPORT = {  # what a report-sourced day cannot fill
-    "orders": ["order_total_amount", "number_of_items_shipped", "number_of_items_unshipped", "is_prime",
-               "earliest_ship_date", "latest_ship_date"],
-    "order_items": ["quantity_shipped"],
-}
+from .test_sp_api_simulator import DAY, NOW, _iso, _simulator, access_token, error_of
+
+REPORTS = "/reports/2021-06-30/reports"
+REPORT_TYPE = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_LAST_UPDATE_GENERAL"
+MARKETS = ["ATVPDKIKX0DER", "A2EUQ1WTGCTBG2", "A1F83G8C2ARO7P"]
 
 
-def _simulator(**config) -> MwsSimulator:
-    return MwsSimulator(SimulatorConfig(**{"time_scale": FAST, "clock": lambda: NOW, **config}))
+def create(base_url: str, token: str, **spec: object) -> requests.Response:
+    body = {"reportType": REPORT_TYPE, "marketplaceIds": MARKETS, "dataStartTime": _iso(DAY),
+            "dataEndTime": _iso(DAY + timedelta(days=3)), **spec}
+    return requests.post(f"{base_url}{REPORTS}", data=json.dumps(body),
+                         headers={"x-amz-access-token": token, "Content-Type": "application/json"}, timeout=10)
 
 
-def test_a_day_through_a_report_gives_the_search_orders_rows_except_what_a_report_cannot_know():
-    with _simulator(orders_per_day=150) as sim:
-        client = sp_client_for(sim)
-        reports = list(SpApiReportsClient(client, poll_seconds=0.005).orders_reports(DAY, NEXT_DAY))
-        searched, searched_items, _ = search_day(client)
-    assert len(reports) == 1
-    tables = reports[0].tables
-    assert tables.orders.schema == ORDERS_SCHEMA and tables.items.schema == ORDER_ITEMS_SCHEMA
-    assert reports[0].waited_seconds > 0 and tables.malformed_rows == 0
-    stats = client.stats.as_metadata()
-    assert stats["calls_createReport"] == 1 and stats["calls_getReportDocument"] == 1 and stats["calls_getReport"] >= 2
-    report, search = by_version(tables.orders.to_pylist()), by_version(searched)
-    assert report.keys() == search.keys()
-    assert [pick(report[key], REPORT_ORDER_COLUMNS) for key in report] == [pick(search[key], REPORT_ORDER_COLUMNS) for key in report]
-    amazon = [key for key in report if search[key]["sales_channel"] != "Non-Amazon"]
-    assert amazon and all(report[key]["marketplace_id"] == search[key]["marketplace_id"] for key in amazon)
-    for key in report:
-        assert all(report[key][column] is None for column in NOT_IN_REPORT["orders"])
-    items = tables.items.to_pylist()
-    by_sku = {(row["amazon_order_id"], row["seller_sku"]): row for row in searched_items}
-    assert len(items) == len(searched_items)
-    for row in items:
-        assert pick(row, REPORT_ITEM_COLUMNS) == pick(by_sku[(row["amazon_order_id"], row["seller_sku"])], REPORT_ITEM_COLUMNS)
-        assert row["order_item_id"] == f"{row['amazon_order_id']}/{row['seller_sku']}"
-        assert all(row[column] is None for column in NOT_IN_REPORT["order_items"])
+def get(base_url: str, path: str, token: str) -> requests.Response:
+    return requests.get(f"{base_url}{path}", headers={"x-amz-access-token": token}, timeout=10)
 
 
-def test_a_range_longer_than_30_days_is_split_into_reports_of_at_most_30_days():
-    start = NOW - timedelta(days=45)
-    assert report_windows(start, NOW) == [(start, start + timedelta(days=30)), (start + timedelta(days=30), NOW)]
-    with _simulator(orders_per_day=5) as sim:
-        client = sp_client_for(sim)
-        reports = list(SpApiReportsClient(client, poll_seconds=0.005).orders_reports(start, NOW))
-    assert [(r.data_start, r.data_end) for r in reports] == [(start, start + timedelta(days=30)),
-                                                            (start + timedelta(days=30), NOW - timedelta(minutes=2))]
-    assert client.stats.calls["createReport"] == 2 and all(r.tables.orders.num_rows > 0 for r in reports)
+def poll_until_final(base_url: str, token: str, report_id: str) -> list[dict]:
+    """getReport answers until processing ends."""
+    seen = [get(base_url, f"{REPORTS}/{report_id}", token).json()]
+    while seen[-1]["processingStatus"] in ("IN_QUEUE", "IN_PROGRESS"):
+        time.sleep(0.05)
+        seen.append(get(base_url, f"{REPORTS}/{report_id}", token).json())
+    return seen
+
+
+def test_a_report_waits_in_queue_without_a_document():
+    with _simulator(report_processing_seconds=3600 * 600) as sim:
+        token = access_token(sim.url)
+        created = create(sim.url, token)
+        assert created.status_code == 202 and created.headers["x-amzn-RateLimit-Limit"] == "0.0167"
+        report = get(sim.url, f"{REPORTS}/{created.json()['reportId']}", token)
+    assert report.headers["x-amzn-RateLimit-Limit"] == "2"
+    body = report.json()
+    assert body["processingStatus"] == "IN_QUEUE" and "reportDocumentId" not in body
+    assert (body["reportType"], body["marketplaceIds"]) == (REPORT_TYPE, MARKETS)
+    assert (body["dataStartTime"], body["dataEndTime"]) == ("2024-03-03T00:00:00Z", "2024-03-06T00:00:00Z")
+
+
+def test_report_round_trip_gives_the_truth_as_gzip_tsv():
+    with _simulator(report_processing_seconds=600.0) as sim:
+        token = access_token(sim.url)
+        report_id = create(sim.url, token).json()["reportId"]
+        seen = poll_until_final(sim.url, token, report_id)
+        document = get(sim.url, f"/reports/2021-06-30/documents/{seen[-1]['reportDocumentId']}", token)
+        link = document.json()
+        download = requests.get(link["url"], timeout=10)  # pre-signed: no access token
+        truth = sim.expected_orders(DAY, DAY + timedelta(days=3))
+        base_url = sim.url
+    order = ["IN_QUEUE", "IN_PROGRESS", "DONE"]
+    statuses = [answer["processingStatus"] for answer in seen]
+    assert statuses[-1] == "DONE" and statuses == sorted(statuses, key=order.index)
+    assert "processingEndTime" in seen[-1] and document.headers["x-amzn-RateLimit-Limit"] == "0.0167"
+    assert link["compressionAlgorithm"] == "GZIP" and link["url"].startswith(f"{base_url}/")
+    lines = gzip.decompress(download.content).decode("utf-8").splitlines()
+    rows = [dict(zip(COLUMNS, line.split("\t"))) for line in lines[1:]]
+    assert tuple(lines[0].split("\t")) == COLUMNS and all(len(line.split("\t")) == len(COLUMNS) for line in lines)
+    expected_rows = [(o["amazon_order_id"], i["seller_sku"], i["item_price_amount"]) for o in truth for i in o["items"]]
+    assert len(expected_rows) > 100
+    got_rows = [(r["amazon-order-id"], r["sku"], Decimal(r["item-price"]) if r["item-price"] else None) for r in rows]
+    assert got_rows == expected_rows
+    by_order = {o["amazon_order_id"]: o for o in truth}
+    for row in rows:
+        expected = by_order[row["amazon-order-id"]]
+        status = {"Canceled": "Cancelled"}.get(expected["order_status"], expected["order_status"])
+        assert row["order-status"] == status
+        assert row["last-updated-date"] == expected["last_update_date"].strftime("%Y-%m-%dT%H:%M:%S+00:00")
+        assert row["fulfillment-channel"] == {"AFN": "Amazon", "MFN": "Merchant"}[expected["fulfillment_channel"]]
 
 
 @pytest.mark.parametrize("outcome", ["FATAL", "CANCELLED"])
-def test_a_report_that_ends_fatal_or_cancelled_is_a_clear_failure(outcome):
-    with _simulator(faults=Faults(report_outcome=outcome)) as sim:
-        client = sp_client_for(sim)
-        with pytest.raises(SpApiReportError) as raised:
-            list(SpApiReportsClient(client, poll_seconds=0.005).orders_reports(DAY, NEXT_DAY))
-    message = str(raised.value)
-    assert f"ended {outcome}" in message and "nothing was written" in message and "\n" not in message
-    assert "x-amzn-RequestId " in message and "getReportDocument" not in client.stats.calls
+def test_a_report_fault_ends_it_without_a_document(outcome):
+    with _simulator(report_processing_seconds=0.0, faults=Faults(report_outcome=outcome)) as sim:
+        token = access_token(sim.url)
+        report = poll_until_final(sim.url, token, create(sim.url, token).json()["reportId"])[-1]
+    assert report["processingStatus"] == outcome and "reportDocumentId" not in report
 
 
-def test_a_report_still_processing_past_the_wait_allowed_fails_naming_its_state():
-    with _simulator(report_processing_seconds=3600.0 * FAST) as sim:
-        client = sp_client_for(sim)
-        with pytest.raises(SpApiReportError, match=r"still IN_(QUEUE|PROGRESS) after \d+s"):
-            SpApiReportsClient(client, poll_seconds=0.01, max_wait_seconds=0.05).orders_report(DAY, NEXT_DAY)
+def test_unknown_reports_documents_and_expired_links():
+    with _simulator(report_processing_seconds=0.0) as sim:
+        token = access_token(sim.url)
+        assert error_of(get(sim.url, f"{REPORTS}/123", token)) == (404, "NotFound")
+        assert error_of(get(sim.url, "/reports/2021-06-30/documents/amzn1.spdoc.nothing", token)) == (404, "NotFound")
+        report = poll_until_final(sim.url, token, create(sim.url, token).json()["reportId"])[-1]
+        url = get(sim.url, f"/reports/2021-06-30/documents/{report['reportDocumentId']}", token).json()["url"]
+        expired = requests.get(url.split("?")[0] + "?expires=1000", timeout=10)
+        assert expired.status_code == 403 and b"AccessDenied" in expired.content
 
 
-def test_messy_report_values_are_quarantined_not_fatal():
-    with _simulator(orders_per_day=1000, faults=Faults(messy_values=True)) as sim:
-        client = sp_client_for(sim)
-        report = SpApiReportsClient(client, poll_seconds=0.005).orders_report(DAY, NEXT_DAY)
-    orders = report.tables.orders.to_pylist()
-    quarantined = [row for row in orders if row["is_quarantined"]]
-    assert quarantined and all("purchase_date=20244-" in row["quarantined_fields"] for row in quarantined)
-    assert all(row["purchase_date"] is not None for row in orders if not row["is_quarantined"])
-    assert {row["shipment_service_level_category"] for row in orders} <= {
-        "Standard", "Expedited", "SecondDay", "NextDay", "FreeEconomy"}
-
-
-SAMPLE_HEADER = (
-    "amazon-order-id\tmerchant-order-id\tpurchase-date\tlast-updated-date\torder-status\tfulfillment-channel\t"
-    "sales-channel\torder-channel\turl\tship-service-level\tproduct-name\tsku\tasin\titem-status\tquantity\tcurrency\t"
-    "item-price\titem-tax\tshipping-price\tshipping-tax\tgift-wrap-price\tgift-wrap-tax\titem-promotion-discount\t"
-    "ship-promotion-discount\tship-city\tship-state\tship-postal-code\tship-country\tpromotion-ids\t"
-    "is-business-order\tpurchase-order-number\tprice-designation"
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"reportType": "GET_MERCHANT_LISTINGS_ALL_DATA"},
+        {"dataEndTime": _iso(DAY + timedelta(days=31))},
+        {"dataEndTime": _iso(NOW + timedelta(hours=1))},
+        {"dataStartTime": _iso(DAY + timedelta(days=4))},
+        {"dataStartTime": "last tuesday"},
+        {"dataStartTime": 20240303},
+        {"marketplaceIds": []},
+        {"marketplaceIds": "ATVPDKIKX0DER"},
+        {"marketplaceIds": ["A1PA6795UKMFR9"]},
+        {"marketplaceIds": MARKETS * 9},
+        {"reportOptions": {"a": {"b": {"c": {"d": 1}}}}},
+    ],
 )
+def test_invalid_report_requests_get_400_invalid_input(spec):
+    with _simulator() as sim:
+        response = create(sim.url, access_token(sim.url), **spec)
+    assert error_of(response) == (400, "InvalidInput")
 
 
-def _line(order_id, updated, status, channel, sales, sku, quantity, price, promotions="") -> str:
-    return "\t".join([
-        order_id, "", "2024-03-01T10:00:00+00:00", updated, status, channel, sales, "", "", "Standard", "Widget \"XL\"",
-        sku, "B00TEST", "Shipped", quantity, "EUR", price, "0.80", "", "", "", "", "", "", "Berlin", "BE", "10115", "DE",
-        promotions, "false", "", "",
-    ])
-
-
-def test_the_flat_file_maps_to_one_order_per_version_and_keyed_items():
-    tsv = "\n".join([
-        SAMPLE_HEADER,
-        _line("302-1", "2024-03-02T10:00:00+00:00", "Shipped", "Amazon", "Amazon.de", "SKU-A", "2", "39.98", "P1,P2"),
-        _line("302-1", "2024-03-02T10:00:00+00:00", "Shipped", "Amazon", "Amazon.de", "SKU-B", "1", "5.00"),
-        _line("302-1", "2024-03-02T10:00:00+00:00", "Shipped", "Amazon", "Amazon.de", "SKU-A", "1", "19.99"),
-        _line("302-2", "2024-03-02T11:00:00+00:00", "Cancelled", "Merchant", "Non-Amazon", "SKU-B", "two", "1.2.3"),
-        "a\tline\twith\ttoo\tfew\tfields",
-    ]).encode()
-    tables = read_report(tsv, ["A1PA6795UKMFR9"])
-    orders, items = tables.orders.to_pylist(), tables.items.to_pylist()
-    assert [(o["amazon_order_id"], o["order_status"], o["fulfillment_channel"], o["marketplace_id"]) for o in orders] == [
-        ("302-1", "Shipped", "AFN", "A1PA6795UKMFR9"), ("302-2", "Canceled", "MFN", "A1PA6795UKMFR9")]
-    assert [i["order_item_id"] for i in items] == ["302-1/SKU-A", "302-1/SKU-B", "302-1/SKU-A/2", "302-2/SKU-B"]
-    assert [str(i["item_price_amount"]) for i in items[:3]] == ["39.98", "5.00", "19.99"]
-    assert items[0]["promotion_ids"] == ["P1", "P2"] and items[0]["title"] == 'Widget "XL"'
-    assert items[0]["shipping_price_amount"] is None and items[0]["shipping_price_currency_code"] is None
-    assert items[3]["is_quarantined"] and items[3]["quarantined_fields"] == "quantity_ordered=two; item_price_amount=1.2.3"
-    assert tables.malformed_rows == 1 and tables.quarantined_values == 2
+def test_hostile_report_bodies_are_refused_with_clear_errors():
+    with _simulator() as sim:
+        token = access_token(sim.url)
+        headers = {"x-amz-access-token": token, "Content-Type": "application/json"}
+        url = f"{sim.url}{REPORTS}"
+        deep = requests.post(url, data="[" * 30_000 + "]" * 30_000, headers=headers, timeout=10)
+        nested = requests.post(url, data='{"a":' * 500 + "1" + "}" * 500, headers=headers, timeout=10)
+        garbage = requests.post(url, data=b"\xff{not json", headers=headers, timeout=10)
+        array = requests.post(url, data="[1, 2]", headers=headers, timeout=10)
+        huge = requests.post(url, data=json.dumps({"reportType": "x" * 100_000}), headers=headers, timeout=10)
+        form = requests.post(url, data={"reportType": REPORT_TYPE}, headers={"x-amz-access-token": token}, timeout=10)
+        still_serving = create(sim.url, token)
+    for response in (deep, nested, garbage, array):
+        assert error_of(response) == (400, "InvalidInput")
+    assert error_of(huge) == (413, "RequestEntityTooLarge")
+    assert error_of(form) == (415, "UnsupportedMediaType")
+    assert still_serving.status_code == 202
