@@ -14,7 +14,6 @@ A plain library (no Dagster). Retries live in one place, :meth:`MwsOrdersClient.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import random
 import time
@@ -25,7 +24,6 @@ from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 import requests
-import urllib3
 
 from orders_pipeline.sources.mws.error_response import error_from_response
 from orders_pipeline.sources.mws.errors import (
@@ -41,6 +39,7 @@ from orders_pipeline.sources.mws.parse import (
     parse_order_items_page,
     parse_orders_page,
 )
+from orders_pipeline.sources.http import NETWORK_ERRORS, is_loopback, never_connected, read_capped, short_reason
 from orders_pipeline.sources.mws.signing import canonical_query, host_header, percent_encode, signed_params
 from orders_pipeline.sources.mws.throttle import Throttle
 
@@ -114,23 +113,6 @@ def _truncate_ms(moment: datetime) -> datetime:
     return moment.replace(microsecond=(moment.microsecond // 1000) * 1000)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-_NETWORK_ERRORS = (
-    requests.exceptions.ConnectionError,
-    requests.exceptions.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
-
-
 class MwsOrdersClient:
     """Client for the MWS Orders API section of one seller over one or more marketplaces."""
 
@@ -164,7 +146,7 @@ class MwsOrdersClient:
     ) -> None:
         self._url, self._host, self._path = self._validate_endpoint(endpoint)
         # a loopback endpoint (the simulator) must never go through an HTTP(S)_PROXY from the environment
-        loopback = _is_loopback((urlsplit(self._url).hostname or "").lower())
+        loopback = is_loopback((urlsplit(self._url).hostname or "").lower())
         self._proxies = {"http": None, "https": None} if loopback else None
         self._credentials = self._validate_credentials(credentials)
         self.marketplace_ids: tuple[str, ...] = self._validate_marketplaces(marketplace_ids)
@@ -225,7 +207,7 @@ class MwsOrdersClient:
             raise MwsConfigurationError(
                 f"MWS endpoint {endpoint!r} must be a base URL without query or fragment -> fix MWS_ENDPOINT"
             )
-        if scheme == "http" and not _is_loopback(host.lower()):
+        if scheme == "http" and not is_loopback(host.lower()):
             raise MwsConfigurationError(
                 f"MWS endpoint {endpoint!r} uses plain http to a non-loopback host; http is allowed only for "
                 "127.0.0.0/8, ::1 and localhost -> use https in MWS_ENDPOINT"
@@ -428,11 +410,11 @@ class MwsOrdersClient:
                     stream=True,
                 )
                 content = _read_capped(response, action)
-            except _NETWORK_ERRORS as exc:
+            except NETWORK_ERRORS as exc:
                 self.stats.connection_errors += 1
-                if _never_connected(exc):
+                if never_connected(exc):
                     self.throttle.refund(action)  # the server never saw it: its bucket is untouched
-                reason = _short_reason(exc)
+                reason = short_reason(exc)
                 log.debug("%s: network error %s after %.3fs (waited %.3fs)", action, reason, self._clock() - started, waited)
                 if failures >= self._max_retries:
                     raise MwsConnectionError(
@@ -533,45 +515,13 @@ def _read_capped(response: requests.Response, action: str) -> bytes:
     """The (decoded) body, refused once it exceeds MAX_BODY_BYTES: a huge or endless answer cannot exhaust memory."""
     from orders_pipeline.sources.mws.xml import MAX_BODY_BYTES
 
-    declared = response.headers.get("Content-Length", "")
-    chunks: list[bytes] = []
-    size = int(declared) if declared.isdigit() else 0
-    if size <= MAX_BODY_BYTES:
-        size = 0
-        for chunk in response.iter_content(chunk_size=1 << 16):
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                break
-            chunks.append(chunk)
-    if size > MAX_BODY_BYTES:
-        response.close()
+    content = read_capped(response, MAX_BODY_BYTES)
+    if content is None:
         raise MwsResponseFormatError(
             f"{action} (RequestId {response.headers.get('x-mws-request-id')}) answered with a body larger than "
             f"{MAX_BODY_BYTES:,} bytes; refused -> check MWS_ENDPOINT points at MWS"
         )
-    return b"".join(chunks)
-
-
-def _never_connected(exc: BaseException) -> bool:
-    """True when the request failed while opening the connection (nothing was sent)."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    if not isinstance(exc, requests.exceptions.ConnectionError):
-        return False
-    reason = exc.args[0] if exc.args else None
-    reason = getattr(reason, "reason", reason)
-    return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
-
-
-def _short_reason(exc: BaseException) -> str:
-    """A short, credential-free description of a network failure."""
-    text = str(exc)
-    for marker in ("Connection refused", "timed out", "Connection reset", "Name or service not known",
-                   "nodename nor servname", "Temporary failure in name resolution", "Connection aborted",
-                   "IncompleteRead", "Remote end closed connection"):
-        if marker.lower() in text.lower():
-            return f"{type(exc).__name__}: {marker}"
-    return type(exc).__name__
+    return content
 
 
 def _parse_service_status(body: bytes) -> str:

@@ -135,7 +135,7 @@ def parse_orders_page(body: bytes, *, buyer_email_salt: str | None = None) -> Or
     _check_required(records, _ORDER_REQUIRED, "Order")
     if buyer_email_salt:
         emails = records.column(ORDER_EMAIL_HASH_INDEX)
-        records.set_column(ORDER_EMAIL_HASH_INDEX, [_hash_email(email, buyer_email_salt) for email in emails])
+        records.set_column(ORDER_EMAIL_HASH_INDEX, [hash_buyer_email(email, buyer_email_salt) for email in emails])
     envelope = shape.envelope.read_one(root)
     return OrdersPage(
         records=records,
@@ -261,7 +261,8 @@ def _decode_bound(text: str | None) -> datetime | None:
     return decoded
 
 
-def _hash_email(email: str | None, salt: str) -> str | None:
+def hash_buyer_email(email: str | None, salt: str) -> str | None:
+    """The salted SHA-256 of a trimmed, lower-cased buyer email (None for none): the one rule every source uses."""
     if not email or not email.strip():
         return None
     return hashlib.sha256(f"{salt}:{email.strip().lower()}".encode()).hexdigest()

@@ -218,6 +218,16 @@ class Throttle:
                 family, bucket.tokens, bucket.capacity, bucket.rate,
             )
 
+    def observe_rate(self, action: str, rate_per_second: float) -> None:
+        """Correct the action's restore rate from one the server announced (in API time, scaled like the seeds)."""
+        if not rate_per_second > 0 or rate_per_second == float("inf"):
+            return
+        with self._lock:
+            now = self._clock()
+            bucket = self._bucket(family_of(action), now)
+            bucket.refill(now)
+            bucket.rate = rate_per_second * self._time_scale
+
     def refund(self, action: str) -> None:
         """Give back the token of a call that never reached the server (connection refused)."""
         with self._lock:
