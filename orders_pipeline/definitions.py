@@ -8,6 +8,7 @@ from orders_pipeline.defs.assets.raw import mws_orders
 from orders_pipeline.defs.assets.reports import sales_charts
 from orders_pipeline.defs.jobs import alerts_job, analytics_job, ingest_job
 from orders_pipeline.defs.resources import MwsResource
+from orders_pipeline.defs.sp_api_resource import SpApiResource
 from orders_pipeline.defs.schedules import daily_ingest_schedule
 from orders_pipeline.defs.sensors import mart_alerts_sensor, reports_automation
 
@@ -16,5 +17,5 @@ defs = dg.Definitions(
     jobs=[ingest_job, analytics_job, alerts_job],
     schedules=[daily_ingest_schedule],
     sensors=[*analytics_sensors, reports_automation, mart_alerts_sensor],
-    resources={"mws": MwsResource()},  # every setting read from the environment by the run itself
+    resources={"mws": MwsResource(), "sp_api": SpApiResource()},  # every setting read from the environment by the run itself
 )

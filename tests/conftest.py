@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pyarrow.parquet as pq
 import pytest
 
-from orders_pipeline.sources.mws.client import MwsCredentials, MwsOrdersClient
+from orders_pipeline.sources.mws.client import MwsOrdersClient
+from orders_pipeline.sources.mws.settings import MwsCredentials
 from orders_pipeline.defs.resources import MwsResource
 from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, MwsSimulator, SimulatorConfig
 from orders_pipeline.storage.layout import partition_dir

@@ -11,6 +11,7 @@ from typing import Callable, Optional
 
 import dagster as dg
 
+from orders_pipeline.defs.sp_api_resource import SpApiResource
 from orders_pipeline.defs.assets.raw import mws_orders
 from orders_pipeline.sources.mws.client import MwsOrdersClient
 from orders_pipeline.defs.resources import MwsResource
@@ -51,7 +52,7 @@ def materialize(resource, day, **kwargs) -> dg.ExecuteInProcessResult:
     """One partition of the raw assets through Dagster, without step retries (failures surface at once)."""
     kwargs.setdefault("run_config", NO_STEP_RETRIES)
     kwargs.setdefault("raise_on_error", False)
-    return dg.materialize([mws_orders], partition_key=day.isoformat(), resources={"mws": resource}, **kwargs)
+    return dg.materialize([mws_orders], partition_key=day.isoformat(), resources={"mws": resource, "sp_api": SpApiResource()}, **kwargs)
 
 
 def failure_message(result: dg.ExecuteInProcessResult) -> str:

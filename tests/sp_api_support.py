@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
 
-from orders_pipeline.sources.mws.client import MwsCredentials, MwsOrdersClient
+from orders_pipeline.sources.mws.client import MwsOrdersClient
+from orders_pipeline.sources.mws.settings import MwsCredentials
 from orders_pipeline.sources.mws.throttle import Throttle
 from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, DEMO_SP_API_CREDENTIALS, MwsSimulator
 from orders_pipeline.sources.sp_api.client import SpApiOrdersClient

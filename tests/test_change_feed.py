@@ -154,7 +154,8 @@ from pathlib import Path
 import orders_pipeline.storage.partitions as storage
 from orders_pipeline.sources.ingest import ingest_day
 from orders_pipeline.sources.mws.source import MwsOrdersSource
-from orders_pipeline.sources.mws.client import MwsCredentials, MwsOrdersClient
+from orders_pipeline.sources.mws.client import MwsOrdersClient
+from orders_pipeline.sources.mws.settings import MwsCredentials
 from orders_pipeline.simulator import DEMO_CREDENTIALS as C, DEMO_MARKETPLACE_IDS
 storage.ROW_GROUP_ROWS = 1  # many row groups, so the merge copy takes a while
 rewrite = storage.PartitionWriter._rewrite_temp

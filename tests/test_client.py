@@ -9,7 +9,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from orders_pipeline.sources.mws.client import CallStats, MwsCredentials, MwsOrdersClient, format_mws_datetime
+from orders_pipeline.sources.mws.client import MwsOrdersClient
+from orders_pipeline.sources.call_stats import CallStats
+from orders_pipeline.sources.mws.settings import MwsCredentials, format_mws_datetime
 from orders_pipeline.sources.mws.error_response import error_from_response
 from orders_pipeline.sources.mws.errors import (
     MwsAuthError,

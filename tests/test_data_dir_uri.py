@@ -6,6 +6,7 @@ import dagster as dg
 import pytest
 
 from orders_pipeline.definitions import defs
+from orders_pipeline.defs.sp_api_resource import SpApiResource
 from orders_pipeline.storage.layout import data_dir, partition_dir
 
 from .conftest import read_partition, resource_for
@@ -20,7 +21,7 @@ def test_a_file_uri_data_dir_receives_the_partitions(tmp_path, monkeypatch, simu
     result = dg.materialize(
         [defs.get_assets_def("orders")],
         partition_key=DAY.isoformat(),
-        resources={"mws": resource_for(simulator)},
+        resources={"mws": resource_for(simulator), "sp_api": SpApiResource()},
     )
     assert result.success
     assert (partition_dir(root, "orders", DAY) / "part-0.parquet").is_file()

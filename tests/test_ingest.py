@@ -7,7 +7,8 @@ from datetime import date, datetime
 
 from orders_pipeline.sources.ingest import ingest_day
 from orders_pipeline.sources.mws.source import MwsOrdersSource
-from orders_pipeline.sources.mws.client import MwsCredentials, MwsOrdersClient
+from orders_pipeline.sources.mws.client import MwsOrdersClient
+from orders_pipeline.sources.mws.settings import MwsCredentials
 from orders_pipeline.sources.mws.parse import ORDER_ID_INDEX, ORDER_LAST_UPDATE_INDEX, OrdersPage
 from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, Faults, MwsSimulator, SimulatorConfig
 

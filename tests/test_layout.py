@@ -70,3 +70,8 @@ def test_the_check_sees_a_wrong_way_import(tmp_path, monkeypatch):
 
 def test_nothing_is_compiled():
     assert not list(PACKAGE.rglob("*.c")) and not (PACKAGE.parent / "setup.py").exists()
+
+
+def test_no_module_is_over_400_lines():
+    lengths = {str(path.relative_to(PACKAGE)): len(path.read_text().splitlines()) for path in PACKAGE.rglob("*.py")}
+    assert {name: lines for name, lines in lengths.items() if lines > 400} == {}

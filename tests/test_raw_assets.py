@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from orders_pipeline.defs.sp_api_resource import SpApiResource
 from orders_pipeline.defs.assets.raw import ORDER_ITEMS, ORDERS, _check_results, mws_orders
 from orders_pipeline.definitions import defs
 from orders_pipeline.sources.ingest import ingest_day
@@ -27,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def materialize(resource, day: date = DAY, **kwargs) -> dg.ExecuteInProcessResult:
-    return dg.materialize([mws_orders], partition_key=day.isoformat(), resources={"mws": resource}, **kwargs)
+    return dg.materialize([mws_orders], partition_key=day.isoformat(), resources={"mws": resource, "sp_api": SpApiResource()}, **kwargs)
 
 
 def test_a_day_lands_with_every_order_and_item_once_and_metadata(data_root, simulator):

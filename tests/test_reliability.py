@@ -155,7 +155,8 @@ from datetime import date
 from pathlib import Path
 import orders_pipeline.sources.mws.source as mws_source
 from orders_pipeline.sources.ingest import ingest_day
-from orders_pipeline.sources.mws.client import MwsCredentials, MwsOrdersClient
+from orders_pipeline.sources.mws.client import MwsOrdersClient
+from orders_pipeline.sources.mws.settings import MwsCredentials
 from orders_pipeline.simulator import DEMO_CREDENTIALS as C, DEMO_MARKETPLACE_IDS
 mws_source.FLUSH_ROWS = 1  # open the temp file after the first order, so it exists for the whole slow run
 client = MwsOrdersClient(sys.argv[1], MwsCredentials(C.access_key_id, C.secret_key, C.seller_id), DEMO_MARKETPLACE_IDS)

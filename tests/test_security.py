@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from orders_pipeline.sources.mws.client import MwsCredentials, MwsOrdersClient
+from orders_pipeline.sources.mws.client import MwsOrdersClient
+from orders_pipeline.sources.mws.settings import MwsCredentials
 from orders_pipeline.sources.mws.errors import MwsConfigurationError
 from orders_pipeline.simulator import Credentials, Faults, MwsSimulator, SimulatorConfig
 from orders_pipeline.storage.layout import partition_dir

@@ -1,4 +1,4 @@
-"""The Dagster resource that hands an MWS client to the raw assets, secrets from environment variables."""
+"""The Dagster resource that hands the MWS source to the raw assets, secrets from environment variables."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Optional
 
 import dagster as dg
 
-from orders_pipeline.sources.mws.client import MwsCredentials, MwsOrdersClient
+from orders_pipeline.sources.mws.client import MwsOrdersClient
+from orders_pipeline.sources.mws.settings import MwsCredentials
 from orders_pipeline.sources.mws.errors import MwsConfigurationError
 from orders_pipeline.sources.mws.source import MwsOrdersSource
 from orders_pipeline.storage.source_marker import claim_data_dir
@@ -33,15 +34,17 @@ class ApiSource:
 
     endpoint: str
     is_embedded_simulator: bool
+    api: str = "MWS"
+    endpoint_variable: str = "MWS_ENDPOINT"
 
     def describe(self) -> str:
         """One line saying where the data came from."""
         if self.is_embedded_simulator:
             return (
-                f"MWS_ENDPOINT is not set: using the EMBEDDED MWS SIMULATOR at {self.endpoint} "
-                "(synthetic demo data, quota clock x60). Set MWS_ENDPOINT and credentials for real data."
+                f"{self.endpoint_variable} is not set: using the EMBEDDED {self.api} SIMULATOR at {self.endpoint} "
+                f"(synthetic demo data, quota clock x60). Set {self.endpoint_variable} and credentials for real data."
             )
-        return f"MWS endpoint {self.endpoint}"
+        return f"{self.api} endpoint {self.endpoint}"
 
 
 class MwsResource(dg.ConfigurableResource):

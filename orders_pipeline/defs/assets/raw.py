@@ -15,11 +15,14 @@ from orders_pipeline.sources.raw_schema import ITEM_VERSION_KEY, ORDER_VERSION_K
 from orders_pipeline.sources.mws.errors import MwsConnectionError, MwsError, MwsServerError, MwsThrottledError
 from orders_pipeline.defs.partitions import daily_partitions
 from orders_pipeline.defs.resources import ApiSource, MwsResource
+from orders_pipeline.defs.sp_api_resource import SpApiResource
+from orders_pipeline.sources.sp_api.errors import SpApiConnectionError, SpApiError, SpApiServerError, SpApiThrottledError
 from orders_pipeline.storage.layout import data_dir, partition_dir, write_manifest
 from orders_pipeline.storage.partitions import MergeCounts, UnreadablePartitionError
 from orders_pipeline.storage.source_marker import MixedSourceError
 
-MWS_POOL = "mws_api"
+MWS_POOL = "mws_api"  # one seller's API budget, whichever API ($ORDERS_SOURCE) spends it
+SOURCE_ENV = "ORDERS_SOURCE"
 RAW_GROUP = "mws_raw"
 
 ORDERS = dg.AssetKey("orders")
@@ -72,17 +75,18 @@ class IngestConfig(dg.Config):
     retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
 )
 def mws_orders(
-    context: dg.AssetExecutionContext, config: IngestConfig, mws: MwsResource
+    context: dg.AssetExecutionContext, config: IngestConfig, mws: MwsResource, sp_api: SpApiResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """Fetch the day's changed orders and their items from MWS and merge them into the day's partitions."""
+    """Fetch the day's changed orders and their items from the chosen API and merge them into the day's partitions."""
     day = date.fromisoformat(context.partition_key)
     root = _usable_data_dir(day)
+    chosen = _chosen_api(day, mws, sp_api)
     try:
-        with mws.open_source(writing_into=root) as (source, api):
+        with chosen.open_source(writing_into=root) as (source, api):
             announce = context.log.warning if api.is_embedded_simulator else context.log.info
             announce(api.describe())
             report = ingest_day(source, day, root, replace=config.replace, progress=context.log.info)
-    except MwsError as error:
+    except (MwsError, SpApiError) as error:
         raise _failure(day, error) from None
     except (UnreadablePartitionError, MixedSourceError) as error:
         raise dg.Failure(description=f"Partition {day} not written: {error}", allow_retries=False) from None
@@ -109,11 +113,24 @@ def _usable_data_dir(day: date) -> Path:
     return root
 
 
-def _failure(day: date, error: MwsError) -> dg.Failure:
+def _chosen_api(day: date, mws: MwsResource, sp_api: SpApiResource) -> MwsResource | SpApiResource:
+    """The resource $ORDERS_SOURCE names, read in this run's process (`mws` when unset)."""
+    chosen = (dg.EnvVar(SOURCE_ENV).get_value() or "mws").strip().lower()
+    if chosen not in ("mws", "sp-api"):
+        raise dg.Failure(
+            description=f"Partition {day} not written: {SOURCE_ENV}={chosen!r} -> set it to mws (default) or sp-api",
+            allow_retries=False,
+        )
+    return sp_api if chosen == "sp-api" else mws
+
+
+def _failure(day: date, error: MwsError | SpApiError) -> dg.Failure:
     """A run failure carrying one readable line; only transient API trouble is worth a step retry."""
+    transient = (MwsServerError, MwsThrottledError, MwsConnectionError, SpApiServerError, SpApiThrottledError,
+                 SpApiConnectionError)
     return dg.Failure(
         description=f"Partition {day} not written (earlier partitions untouched): {error}",
-        allow_retries=isinstance(error, (MwsServerError, MwsThrottledError, MwsConnectionError)),
+        allow_retries=isinstance(error, transient),
     )
 
 

@@ -18,7 +18,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
@@ -38,79 +38,30 @@ from orders_pipeline.sources.mws.parse import (
     OrdersPage,
     parse_order_items_page,
     parse_orders_page,
+    parse_service_status,
 )
 from orders_pipeline.sources.http import NETWORK_ERRORS, is_loopback, never_connected, read_capped, short_reason
-from orders_pipeline.sources.mws.signing import canonical_query, host_header, percent_encode, signed_params
+from orders_pipeline.sources.call_stats import CallStats
+from orders_pipeline.sources.mws.settings import (
+    MwsCredentials,
+    as_utc,
+    format_mws_datetime,
+    truncate_ms,
+    validate_credentials,
+    validate_endpoint,
+    validate_marketplaces,
+)
+from orders_pipeline.sources.mws.signing import canonical_query, percent_encode, signed_params
 from orders_pipeline.sources.mws.throttle import Throttle
 
-__all__ = ["MwsCredentials", "CallStats", "MwsOrdersClient", "format_mws_datetime", "TWO_MINUTES"]
+__all__ = ["MwsOrdersClient", "TWO_MINUTES"]
 
 log = logging.getLogger("orders_pipeline.sources.mws")
 
 T = TypeVar("T")
 
 TWO_MINUTES = timedelta(minutes=2)
-MAX_MARKETPLACES = 50
 MAX_GET_ORDER_IDS = 50
-
-
-@dataclass(frozen=True)
-class MwsCredentials:
-    """The seller/developer credentials; only the seller id shows in repr."""
-
-    access_key_id: str = field(repr=False)
-    secret_key: str = field(repr=False)
-    seller_id: str
-    auth_token: str | None = field(default=None, repr=False)
-
-
-@dataclass
-class CallStats:
-    """What the client did: calls per Action, retries, throttling and failures seen."""
-
-    calls: dict[str, int] = field(default_factory=dict)
-    retries: int = 0
-    throttled_responses: int = 0
-    throttle_wait_seconds: float = 0.0
-    backoff_wait_seconds: float = 0.0
-    server_errors: int = 0
-    connection_errors: int = 0
-    format_errors: int = 0
-
-    def as_metadata(self) -> dict[str, int | float]:
-        """Flat numbers for run metadata: ``calls_total``, ``calls_<Action>``, retries, waits, errors."""
-        out: dict[str, int | float] = {"calls_total": sum(self.calls.values())}
-        for action in sorted(self.calls):
-            out[f"calls_{action}"] = self.calls[action]
-        out.update(
-            retries=self.retries,
-            throttled_responses=self.throttled_responses,
-            throttle_wait_seconds=round(self.throttle_wait_seconds, 3),
-            backoff_wait_seconds=round(self.backoff_wait_seconds, 3),
-            server_errors=self.server_errors,
-            connection_errors=self.connection_errors,
-            format_errors=self.format_errors,
-        )
-        return out
-
-
-def format_mws_datetime(moment: datetime) -> str:
-    """ISO 8601 UTC with ``Z``; milliseconds only when non-zero (truncated, never rounded up)."""
-    moment = _utc(moment)
-    base = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    ms = moment.microsecond // 1000
-    return f"{base}.{ms:03d}Z" if ms else f"{base}Z"
-
-
-def _utc(moment: datetime) -> datetime:
-    """Aware UTC datetime; a naive one is taken to be UTC."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
-
-
-def _truncate_ms(moment: datetime) -> datetime:
-    return moment.replace(microsecond=(moment.microsecond // 1000) * 1000)
 
 
 class MwsOrdersClient:
@@ -144,12 +95,12 @@ class MwsOrdersClient:
         buyer_email_salt: str | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self._url, self._host, self._path = self._validate_endpoint(endpoint)
+        self._url, self._host, self._path = validate_endpoint(endpoint, self.API_PATH)
         # a loopback endpoint (the simulator) must never go through an HTTP(S)_PROXY from the environment
         loopback = is_loopback((urlsplit(self._url).hostname or "").lower())
         self._proxies = {"http": None, "https": None} if loopback else None
-        self._credentials = self._validate_credentials(credentials)
-        self.marketplace_ids: tuple[str, ...] = self._validate_marketplaces(marketplace_ids)
+        self._credentials = validate_credentials(credentials)
+        self.marketplace_ids: tuple[str, ...] = validate_marketplaces(marketplace_ids)
         if session is not None and session.verify is False:
             raise MwsConfigurationError(
                 "TLS certificate verification is disabled on the given requests.Session (verify=False); "
@@ -175,86 +126,9 @@ class MwsOrdersClient:
         self.stats = CallStats()
         self.last_covered_until: datetime | None = None
 
-    # -- configuration -----------------------------------------------------------------------------
-
-    @classmethod
-    def _validate_endpoint(cls, endpoint: str) -> tuple[str, str, str]:
-        if not endpoint or not isinstance(endpoint, str) or not endpoint.strip():
-            raise MwsConfigurationError(
-                "MWS endpoint is empty -> set MWS_ENDPOINT, e.g. https://mws.amazonservices.com"
-            )
-        endpoint = endpoint.strip()
-        parts = urlsplit(endpoint)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.netloc:
-            raise MwsConfigurationError(
-                f"MWS endpoint {endpoint!r} is not an http(s) URL -> set MWS_ENDPOINT, "
-                "e.g. https://mws.amazonservices.com"
-            )
-        if parts.username or parts.password or "@" in parts.netloc:
-            raise MwsConfigurationError(
-                "MWS endpoint contains user info (user:password@); credentials go in MWS_ACCESS_KEY_ID / "
-                "MWS_SECRET_KEY -> fix MWS_ENDPOINT"
-            )
-        try:
-            host = parts.hostname
-            parts.port  # noqa: B018 - raises ValueError on a bad port
-        except ValueError:
-            raise MwsConfigurationError("MWS endpoint has an invalid port -> fix MWS_ENDPOINT") from None
-        if not host:
-            raise MwsConfigurationError(f"MWS endpoint {endpoint!r} has no host -> fix MWS_ENDPOINT")
-        if parts.query or parts.fragment:
-            raise MwsConfigurationError(
-                f"MWS endpoint {endpoint!r} must be a base URL without query or fragment -> fix MWS_ENDPOINT"
-            )
-        if scheme == "http" and not is_loopback(host.lower()):
-            raise MwsConfigurationError(
-                f"MWS endpoint {endpoint!r} uses plain http to a non-loopback host; http is allowed only for "
-                "127.0.0.0/8, ::1 and localhost -> use https in MWS_ENDPOINT"
-            )
-        base = f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-        url = base + cls.API_PATH
-        return url, host_header(url), urlsplit(url).path
-
-    @staticmethod
-    def _validate_credentials(credentials: MwsCredentials) -> MwsCredentials:
-        missing = [
-            env
-            for env, value in (
-                ("MWS_ACCESS_KEY_ID", credentials.access_key_id),
-                ("MWS_SECRET_KEY", credentials.secret_key),
-                ("MWS_SELLER_ID", credentials.seller_id),
-            )
-            if not value or not str(value).strip()
-        ]
-        if missing:
-            raise MwsConfigurationError(f"missing MWS credentials -> set {', '.join(missing)}")
-        if credentials.auth_token is not None and not str(credentials.auth_token).strip():
-            credentials = replace(credentials, auth_token=None)
-        return credentials
-
-    @staticmethod
-    def _validate_marketplaces(marketplace_ids: Sequence[str] | str) -> tuple[str, ...]:
-        if isinstance(marketplace_ids, str):
-            marketplace_ids = marketplace_ids.split(",")
-        ids: list[str] = []
-        for raw in marketplace_ids or ():
-            mid = str(raw).strip()
-            if mid and mid not in ids:
-                ids.append(mid)
-        if not ids:
-            raise MwsConfigurationError(
-                "no marketplace id given -> set MWS_MARKETPLACE_IDS (comma-separated, e.g. ATVPDKIKX0DER)"
-            )
-        if len(ids) > MAX_MARKETPLACES:
-            raise MwsConfigurationError(
-                f"{len(ids)} marketplace ids given, MWS accepts at most {MAX_MARKETPLACES} -> shorten MWS_MARKETPLACE_IDS"
-            )
-        return tuple(ids)
-
     def now(self) -> datetime:
         """The client's clock (UTC): what it signs requests with and clamps windows to (now − 2 min)."""
-        return _utc(self._now())
+        return as_utc(self._now())
 
     @property
     def endpoint_url(self) -> str:
@@ -289,8 +163,8 @@ class MwsOrdersClient:
         afterwards ``last_covered_until`` holds the latest echoed bound reached (``None`` if nothing).
         """
         self.last_covered_until = None
-        start = _truncate_ms(_utc(updated_after))
-        end = _truncate_ms(min(_utc(updated_before), _utc(self._now()) - TWO_MINUTES))
+        start = truncate_ms(as_utc(updated_after))
+        end = truncate_ms(min(as_utc(updated_before), as_utc(self._now()) - TWO_MINUTES))
         if end <= start:
             log.debug("ListOrders window [%s, %s) is empty after the two-minute clamp", start, end)
             return
@@ -313,7 +187,7 @@ class MwsOrdersClient:
                 yield first
                 yield from self._follow("ListOrdersByNextToken", first.next_token, self._parse_orders)
                 return
-            echoed = _utc(first.last_updated_before)
+            echoed = as_utc(first.last_updated_before)
             yield first
             for page in self._follow("ListOrdersByNextToken", first.next_token, self._parse_orders):
                 if page.last_updated_before is None:
@@ -363,7 +237,7 @@ class MwsOrdersClient:
 
     def get_service_status(self) -> str:
         """The Orders section status: GREEN, GREEN_I, YELLOW or RED."""
-        return self._call("GetServiceStatus", {"Action": "GetServiceStatus"}, _parse_service_status)
+        return self._call("GetServiceStatus", {"Action": "GetServiceStatus"}, parse_service_status)
 
     # -- paging ------------------------------------------------------------------------------------
 
@@ -497,7 +371,7 @@ class MwsOrdersClient:
             method="POST",
             host=self._host,
             path=self._path,
-            timestamp=_utc(self._now()),
+            timestamp=as_utc(self._now()),
         )
         signature = signed.pop("Signature")
         return f"{canonical_query(signed)}&Signature={percent_encode(signature)}"
@@ -522,18 +396,3 @@ def _read_capped(response: requests.Response, action: str) -> bytes:
             f"{MAX_BODY_BYTES:,} bytes; refused -> check MWS_ENDPOINT points at MWS"
         )
     return content
-
-
-def _parse_service_status(body: bytes) -> str:
-    from orders_pipeline.sources.mws.xml import parse_xml
-
-    root = parse_xml(body)
-    if not isinstance(root.tag, str) or not root.tag.endswith("GetServiceStatusResponse"):
-        raise MwsResponseFormatError(f"expected <GetServiceStatusResponse>, got <{root.tag}>")
-    for elem in root.iter():
-        if isinstance(elem.tag, str) and elem.tag.rsplit("}", 1)[-1] == "Status":
-            status = (elem.text or "").strip()
-            if status:
-                return status
-    raise MwsResponseFormatError("GetServiceStatus response has no <Status>")
-

@@ -266,3 +266,17 @@ def hash_buyer_email(email: str | None, salt: str) -> str | None:
     if not email or not email.strip():
         return None
     return hashlib.sha256(f"{salt}:{email.strip().lower()}".encode()).hexdigest()
+
+
+def parse_service_status(body: bytes) -> str:
+    """The <Status> of a GetServiceStatus answer (GREEN, GREEN_I, YELLOW or RED)."""
+    root = parse_xml(body)
+    if not isinstance(root.tag, str) or not root.tag.endswith("GetServiceStatusResponse"):
+        raise MwsResponseFormatError(f"expected <GetServiceStatusResponse>, got <{root.tag}>")
+    for elem in root.iter():
+        if isinstance(elem.tag, str) and elem.tag.rsplit("}", 1)[-1] == "Status":
+            status = (elem.text or "").strip()
+            if status:
+                return status
+    raise MwsResponseFormatError("GetServiceStatus response has no <Status>")
+

@@ -17,7 +17,8 @@ from urllib.parse import quote
 import pyarrow as pa
 import requests
 
-from orders_pipeline.sources.mws.client import TWO_MINUTES, format_mws_datetime
+from orders_pipeline.sources.mws.client import TWO_MINUTES
+from orders_pipeline.sources.mws.settings import format_mws_datetime
 from orders_pipeline.sources.mws.throttle import Throttle
 from orders_pipeline.sources.mws.values import decode_timestamp
 from orders_pipeline.sources.sp_api.errors import SpApiConfigurationError, SpApiResponseFormatError

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote, urlsplit
 
-from orders_pipeline.sources.mws.client import format_mws_datetime
+from orders_pipeline.sources.mws.settings import format_mws_datetime
 from orders_pipeline.sources.http import NETWORK_ERRORS, is_loopback, short_reason
 from orders_pipeline.sources.sp_api.client import SpApiOrdersClient
 from orders_pipeline.sources.sp_api.errors import (

@@ -1,0 +1,99 @@
+"""The Dagster resource that hands the SP-API source to the raw assets, secrets from environment variables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import dagster as dg
+
+from orders_pipeline.defs.resources import EMBEDDED_SIMULATOR_TIME_SCALE, ApiSource
+from orders_pipeline.sources.sp_api.client import SpApiOrdersClient
+from orders_pipeline.sources.sp_api.errors import SpApiConfigurationError
+from orders_pipeline.sources.sp_api.lwa import DEFAULT_TOKEN_URL, LwaCredentials, LwaTokenClient
+from orders_pipeline.sources.sp_api.source import SpApiOrdersSource
+from orders_pipeline.sources.sp_api.throttle import new_throttle
+from orders_pipeline.storage.source_marker import claim_data_dir
+
+ENVIRONMENT = {
+    "endpoint": "SP_API_ENDPOINT",
+    "token_url": "LWA_TOKEN_URL",
+    "app_id": "LWA_APP_ID",
+    "client_secret": "LWA_CLIENT_SECRET",
+    "refresh_token": "SP_API_REFRESH_TOKEN",
+    "marketplace_ids": "SP_API_MARKETPLACE_IDS",
+    "buyer_email_salt": "ORDERS_BUYER_EMAIL_SALT",
+}
+TOKEN_PATH = "/auth/o2/token"  # where the embedded simulator answers LWA, as api.amazon.com does
+
+
+class SpApiResource(dg.ConfigurableResource):
+    """Endpoint and Login with Amazon credentials of the Selling Partner API; without an endpoint, the embedded
+    simulator's SP-API face. Every field left None is read from its environment variable in the process that opens
+    the client, as `MwsResource` does, so no secret enters Dagster's config or run storage."""
+
+    endpoint: Optional[str] = None
+    token_url: Optional[str] = None
+    app_id: Optional[str] = None
+    client_secret: Optional[str] = None
+    refresh_token: Optional[str] = None
+    marketplace_ids: Optional[str] = None
+    buyer_email_salt: Optional[str] = None
+
+    @contextmanager
+    def open_client(self, writing_into: Path | None = None) -> Iterator[tuple[SpApiOrdersClient, ApiSource]]:
+        """A ready client and where it points; with `writing_into`, first refuse to mix demo and real data there."""
+        endpoint = self._setting("endpoint")
+        if endpoint:
+            credentials, marketplaces = self._credentials(), self._marketplaces()
+            if writing_into is not None:
+                claim_data_dir(writing_into, endpoint)
+            tokens = LwaTokenClient(credentials, self._setting("token_url") or DEFAULT_TOKEN_URL)
+            with self._client(endpoint, tokens, marketplaces, time_scale=1.0) as client:
+                yield client, ApiSource(client.endpoint_url, False, "SP-API", "SP_API_ENDPOINT")
+            return
+        if writing_into is not None:
+            claim_data_dir(writing_into, None)
+        from orders_pipeline.simulator import DEMO_MARKETPLACE_IDS, DEMO_SP_API_CREDENTIALS, MwsSimulator, SimulatorConfig
+
+        with MwsSimulator(SimulatorConfig(time_scale=EMBEDDED_SIMULATOR_TIME_SCALE)) as simulator:
+            demo = DEMO_SP_API_CREDENTIALS
+            tokens = LwaTokenClient(LwaCredentials(demo.app_id, demo.client_secret, demo.refresh_token),
+                                    simulator.url + TOKEN_PATH)
+            with self._client(simulator.url, tokens, DEMO_MARKETPLACE_IDS, EMBEDDED_SIMULATOR_TIME_SCALE) as client:
+                yield client, ApiSource(simulator.url, True, "SP-API", "SP_API_ENDPOINT")
+
+    @contextmanager
+    def open_source(self, writing_into: Path | None = None) -> Iterator[tuple[SpApiOrdersSource, ApiSource]]:
+        """The client of `open_client` behind the source seam, for ingestion."""
+        with self.open_client(writing_into) as (client, api):
+            yield SpApiOrdersSource(client), api
+
+    def _setting(self, name: str) -> str | None:
+        """The configured value of a field, else its environment variable in this process now; None when neither is set."""
+        return getattr(self, name) or dg.EnvVar(ENVIRONMENT[name]).get_value() or None
+
+    def _client(self, endpoint: str, tokens: LwaTokenClient, marketplaces, time_scale: float) -> SpApiOrdersClient:
+        salt = self._setting("buyer_email_salt")
+        return SpApiOrdersClient(endpoint, tokens, marketplaces, include_personal_data=salt is not None,
+                                 buyer_email_salt=salt, throttle=new_throttle(time_scale=time_scale))
+
+    def _credentials(self) -> LwaCredentials:
+        values = {name: self._setting(name) for name in ("app_id", "client_secret", "refresh_token")}
+        missing = [ENVIRONMENT[name] for name, value in values.items() if not value]
+        if missing:
+            raise SpApiConfigurationError(
+                f"SP_API_ENDPOINT is set but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: "
+                "export the app's Login with Amazon credentials, or unset SP_API_ENDPOINT to use the embedded simulator"
+            )
+        return LwaCredentials(values["app_id"], values["client_secret"], values["refresh_token"])
+
+    def _marketplaces(self) -> list[str]:
+        ids = [part.strip() for part in (self._setting("marketplace_ids") or "").split(",") if part.strip()]
+        if not ids:
+            raise SpApiConfigurationError(
+                "SP_API_MARKETPLACE_IDS is not set: give the seller's marketplace ids, comma-separated (e.g. ATVPDKIKX0DER)"
+            )
+        return ids

@@ -1,0 +1,126 @@
+"""ORDERS_SOURCE=sp-api through Dagster: searchOrders days land in the same tables, and the marts match MWS's."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from orders_pipeline.definitions import defs
+from orders_pipeline.simulator import DEMO_MARKETPLACE_IDS, DEMO_SP_API_CREDENTIALS, MwsSimulator, SimulatorConfig
+from orders_pipeline.storage.layout import mart_path, partition_dir, read_manifest
+
+from .conftest import FAST, assert_matches_simulator, read_partition, resource_for
+
+REPO = Path(__file__).resolve().parents[1]
+DAYS = [date(2024, 3, 4) + timedelta(days=offset) for offset in range(3)]
+
+
+def use_sp_api(monkeypatch, simulator: MwsSimulator, **overrides: str) -> None:
+    """The run's environment for the simulator's SP-API face, with the demo app's credentials."""
+    demo = DEMO_SP_API_CREDENTIALS
+    settings = {
+        "ORDERS_SOURCE": "sp-api",
+        "SP_API_ENDPOINT": simulator.url,
+        "LWA_TOKEN_URL": f"{simulator.url}/auth/o2/token",
+        "LWA_APP_ID": demo.app_id,
+        "LWA_CLIENT_SECRET": demo.client_secret,
+        "SP_API_REFRESH_TOKEN": demo.refresh_token,
+        "SP_API_MARKETPLACE_IDS": ",".join(DEMO_MARKETPLACE_IDS),
+        **overrides,
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+
+
+def ingest(day: date, instance: dg.DagsterInstance, **resources) -> dg.ExecuteInProcessResult:
+    """The code location's own ingest job for one day, without step retries."""
+    return defs.resolve_job_def("mws_ingest").execute_in_process(
+        partition_key=day.isoformat(), instance=instance, resources=resources, raise_on_error=False,
+        run_config={"execution": {"config": {"retries": {"disabled": {}}}}},
+    )
+
+
+def test_a_day_through_search_orders_lands_like_mws_and_names_its_source(data_root, monkeypatch):
+    with MwsSimulator(SimulatorConfig(time_scale=FAST)) as simulator, dg.DagsterInstance.ephemeral() as instance:
+        use_sp_api(monkeypatch, simulator)
+        result = ingest(DAYS[0], instance)
+        assert result.success
+        assert_matches_simulator(data_root, simulator, DAYS[0])
+        calls = simulator.stats.total_requests
+    metadata = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("mws_orders")}
+    assert metadata["orders"]["source"].value == "sp-api" and metadata["orders"]["method"].value == "searchOrders"
+    manifest = read_manifest(partition_dir(data_root, "orders", DAYS[0]))
+    assert (manifest["source"], manifest["method"], manifest["complete"]) == ("sp-api", "searchOrders", True)
+    assert calls < 10  # a token and a few searchOrders pages, not one call per order
+
+
+def test_the_same_truth_through_mws_and_search_orders_gives_the_same_marts(tmp_path, monkeypatch):
+    """Units per SKU and day, revenue per channel and currency and the stuck orders agree, source for source."""
+    marts = {}
+    with MwsSimulator(SimulatorConfig(time_scale=FAST)) as simulator, dg.DagsterInstance.ephemeral() as instance:
+        for source in ("mws", "sp-api"):
+            root = tmp_path / source
+            monkeypatch.setenv("ORDERS_DATA_DIR", str(root))
+            if source == "sp-api":
+                use_sp_api(monkeypatch, simulator)
+            for day in DAYS:
+                resources = {"mws": resource_for(simulator)} if source == "mws" else {}
+                assert ingest(day, instance, **resources).success
+            assert defs.resolve_job_def("refresh_analytics").execute_in_process(instance=instance).success
+            marts[source] = {
+                "sku_daily_sales": _rows(root, "sku_daily_sales", "purchase_day, seller_sku, currency, units_ordered, units_shipped, revenue"),
+                "sales_by_channel": _rows(root, "sales_by_channel", "purchase_day, sales_channel, fulfillment_channel, currency, orders, revenue"),
+                "stuck_orders": _rows(root, "stuck_orders", "amazon_order_id, order_status, reason"),
+            }
+    for mart, rows in marts["mws"].items():
+        assert rows == marts["sp-api"][mart], mart
+        assert rows, mart
+
+
+def _rows(root: Path, mart: str, columns: str) -> list[tuple]:
+    return duckdb.sql(f"select {columns} from '{mart_path(root, mart)}' order by all").fetchall()
+
+
+def test_wrong_lwa_credentials_fail_the_day_in_one_line_and_write_nothing(data_root, monkeypatch):
+    with MwsSimulator(SimulatorConfig(time_scale=FAST)) as simulator, dg.DagsterInstance.ephemeral() as instance:
+        use_sp_api(monkeypatch, simulator, LWA_CLIENT_SECRET="wrong-secret-123")
+        result = ingest(DAYS[0], instance)
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    message = failure.step_failure_data.user_failure_data.description
+    assert "invalid_client" in message and "LWA_APP_ID" in message and "wrong-secret-123" not in message
+    assert not (data_root / "orders").exists()
+
+
+def test_an_unknown_orders_source_is_refused_with_the_fix(data_root, monkeypatch):
+    monkeypatch.setenv("ORDERS_SOURCE", "ebay")
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = ingest(DAYS[0], instance)
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "ORDERS_SOURCE='ebay'" in failure.step_failure_data.user_failure_data.description
+
+
+def test_the_contract_command_uses_the_embedded_sp_api_face_when_no_endpoint_is_set(tmp_path):
+    env = {"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path), "ORDERS_DATA_DIR": str(tmp_path / "data"),
+           "ORDERS_SOURCE": "sp-api", "DAGSTER_HOME": str(tmp_path / "home")}
+    (tmp_path / "home").mkdir()
+    command = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m", "orders_pipeline.definitions",
+               "--select", "orders,order_items", "--partition", "2024-03-03"]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "SP_API_ENDPOINT is not set: using the EMBEDDED SP-API SIMULATOR" in done.stdout + done.stderr
+    orders = read_partition(tmp_path / "data", "orders", date(2024, 3, 3))
+    assert orders and read_manifest(partition_dir(tmp_path / "data", "orders", date(2024, 3, 3)))["source"] == "sp-api"
+
+
+@pytest.fixture(autouse=True)
+def _no_mws_endpoint(monkeypatch):
+    """These runs choose their API through the environment alone."""
+    for name in ("MWS_ENDPOINT", "SP_API_ENDPOINT", "ORDERS_SOURCE"):
+        monkeypatch.delenv(name, raising=False)
