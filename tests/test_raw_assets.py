@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from orders_pipeline.defs.sp_api_resource import SpApiResource
-from orders_pipeline.defs.assets.raw import ORDER_ITEMS, ORDERS, _check_results, mws_orders
+from orders_pipeline.defs.assets.raw import ORDER_ITEMS, ORDERS, mws_orders
+from orders_pipeline.defs.assets.raw_checks import check_results
 from orders_pipeline.definitions import defs
 from orders_pipeline.sources.ingest import ingest_day
 from orders_pipeline.sources.mws.source import MwsOrdersSource
@@ -147,7 +148,7 @@ def test_raw_checks_fail_when_the_published_files_disagree_with_the_fetch(data_r
     """The checks read the files back: a repeated version, a lost version and an orphan item each fail one."""
     with client_for(simulator) as client:
         report = ingest_day(MwsOrdersSource(client), DAY, data_root)
-    verdicts = lambda: {result.check_name: result.passed for result in _check_results(data_root, report)}  # noqa: E731
+    verdicts = lambda: {result.check_name: result.passed for result in check_results(data_root, [report])}  # noqa: E731
     assert all(verdicts().values())
 
     orders, items = _published(data_root, "orders"), _published(data_root, "order_items")

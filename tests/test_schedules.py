@@ -41,10 +41,10 @@ def test_run_keys_differ_between_ticks_so_each_night_resweeps_again(monkeypatch)
     assert not tonight & tomorrow
 
 
-def test_the_schedule_targets_the_ingest_job_and_backfills_run_one_partition_per_run_in_the_api_pool():
+def test_the_schedule_targets_the_ingest_job_and_a_backfill_is_one_run_in_the_api_pool():
     schedule = next(s for s in defs.schedules if s.name == "daily_ingest_schedule")
     assert schedule.job_name == "mws_ingest"
-    assert mws_orders.backfill_policy is None  # default: one run per partition, each retried on its own
+    assert mws_orders.backfill_policy == dg.BackfillPolicy.single_run()  # a range: one run (Reports on SP-API)
     assert mws_orders.op.pool == MWS_POOL
 
 

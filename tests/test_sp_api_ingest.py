@@ -12,10 +12,10 @@ import duckdb
 import pytest
 
 from orders_pipeline.definitions import defs
-from orders_pipeline.simulator import DEMO_MARKETPLACE_IDS, DEMO_SP_API_CREDENTIALS, MwsSimulator, SimulatorConfig
+from orders_pipeline.simulator import DEMO_MARKETPLACE_IDS, DEMO_SP_API_CREDENTIALS, Faults, MwsSimulator, SimulatorConfig
 from orders_pipeline.storage.layout import mart_path, partition_dir, read_manifest
 
-from .conftest import FAST, assert_matches_simulator, read_partition, resource_for
+from .conftest import FAST, assert_matches_simulator, day_bounds, read_partition, resource_for
 
 REPO = Path(__file__).resolve().parents[1]
 DAYS = [date(2024, 3, 4) + timedelta(days=offset) for offset in range(3)]
@@ -124,3 +124,69 @@ def _no_mws_endpoint(monkeypatch):
     """These runs choose their API through the environment alone."""
     for name in ("MWS_ENDPOINT", "SP_API_ENDPOINT", "ORDERS_SOURCE"):
         monkeypatch.delenv(name, raising=False)
+
+
+RANGE = [date(2024, 3, 1) + timedelta(days=offset) for offset in range(5)]
+
+
+def ingest_range(days: list[date], instance: dg.DagsterInstance, **resources) -> dg.ExecuteInProcessResult:
+    """The ingest job over a range of partitions in one run (the raw assets' single-run backfill policy)."""
+    tags = {"dagster/asset_partition_range_start": days[0].isoformat(), "dagster/asset_partition_range_end": days[-1].isoformat()}
+    return defs.resolve_job_def("mws_ingest").execute_in_process(
+        tags=tags, instance=instance, resources=resources, raise_on_error=False,
+        run_config={"execution": {"config": {"retries": {"disabled": {}}}}},
+    )
+
+
+def test_a_range_goes_through_one_report_and_lands_in_every_day(data_root, monkeypatch):
+    with MwsSimulator(SimulatorConfig(time_scale=FAST)) as simulator, dg.DagsterInstance.ephemeral() as instance:
+        use_sp_api(monkeypatch, simulator)
+        result = ingest_range(RANGE, instance)
+        assert result.success
+        truth = {day: simulator.expected_orders(*day_bounds(day)) for day in RANGE}
+        calls = simulator.stats.requests_by_action
+    for day in RANGE:
+        stored = read_partition(data_root, "orders", day)
+        assert sorted(row["amazon_order_id"] for row in stored) == sorted(order["amazon_order_id"] for order in truth[day])
+        items = read_partition(data_root, "order_items", day)
+        assert sum(row["quantity_ordered"] for row in items) == sum(
+            item["quantity_ordered"] for order in truth[day] for item in order["items"])
+        manifest = read_manifest(partition_dir(data_root, "orders", day))
+        assert manifest["method"] == "report GET_FLAT_FILE_ALL_ORDERS_DATA_BY_LAST_UPDATE_GENERAL" and manifest["complete"]
+    metadata = next(m.metadata for m in result.asset_materializations_for_node("mws_orders") if m.asset_key.path == ["orders"])
+    assert metadata["days"].value == len(RANGE) and metadata["pages"].value == 1  # one report for the five days
+    assert calls.get("createReport") == 1 and "searchOrders" not in calls
+
+
+def test_a_range_on_mws_lands_every_day_in_one_run(data_root, simulator):
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = ingest_range(RANGE[:3], instance, mws=resource_for(simulator))
+        assert result.success
+        for day in RANGE[:3]:
+            assert_matches_simulator(data_root, simulator, day)
+    assert len({m.partition for m in result.asset_materializations_for_node("mws_orders")}) == 3
+
+
+def test_a_failed_report_fails_the_range_and_writes_nothing(data_root, monkeypatch):
+    with MwsSimulator(SimulatorConfig(time_scale=FAST, faults=Faults(report_outcome="FATAL"))) as simulator, \
+            dg.DagsterInstance.ephemeral() as instance:
+        use_sp_api(monkeypatch, simulator)
+        result = ingest_range(RANGE, instance)
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "FATAL" in failure.step_failure_data.user_failure_data.description
+    assert not (data_root / "orders").exists()
+
+
+
+def test_the_contract_range_command_runs_once_through_the_reports_api(tmp_path):
+    env = {"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path), "ORDERS_DATA_DIR": str(tmp_path / "data"),
+           "ORDERS_SOURCE": "sp-api", "DAGSTER_HOME": str(tmp_path / "home")}
+    (tmp_path / "home").mkdir()
+    command = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m", "orders_pipeline.definitions",
+               "--select", "orders,order_items", "--partition-range", "2024-03-01...2024-03-03"]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for day in RANGE[:3]:
+        manifest = read_manifest(partition_dir(tmp_path / "data", "order_items", day))
+        assert manifest["method"].startswith("report ") and manifest["rows"] > 0

@@ -88,8 +88,10 @@ class MwsResource(dg.ConfigurableResource):
                 yield client, ApiSource(simulator.url, is_embedded_simulator=True)
 
     @contextmanager
-    def open_source(self, writing_into: Path | None = None) -> Iterator[tuple[MwsOrdersSource, ApiSource]]:
-        """The client of `open_client` behind the source seam, for ingestion."""
+    def open_source(
+        self, writing_into: Path | None = None, bulk: bool = False
+    ) -> Iterator[tuple[MwsOrdersSource, ApiSource]]:
+        """The client of `open_client` behind the source seam, for ingestion (MWS has no bulk path: `bulk` is moot)."""
         with self.open_client(writing_into) as (client, api):
             yield MwsOrdersSource(client), api
 

@@ -13,6 +13,8 @@ from orders_pipeline.defs.resources import EMBEDDED_SIMULATOR_TIME_SCALE, ApiSou
 from orders_pipeline.sources.sp_api.client import SpApiOrdersClient
 from orders_pipeline.sources.sp_api.errors import SpApiConfigurationError
 from orders_pipeline.sources.sp_api.lwa import DEFAULT_TOKEN_URL, LwaCredentials, LwaTokenClient
+from orders_pipeline.sources.sp_api.report_source import SpApiReportsSource
+from orders_pipeline.sources.sp_api.reports import SpApiReportsClient
 from orders_pipeline.sources.sp_api.source import SpApiOrdersSource
 from orders_pipeline.sources.sp_api.throttle import new_throttle
 from orders_pipeline.storage.source_marker import claim_data_dir
@@ -26,6 +28,7 @@ ENVIRONMENT = {
     "marketplace_ids": "SP_API_MARKETPLACE_IDS",
     "buyer_email_salt": "ORDERS_BUYER_EMAIL_SALT",
 }
+REPORT_POLL_SECONDS = 15.0  # between getReport calls while a report is processed (2/s allowed; reports take minutes)
 TOKEN_PATH = "/auth/o2/token"  # where the embedded simulator answers LWA, as api.amazon.com does
 
 
@@ -66,10 +69,17 @@ class SpApiResource(dg.ConfigurableResource):
                 yield client, ApiSource(simulator.url, True, "SP-API", "SP_API_ENDPOINT")
 
     @contextmanager
-    def open_source(self, writing_into: Path | None = None) -> Iterator[tuple[SpApiOrdersSource, ApiSource]]:
-        """The client of `open_client` behind the source seam, for ingestion."""
+    def open_source(
+        self, writing_into: Path | None = None, bulk: bool = False
+    ) -> Iterator[tuple[SpApiOrdersSource | SpApiReportsSource, ApiSource]]:
+        """The client of `open_client` behind the source seam: searchOrders, or with `bulk` (a range) the Reports API."""
         with self.open_client(writing_into) as (client, api):
-            yield SpApiOrdersSource(client), api
+            if not bulk:
+                yield SpApiOrdersSource(client), api
+                return
+            time_scale = EMBEDDED_SIMULATOR_TIME_SCALE if api.is_embedded_simulator else 1.0
+            reports = SpApiReportsClient(client, poll_seconds=REPORT_POLL_SECONDS / time_scale)
+            yield SpApiReportsSource(client, reports), api
 
     def _setting(self, name: str) -> str | None:
         """The configured value of a field, else its environment variable in this process now; None when neither is set."""

@@ -5,13 +5,10 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import dagster as dg
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import Field
 
-from orders_pipeline.sources.ingest import DayReport, ingest_day
-from orders_pipeline.sources.raw_schema import ITEM_VERSION_KEY, ORDER_VERSION_KEY
+from orders_pipeline.defs.assets.raw_checks import ORDER_ITEMS, ORDERS, RAW_CHECKS, check_results
+from orders_pipeline.sources.ingest import DayReport, ingest_days
 from orders_pipeline.sources.mws.errors import MwsConnectionError, MwsError, MwsServerError, MwsThrottledError
 from orders_pipeline.defs.partitions import daily_partitions
 from orders_pipeline.defs.resources import ApiSource, MwsResource
@@ -25,20 +22,7 @@ MWS_POOL = "mws_api"  # one seller's API budget, whichever API ($ORDERS_SOURCE) 
 SOURCE_ENV = "ORDERS_SOURCE"
 RAW_GROUP = "mws_raw"
 
-ORDERS = dg.AssetKey("orders")
-ORDER_ITEMS = dg.AssetKey("order_items")
 
-_raw_checks = [
-    dg.AssetCheckSpec("no_quarantined_values", asset=ORDERS, description="Every value decoded; messy ones are kept as null and flagged."),
-    dg.AssetCheckSpec("each_order_version_once", asset=ORDERS, blocking=True,
-                      description="The published file holds each (amazon_order_id, last_update_date) once."),
-    dg.AssetCheckSpec("holds_every_order_version_fetched", asset=ORDERS, blocking=True,
-                      description="The published file holds every order version the API returned in this run, and the versions kept from before."),
-    dg.AssetCheckSpec("each_item_version_once", asset=ORDER_ITEMS, blocking=True,
-                      description="The published file holds each (amazon_order_id, order_item_id, order_last_update_date) once."),
-    dg.AssetCheckSpec("items_have_their_order_version", asset=ORDER_ITEMS, blocking=True,
-                      description="Every item row's order version (amazon_order_id, order_last_update_date) is in the day's orders."),
-]
 
 
 class IngestConfig(dg.Config):
@@ -69,32 +53,39 @@ class IngestConfig(dg.Config):
             metadata={"path": "$ORDERS_DATA_DIR/order_items/dt=YYYY-MM-DD/part-0.parquet"},
         ),
     ],
-    check_specs=_raw_checks,
+    check_specs=RAW_CHECKS,
     partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: a Reports backfill on SP-API, days in turn on MWS
     pool=MWS_POOL,
     retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
 )
 def mws_orders(
     context: dg.AssetExecutionContext, config: IngestConfig, mws: MwsResource, sp_api: SpApiResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """Fetch the day's changed orders and their items from the chosen API and merge them into the day's partitions."""
-    day = date.fromisoformat(context.partition_key)
-    root = _usable_data_dir(day)
-    chosen = _chosen_api(day, mws, sp_api)
+    """Fetch the days' changed orders and their items from the chosen API and merge them into each day's partitions."""
+    days = [date.fromisoformat(key) for key in context.partition_keys]
+    root = _usable_data_dir(days[0])
+    chosen = _chosen_api(days[0], mws, sp_api)
     try:
-        with chosen.open_source(writing_into=root) as (source, api):
+        with chosen.open_source(writing_into=root, bulk=len(days) > 1) as (source, api):
             announce = context.log.warning if api.is_embedded_simulator else context.log.info
             announce(api.describe())
-            report = ingest_day(source, day, root, replace=config.replace, progress=context.log.info)
+            reports = ingest_days(source, days, root, replace=config.replace, progress=context.log.info)
     except (MwsError, SpApiError) as error:
-        raise _failure(day, error) from None
+        raise _failure(_span(days), error) from None
     except (UnreadablePartitionError, MixedSourceError) as error:
-        raise dg.Failure(description=f"Partition {day} not written: {error}", allow_retries=False) from None
-    _write_manifests(root, report, api, context.run.run_id)
-    context.log.info(_summary(report))
-    yield dg.MaterializeResult(asset_key=ORDERS, metadata=_metadata(root, report, api, "orders"))
-    yield dg.MaterializeResult(asset_key=ORDER_ITEMS, metadata=_metadata(root, report, api, "order_items"))
-    yield from _check_results(root, report)
+        raise dg.Failure(description=f"Partition {_span(days)} not written: {error}", allow_retries=False) from None
+    for report in reports:
+        _write_manifests(root, report, api, context.run.run_id)
+        context.log.info(_summary(report))
+    yield dg.MaterializeResult(asset_key=ORDERS, metadata=_metadata(root, reports, api, "orders"))
+    yield dg.MaterializeResult(asset_key=ORDER_ITEMS, metadata=_metadata(root, reports, api, "order_items"))
+    yield from check_results(root, reports)
+
+
+def _span(days: list[date]) -> str:
+    """A day, or a range of days, as the failure names it."""
+    return str(days[0]) if len(days) == 1 else f"{days[0]}...{days[-1]}"
 
 
 def _usable_data_dir(day: date) -> Path:
@@ -124,7 +115,7 @@ def _chosen_api(day: date, mws: MwsResource, sp_api: SpApiResource) -> MwsResour
     return sp_api if chosen == "sp-api" else mws
 
 
-def _failure(day: date, error: MwsError | SpApiError) -> dg.Failure:
+def _failure(day: str, error: MwsError | SpApiError) -> dg.Failure:
     """A run failure carrying one readable line; only transient API trouble is worth a step retry."""
     transient = (MwsServerError, MwsThrottledError, MwsConnectionError, SpApiServerError, SpApiThrottledError,
                  SpApiConnectionError)
@@ -179,74 +170,32 @@ def _write_manifests(root: Path, report: DayReport, api: ApiSource, run_id: str)
         )
 
 
-def _metadata(root: Path, report: DayReport, api: ApiSource, table: str) -> dict:
-    counts = report.orders if table == "orders" else report.order_items
-    pages = report.order_pages if table == "orders" else report.item_pages
+def _metadata(root: Path, reports: list[DayReport], api: ApiSource, table: str) -> dict:
+    """One day's figures, or a range's summed (its days' manifests keep each day's own)."""
+    first, last = reports[0], reports[-1]
+    counts = [report.orders if table == "orders" else report.order_items for report in reports]
+    merged = _merge_outcome(first, counts[0]) if len(reports) == 1 else (
+        f"{len(reports)} days: {sum(c.changed for c in counts)} written, {sum(not c.changed for c in counts)} unchanged"
+    )
     return {
-        "dagster/row_count": counts.total,
-        "fetched": counts.fetched,
-        "new_versions": counts.new,
-        "carried_over_versions": counts.carried_over,
-        "merge": _merge_outcome(report, counts),
-        "pages": pages,
-        "complete": report.complete,
-        "window_start": report.window_start.isoformat(),
-        "window_requested_end": report.window_requested_end.isoformat(),
-        "covered_until": report.covered_until.isoformat() if report.covered_until else "nothing covered",
-        "quarantined_values": report.quarantined_values,
-        "duplicate_versions_dropped": counts.duplicates_dropped,
-        "seconds": report.seconds,
-        "source": report.source,
-        "method": report.method,
+        "dagster/row_count": sum(c.total for c in counts),
+        "days": len(reports),
+        "fetched": sum(c.fetched for c in counts),
+        "new_versions": sum(c.new for c in counts),
+        "carried_over_versions": sum(c.carried_over for c in counts),
+        "merge": merged,
+        "pages": first.order_pages if table == "orders" else first.item_pages,
+        "complete": all(report.complete for report in reports),
+        "window_start": first.window_start.isoformat(),
+        "window_requested_end": last.window_requested_end.isoformat(),
+        "covered_until": first.covered_until.isoformat() if first.covered_until else "nothing covered",
+        "quarantined_values": first.quarantined_values,
+        "duplicate_versions_dropped": sum(c.duplicates_dropped for c in counts),
+        "seconds": first.seconds,
+        "source": first.source,
+        "method": first.method,
         "endpoint": api.endpoint,
         "embedded_simulator": api.is_embedded_simulator,
-        **{f"api_{name}": value for name, value in report.api.items()},
-        "path": dg.MetadataValue.path(str(partition_dir(root, table, report.day))),
+        **{f"api_{name}": value for name, value in first.api.items()},
+        "path": dg.MetadataValue.path(str(partition_dir(root, table, first.day) if len(reports) == 1 else root / table)),
     }
-
-
-def _check_results(root: Path, report: DayReport) -> Iterator[dg.AssetCheckResult]:
-    """Checks read back the published files and compare them with what the API returned, so they test what readers see."""
-    orders = pq.read_table(partition_dir(root, "orders", report.day), columns=[*ORDER_VERSION_KEY, "is_quarantined"])
-    items = pq.read_table(partition_dir(root, "order_items", report.day), columns=list(ITEM_VERSION_KEY))
-    quarantined_rows = pc.sum(orders.column("is_quarantined")).as_py() or 0
-    yield dg.AssetCheckResult(
-        check_name="no_quarantined_values",
-        asset_key=ORDERS,
-        passed=report.quarantined_values == 0,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"quarantined_values": report.quarantined_values, "orders_with_quarantined_values": quarantined_rows},
-    )
-    yield _unique_check("each_order_version_once", ORDERS, orders.select(list(ORDER_VERSION_KEY)))
-    yield _unique_check("each_item_version_once", ORDER_ITEMS, items)
-    missing = report.orders.fetched_keys_missing_from(orders.select(list(ORDER_VERSION_KEY)))
-    yield dg.AssetCheckResult(
-        check_name="holds_every_order_version_fetched",
-        asset_key=ORDERS,
-        passed=missing == 0 and orders.num_rows == report.orders.total,
-        metadata={"fetched_versions_missing": missing, "rows": orders.num_rows, "expected_rows": report.orders.total},
-    )
-    item_orders = _null_safe(items.select(["amazon_order_id", "order_last_update_date"]))
-    order_versions = _null_safe(orders.select(list(ORDER_VERSION_KEY)).rename_columns(item_orders.column_names))
-    orphans = item_orders.join(order_versions, item_orders.column_names, join_type="left anti")
-    yield dg.AssetCheckResult(
-        check_name="items_have_their_order_version",
-        asset_key=ORDER_ITEMS,
-        passed=orphans.num_rows == 0,
-        metadata={"orphan_item_rows": orphans.num_rows},
-    )
-
-
-def _unique_check(name: str, asset: dg.AssetKey, keys) -> dg.AssetCheckResult:
-    """Passes when no key repeats in the published file (null matches null, as one version's key)."""
-    distinct = keys.group_by(keys.column_names).aggregate([]).num_rows
-    return dg.AssetCheckResult(
-        check_name=name, asset_key=asset, passed=distinct == keys.num_rows,
-        metadata={"rows": keys.num_rows, "distinct": distinct, "repeated": keys.num_rows - distinct},
-    )
-
-
-def _null_safe(keys: pa.Table) -> pa.Table:
-    """The version column as integers with null as a sentinel, so a quarantined (null) version joins its own rows."""
-    version = keys.column(keys.column_names[-1]).cast(pa.int64())
-    return keys.set_column(keys.num_columns - 1, keys.column_names[-1], pc.fill_null(version, -(2**63)))
