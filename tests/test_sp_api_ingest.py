@@ -11,6 +11,8 @@ import dagster as dg
 import duckdb
 import pytest
 
+from orders_pipeline.cli.main import main as cli_main
+from orders_pipeline.cli.output import EXIT_FAILED, EXIT_OK
 from orders_pipeline.definitions import defs
 from orders_pipeline.simulator import DEMO_MARKETPLACE_IDS, DEMO_SP_API_CREDENTIALS, Faults, MwsSimulator, SimulatorConfig
 from orders_pipeline.storage.layout import mart_path, partition_dir, read_manifest
@@ -190,3 +192,18 @@ def test_the_contract_range_command_runs_once_through_the_reports_api(tmp_path):
     for day in RANGE[:3]:
         manifest = read_manifest(partition_dir(tmp_path / "data", "order_items", day))
         assert manifest["method"].startswith("report ") and manifest["rows"] > 0
+
+
+def test_status_checks_the_sp_api_credentials_and_order_live_uses_get_order(data_root, monkeypatch, capsys):
+    with MwsSimulator(SimulatorConfig(time_scale=FAST)) as simulator, dg.DagsterInstance.ephemeral() as instance:
+        use_sp_api(monkeypatch, simulator)
+        assert ingest(DAYS[0], instance).success
+        order_id = read_partition(data_root, "orders", DAYS[0])[0]["amazon_order_id"]
+        assert cli_main(["status"]) == EXIT_OK
+        assert "answers these SP-API credentials" in capsys.readouterr().out
+        assert cli_main(["order", order_id, "--live"]) == EXIT_OK
+        assert f"Live (getOrder from {simulator.url}" in capsys.readouterr().out
+        monkeypatch.setenv("LWA_CLIENT_SECRET", "wrong-secret-456")
+        assert cli_main(["status"]) == EXIT_FAILED
+        error = capsys.readouterr().err
+    assert "invalid_client" in error and "wrong-secret-456" not in error and len(error.strip().splitlines()) == 1

@@ -8,15 +8,9 @@ import shutil
 import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from orders_pipeline.defs.resources import MwsResource
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_NOT_FOUND = 3
+from orders_pipeline.cli.live_api import endpoint_variable, print_live_order, print_service_status
+from orders_pipeline.cli.output import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, aligned_table, plain
 
 EXIT_CODES = """exit codes:
   0  ok
@@ -112,8 +106,9 @@ def _demo(args: argparse.Namespace) -> int:
     """Materialize the raw partitions one run per day, as a backfill would, then the marts; print a summary."""
     from orders_pipeline.cli.demo import run_demo
 
-    if os.environ.get("MWS_ENDPOINT"):
-        print("note: MWS_ENDPOINT is set, so the demo reads from it, not from the embedded simulator", file=sys.stderr)
+    if os.environ.get(endpoint_variable()):
+        print(f"note: {endpoint_variable()} is set, so the demo reads from it, not from the embedded simulator",
+              file=sys.stderr)
     if _would_mix_sources():
         return EXIT_FAILED
     today = datetime.now(timezone.utc).date()
@@ -144,7 +139,7 @@ def _backfill(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     days = [args.start + timedelta(days=offset) for offset in range((args.end - args.start).days + 1)]
     home = _dagster_home()
-    endpoint = os.environ.get("MWS_ENDPOINT") or "the embedded simulator (MWS_ENDPOINT not set)"
+    endpoint = os.environ.get(endpoint_variable()) or f"the embedded simulator ({endpoint_variable()} not set)"
     how = "replacing each day (--replace)" if args.replace else "merging into each day"
     print(f"Backfilling {len(days)} days {args.start}..{args.end} from {endpoint} into {data_dir()}, one run per day, {how}")
     print(f"Runs are recorded in the Dagster instance at {home}", flush=True)
@@ -193,7 +188,7 @@ def _status(args: argparse.Namespace) -> int:
     print("\nMarts:")
     for name in ("stuck_orders", "sku_trend_anomalies", "sku_sales_trends", "sales_by_channel"):
         print(f"  {name:<20} {_mart_summary(mart_path(root, name))}")
-    return _print_service_status()
+    return print_service_status()
 
 
 def _order(args: argparse.Namespace) -> int:
@@ -209,13 +204,13 @@ def _order(args: argparse.Namespace) -> int:
     else:
         latest = versions[-1]
         print(f"Order {args.amazon_order_id}: {len(versions)} stored versions, now {latest['order_status']}")
-        print("\n".join(f"  {name:<26} {_plain(latest[name])}" for name in ORDER_COLUMNS))
+        print("\n".join(f"  {name:<26} {plain(latest[name])}" for name in ORDER_COLUMNS))
         print("\nStatus history (one row per version seen, oldest first):")
-        print(_table([[_plain(v[name]) for name in HISTORY_COLUMNS] for v in versions], HISTORY_COLUMNS))
+        print(aligned_table([[plain(v[name]) for name in HISTORY_COLUMNS] for v in versions], HISTORY_COLUMNS))
         items = order_items(data_dir(), args.amazon_order_id, str(latest["dt"]), latest["last_update_date"])
         print(f"\nItems of the latest version (partition dt={latest['dt']}):")
-        print(_table([[_plain(item[name]) for name in ITEM_COLUMNS] for item in items], ITEM_COLUMNS))
-    return _print_live_order(args.amazon_order_id) if args.live else EXIT_OK
+        print(aligned_table([[plain(item[name]) for name in ITEM_COLUMNS] for item in items], ITEM_COLUMNS))
+    return print_live_order(args.amazon_order_id) if args.live else EXIT_OK
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -291,7 +286,7 @@ def _would_mix_sources() -> bool:
     from orders_pipeline.storage.source_marker import refusal
     from orders_pipeline.storage.layout import data_dir
 
-    reason = refusal(data_dir(), os.environ.get("MWS_ENDPOINT") or None)
+    reason = refusal(data_dir(), os.environ.get(endpoint_variable()) or None)
     if reason:
         print(f"error: {reason}", file=sys.stderr)
     return reason is not None
@@ -304,60 +299,6 @@ def _mart_summary(path: Path) -> str:
 
     modified = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
     return f"{pq.ParquetFile(path).metadata.num_rows:>8,} rows  (built {modified})"
-
-
-def _print_service_status() -> int:
-    """GetServiceStatus from the configured endpoint; without one, say that runs use the embedded simulator."""
-    from orders_pipeline.sources.mws.errors import MwsError
-
-    if not os.environ.get("MWS_ENDPOINT"):
-        print("\nAPI: MWS_ENDPOINT is not set; runs use the embedded simulator.")
-        return EXIT_OK
-    try:
-        with _resource().open_client() as (client, source):
-            print(f"\nAPI: {source.endpoint} GetServiceStatus = {client.get_service_status()}")
-    except MwsError as error:
-        print(f"\nAPI: GetServiceStatus failed: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
-
-
-def _print_live_order(amazon_order_id: str) -> int:
-    from orders_pipeline.cli.lookup import HISTORY_COLUMNS, ORDER_COLUMNS
-    from orders_pipeline.sources.mws.errors import MwsError
-
-    try:
-        with _resource().open_client() as (client, source):
-            rows = client.get_orders([amazon_order_id]).table.to_pylist()
-    except MwsError as error:
-        print(f"GetOrder failed: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"\nLive (GetOrder from {source.endpoint}{', the embedded simulator' if source.is_embedded_simulator else ''}):")
-    if not rows:
-        print(f"  the API does not know order {amazon_order_id}")
-        return EXIT_NOT_FOUND
-    print("\n".join(f"  {name:<26} {_plain(rows[0][name])}" for name in (*HISTORY_COLUMNS[1:], *ORDER_COLUMNS)))
-    return EXIT_OK
-
-
-def _resource() -> MwsResource:
-    """The MWS resource reading the environment as it is now (the CLI runs outside Dagster)."""
-    from orders_pipeline.defs.resources import MwsResource
-
-    return MwsResource()
-
-
-def _table(rows: list[list[str]], header: tuple[str, ...]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
-    lines = ["  " + "  ".join(f"{name:<{width}}" for name, width in zip(header, widths)).rstrip()]
-    lines += ["  " + "  ".join(f"{cell!s:<{width}}" for cell, width in zip(row, widths)).rstrip() for row in rows]
-    return "\n".join(lines)
-
-
-def _plain(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return "-" if value is None else str(value)
 
 
 if __name__ == "__main__":
