@@ -6,6 +6,8 @@ signature: messages are built only from Amazon's error code, message, RequestId 
 
 from __future__ import annotations
 
+from orders_pipeline.sources.api_error import ApiCallError
+
 __all__ = [
     "MwsError",
     "MwsConfigurationError",
@@ -36,54 +38,10 @@ class MwsResponseFormatError(MwsError):
     """The response body is not the XML we expect (not XML, truncated, unexpected root, missing element)."""
 
 
-class MwsApiError(MwsError):
+class MwsApiError(MwsError, ApiCallError):
     """An <ErrorResponse> (or an error status) returned by MWS for one call."""
 
-    #: hint appended to the message when no more specific fix is known
-    default_fix = ""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        request_id: str | None = None,
-        http_status: int = 0,
-        operation: str = "",
-        fix: str | None = None,
-    ) -> None:
-        self.code = code
-        self.message = message
-        self.request_id = request_id
-        self.http_status = http_status
-        self.operation = operation
-        self.fix = self.default_fix if fix is None else fix
-        super().__init__(self._render())
-
-    def _render(self) -> str:
-        rid = f" (RequestId {self.request_id})" if self.request_id else ""
-        status = f" [HTTP {self.http_status}]" if self.http_status else ""
-        op = self.operation or "MWS call"
-        text = f"{op} failed: {self.code}{rid}{status}: {self.message}".rstrip()
-        if self.fix:
-            text += f" -> {self.fix}"
-        return text
-
-    def __reduce__(self):  # keep pickling (multiprocess executors) working with keyword args
-        return (
-            _rebuild_api_error,
-            (type(self), self.code, self.message, self.request_id, self.http_status, self.operation, self.fix),
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(code={self.code!r}, request_id={self.request_id!r}, "
-            f"http_status={self.http_status!r}, operation={self.operation!r})"
-        )
-
-
-def _rebuild_api_error(cls, code, message, request_id, http_status, operation, fix):
-    return cls(code, message, request_id=request_id, http_status=http_status, operation=operation, fix=fix)
+    api_name = "MWS"
 
 
 class MwsAuthError(MwsApiError):

@@ -6,6 +6,8 @@ known secret (client secret, refresh token, access token) masked should a server
 
 from __future__ import annotations
 
+from orders_pipeline.sources.api_error import ApiCallError
+
 import json
 import re
 
@@ -47,50 +49,11 @@ class SpApiReportError(SpApiError):
     """A report ended CANCELLED or FATAL, or did not finish within the wait allowed."""
 
 
-class SpApiApiError(SpApiError):
+class SpApiApiError(SpApiError, ApiCallError):
     """An error answer of SP-API or LWA for one call."""
 
-    default_fix = ""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        request_id: str | None = None,
-        http_status: int = 0,
-        operation: str = "",
-        fix: str | None = None,
-    ) -> None:
-        self.code = code
-        self.message = message
-        self.request_id = request_id
-        self.http_status = http_status
-        self.operation = operation
-        self.fix = self.default_fix if fix is None else fix
-        super().__init__(self._render())
-
-    def _render(self) -> str:
-        rid = f" (x-amzn-RequestId {self.request_id})" if self.request_id else ""
-        status = f" [HTTP {self.http_status}]" if self.http_status else ""
-        text = f"{self.operation or 'SP-API call'} failed: {self.code}{rid}{status}: {self.message}".rstrip()
-        return f"{text} -> {self.fix}" if self.fix else text
-
-    def __reduce__(self):  # pickling (multiprocess executors) with keyword arguments
-        return (
-            _rebuild,
-            (type(self), self.code, self.message, self.request_id, self.http_status, self.operation, self.fix),
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(code={self.code!r}, request_id={self.request_id!r}, "
-            f"http_status={self.http_status!r}, operation={self.operation!r})"
-        )
-
-
-def _rebuild(cls, code, message, request_id, http_status, operation, fix):
-    return cls(code, message, request_id=request_id, http_status=http_status, operation=operation, fix=fix)
+    api_name = "SP-API"
+    request_id_name = "x-amzn-RequestId"
 
 
 class SpApiAuthError(SpApiApiError):
