@@ -15,14 +15,18 @@ prints the report's wall time and the TSV parse + mapping rate in rows per secon
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from _harness import DAY, machine, say
 from orders_pipeline.simulator import DEMO_MARKETPLACE_IDS, DEMO_SP_API_CREDENTIALS, MwsSimulator, SimulatorConfig
+from orders_pipeline.sources.ingest import ingest_days
 from orders_pipeline.sources.sp_api.client import SpApiOrdersClient
 from orders_pipeline.sources.sp_api.lwa import LwaCredentials, LwaTokenClient
 from orders_pipeline.sources.sp_api.report_tsv import read_report
+from orders_pipeline.sources.sp_api.report_source import SpApiReportsSource
 from orders_pipeline.sources.sp_api.reports import SpApiReportsClient
 from orders_pipeline.sources.sp_api.throttle import new_throttle
 
@@ -69,10 +73,43 @@ def report_backfill(orders_per_day: int, days: int, time_scale: float) -> None:
         parse_started = time.perf_counter()
         tables = read_report(tsv, client.marketplace_ids)
         parse = time.perf_counter() - parse_started
+        write = write_days(client, reports, end - timedelta(days=days), days)
     rows = tables.items.num_rows
     say(f"report over {days} days: {tables.orders.num_rows:,} orders, {rows:,} item rows, {len(tsv) / 1e6:.1f} MB TSV; "
         f"created, processed ({waited:.1f} s polling) and downloaded in {fetched:.2f} s; parse + map {parse:.2f} s = "
         f"{rows / parse:,.0f} rows/s")
+    total_rows = tables.orders.num_rows + rows
+    say(f"the same {days} days written by ingest_days (split by day, merged into {2 * days} partitions): write "
+        f"{write:.2f} s; parse + map + write {total_rows:,} rows (orders and items) in {parse + write:.2f} s = "
+        f"{total_rows / (parse + write):,.0f} rows/s")
+
+
+def write_days(client: SpApiOrdersClient, reports: SpApiReportsClient, start: datetime, days: int) -> float:
+    """Seconds `ingest_days` spends outside the report source (splitting, writing, merging) for `days` days."""
+    source = SpApiReportsSource(client, reports)
+    inside = 0.0
+
+    class Timed:
+        """The report source, timing the seconds spent inside its fetch (creating, waiting, reading the report)."""
+
+        name, method = source.name, source.method
+        now, coverage = source.now, source.coverage
+
+        def fetch(self, *args):
+            nonlocal inside
+            batches = source.fetch(*args)
+            while True:
+                started = time.perf_counter()
+                batch = next(batches, None)
+                inside += time.perf_counter() - started
+                if batch is None:
+                    return
+                yield batch
+
+    with tempfile.TemporaryDirectory() as root:
+        started = time.perf_counter()
+        ingest_days(Timed(), [(start + timedelta(days=n)).date() for n in range(days)], Path(root))
+        return time.perf_counter() - started - inside
 
 
 def main() -> None:
