@@ -19,6 +19,7 @@ from dagster._core.errors import DagsterInvalidConfigError
 from dagster._core.instance.config import ConcurrencyConfig, dagster_instance_config
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.run_coordinator import QueuedRunCoordinator
+from dagster._core.workspace.config_schema import ensure_workspace_config
 from dagster._serdes import ConfigurableClassData
 from dagster._utils.tags import TagConcurrencyLimitsCounter
 
@@ -157,6 +158,15 @@ def test_a_broken_instance_config_fails_validation(instance_env, broken_copy, ch
         checked_instance(broken_copy("dagster.yaml", change))
 
     assert message in str(failure.value) + "".join(str(error) for error in failure.value.errors)
+
+
+def test_workspace_points_at_the_code_server_the_image_starts():
+    path = DEPLOY / "workspace.yaml"
+    workspace = ensure_workspace_config(load_yaml(path), str(path))
+
+    (location,) = workspace["load_from"]
+    assert location["grpc_server"]["port"] == int(dict(pairs(docker_cmd()))["-p"])
+    assert location["grpc_server"]["location_name"] == load_yaml(REPO / "workspace.yaml")["load_from"][0]["python_module"]["location_name"]
 
 
 # --- deploy/helm/values.yaml --------------------------------------------------------------------------------------
