@@ -146,7 +146,7 @@ def test_pools_keep_the_meaning_of_the_repos_instance(instance_env):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda c: c["concurrency"]["runs"].update(tag_concurency_limits=c["concurrency"]["runs"].pop("tag_concurrency_limits")), "tag_concurency_limits"),
+        (lambda c: c["concurrency"]["runs"].update(tag_concurency_limits=[]), "tag_concurency_limits"),
         (lambda c: c["run_launcher"]["config"].update(netwrok="orders"), "netwrok"),
         (lambda c: c["run_coordinator"]["config"].update(tag_concurrency_limits=[]), "tag_concurrency_limits"),
         (lambda c: c["storage"]["postgres"]["postgres_db"].pop("hostname"), "hostname"),
