@@ -82,6 +82,7 @@ class PartitionWriter:
         self._hashes = []
         superseded = self._repeated_in_fetch(fetched)
         self.merge.fetched_key_hashes = np.unique(fetched)
+        self.merge.existed = (self.directory / PART_FILE).exists()
         committed = None if self.replace else self._committed_file()
         refetched = self._refetched_rows(committed, np.unique(fetched)) if committed else np.empty(0, np.int64)
         merge = self.merge
@@ -219,6 +220,7 @@ class MergeCounts:
     refetched: int = 0  # of those, versions it held (their fetched copy replaces the old one)
     carried_over: int = 0  # versions it held that were not fetched now, kept
     changed: bool = True  # False: the partition already held exactly this, and its file was left alone
+    existed: bool = False  # the partition had a file before this write
 
     fetched_key_hashes: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64), repr=False)  # sorted, distinct
 

@@ -1,4 +1,5 @@
-"""The raw daily-partitioned assets `orders` and `order_items`, fetched together from MWS and merged into the day."""
+"""The raw daily-partitioned assets `orders` and `order_items`, fetched together from MWS or SP-API ($ORDERS_SOURCE) and
+merged into each day's partitions."""
 
 from collections.abc import Iterator
 from datetime import date, datetime, timezone
@@ -23,8 +24,6 @@ SOURCE_ENV = "ORDERS_SOURCE"
 RAW_GROUP = "mws_raw"
 
 
-
-
 class IngestConfig(dg.Config):
     """How a partition run treats what the day already holds."""
 
@@ -39,15 +38,15 @@ class IngestConfig(dg.Config):
     specs=[
         dg.AssetSpec(
             ORDERS,
-            description="Every version of every order observed on MWS ListOrders, one UTC day of LastUpdateDate per "
-            "partition; a re-run merges, so versions seen before are kept.",
+            description="Every version of every order observed (MWS ListOrders, SP-API searchOrders or an orders "
+            "report), one UTC day of its last update per partition; a re-run merges, so versions seen before are kept.",
             group_name=RAW_GROUP,
             kinds={"python", "parquet"},
             metadata={"path": "$ORDERS_DATA_DIR/orders/dt=YYYY-MM-DD/part-0.parquet"},
         ),
         dg.AssetSpec(
             ORDER_ITEMS,
-            description="The items (ListOrderItems) of each order version in `orders`, same partitions.",
+            description="The items of each order version in `orders` (ListOrderItems, or the order's own), same partitions.",
             group_name=RAW_GROUP,
             kinds={"python", "parquet"},
             metadata={"path": "$ORDERS_DATA_DIR/order_items/dt=YYYY-MM-DD/part-0.parquet"},
@@ -55,7 +54,7 @@ class IngestConfig(dg.Config):
     ],
     check_specs=RAW_CHECKS,
     partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: a Reports backfill on SP-API, days in turn on MWS
+    backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: a Reports backfill on SP-API, one window on MWS
     pool=MWS_POOL,
     retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
 )
@@ -138,6 +137,8 @@ def _summary(report: DayReport) -> str:
 
 def _merge_outcome(report: DayReport, counts: MergeCounts) -> str:
     """How the fetch went into the partition: replaced on request, merged, or left alone because nothing changed."""
+    if not counts.existed:
+        return "written (a new partition)"
     if report.replaced:
         return "replaced (run config replace=true)"
     if not counts.changed:
