@@ -1,4 +1,4 @@
-"""One UTC day of order changes, from any source behind the seam merged into the day's two raw partitions."""
+"""Days of order changes, from any source behind the seam, merged into each day's two raw partitions."""
 
 from __future__ import annotations
 
@@ -22,17 +22,12 @@ SAFETY_LAG = timedelta(minutes=2)
 
 @dataclass(frozen=True)
 class DayWindow:
-    """The LastUpdateDate window one partition asks for: [start, requested_before), ideally up to `end`."""
+    """The last-update window a run asks for: [start, requested_before), ideally up to `end` (one day or several)."""
 
     day: date
     start: datetime
     end: datetime
     requested_before: datetime
-
-    @property
-    def is_open(self) -> bool:
-        """The day has not finished (minus MWS's two-minute lag), so the partition can only be partial."""
-        return self.requested_before < self.end
 
 
 def day_window(day: date, now: datetime, last_day: date | None = None) -> DayWindow:
