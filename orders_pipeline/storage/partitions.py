@@ -259,9 +259,14 @@ def _key_tuples(keys: pa.Table) -> Iterator[tuple]:
 
 def row_hashes(keys: pa.Table) -> np.ndarray:
     """A 64-bit hash of each row's key values (Python's own hash: C speed, stable within the process)."""
-    columns = [column.to_pylist() for column in keys.columns]
+    columns = [_hash_input(column).to_pylist() for column in keys.columns]
     values = columns[0] if len(columns) == 1 else zip(*columns)
     return np.fromiter(map(hash, values), np.int64, keys.num_rows)
+
+
+def _hash_input(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Timestamps as their integer ticks: a Python int is made ten times faster than a datetime, and hashes alike."""
+    return column.cast(pa.int64()) if pa.types.is_timestamp(column.type) else column
 
 
 def _content_hashes(table: pa.Table, rows: np.ndarray) -> np.ndarray:
