@@ -14,7 +14,7 @@ import requests
 
 from orders_pipeline.sources.mws.client import MwsOrdersClient
 from orders_pipeline.sources.mws.settings import MwsCredentials
-from orders_pipeline.sources.mws.throttle import Throttle
+from orders_pipeline.sources.mws.quotas import MwsThrottle
 from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, MwsSimulator, SimulatorConfig
 
 DAY = date(2024, 3, 3)
@@ -65,7 +65,10 @@ def _serve_until(config: SimulatorConfig, urls, stop) -> None:
 
 
 def client_for(
-    simulator: MwsSimulator | RemoteSimulator, *, session: requests.Session | None = None, throttle: Throttle | None = None
+    simulator: MwsSimulator | RemoteSimulator,
+    *,
+    session: requests.Session | None = None,
+    throttle: MwsThrottle | None = None,
 ) -> MwsOrdersClient:
     """The pipeline's client pointed at `simulator` with the demo seller's credentials."""
     credentials = MwsCredentials(DEMO_CREDENTIALS.access_key_id, DEMO_CREDENTIALS.secret_key, DEMO_CREDENTIALS.seller_id)

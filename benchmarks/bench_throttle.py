@@ -23,13 +23,14 @@ from pathlib import Path
 from _harness import DAY, client_for, machine, say
 from orders_pipeline.sources.ingest import ingest_day
 from orders_pipeline.sources.mws.source import MwsOrdersSource
-from orders_pipeline.sources.mws.throttle import FAMILIES, FamilySpec, Throttle
+from orders_pipeline.sources.mws.quotas import FAMILIES, MwsThrottle
+from orders_pipeline.sources.throttle import FamilySpec
 from orders_pipeline.simulator import MwsSimulator, SimulatorConfig
 
 SAFETY_MARGIN = 1.25
 
 
-class DocumentedRatesThrottle(Throttle):
+class DocumentedRatesThrottle(MwsThrottle):
     """The baseline: documented rates (scaled like the simulator's clock) plus a margin, headers ignored."""
 
     def __init__(self, time_scale: float) -> None:
@@ -40,7 +41,7 @@ class DocumentedRatesThrottle(Throttle):
         """Ignore the quota headers."""
 
 
-def run_day(orders_per_day: int, time_scale: float, throttle: Throttle | None) -> tuple[float, float, int, int, int]:
+def run_day(orders_per_day: int, time_scale: float, throttle: MwsThrottle | None) -> tuple[float, float, int, int, int]:
     """(span s, bound s, order pages, item calls, throttled answers) of one ingested day."""
     config = SimulatorConfig(orders_per_day=orders_per_day, time_scale=time_scale, order_items_page_size=100)
     with MwsSimulator(config) as simulator, client_for(simulator, throttle=throttle) as client:

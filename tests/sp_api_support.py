@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from orders_pipeline.sources.mws.client import MwsOrdersClient
 from orders_pipeline.sources.mws.settings import MwsCredentials
-from orders_pipeline.sources.mws.throttle import Throttle
+from orders_pipeline.sources.mws.quotas import MwsThrottle
 from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, DEMO_SP_API_CREDENTIALS, MwsSimulator
 from orders_pipeline.sources.sp_api.client import SpApiOrdersClient
 from orders_pipeline.sources.sp_api.lwa import LwaCredentials, LwaTokenClient
@@ -40,7 +40,7 @@ def mws_client_for(simulator: MwsSimulator, **options) -> MwsOrdersClient:
     """The MWS client for the same simulator and clock."""
     credentials = MwsCredentials(DEMO_CREDENTIALS.access_key_id, DEMO_CREDENTIALS.secret_key, DEMO_CREDENTIALS.seller_id)
     return MwsOrdersClient(
-        simulator.url, credentials, DEMO_MARKETPLACE_IDS, throttle=Throttle(time_scale=FAST), now=lambda: NOW, **options
+        simulator.url, credentials, DEMO_MARKETPLACE_IDS, throttle=MwsThrottle(time_scale=FAST), now=lambda: NOW, **options
     )
 
 

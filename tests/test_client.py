@@ -11,7 +11,8 @@ import pytest
 
 from orders_pipeline.sources.mws.client import MwsOrdersClient
 from orders_pipeline.sources.call_stats import CallStats
-from orders_pipeline.sources.mws.settings import MwsCredentials, format_mws_datetime
+from orders_pipeline.sources.mws.settings import MwsCredentials
+from orders_pipeline.sources.times import format_utc
 from orders_pipeline.sources.mws.error_response import error_from_response
 from orders_pipeline.sources.mws.errors import (
     MwsAuthError,
@@ -159,8 +160,8 @@ def test_reprs_hold_no_secrets():
 
 def test_datetime_format():
     d = datetime(2024, 3, 3, tzinfo=timezone.utc)
-    assert format_mws_datetime(d) == "2024-03-03T00:00:00Z"
-    assert format_mws_datetime(d.replace(microsecond=123999)) == "2024-03-03T00:00:00.123Z"
+    assert format_utc(d) == "2024-03-03T00:00:00Z"
+    assert format_utc(d.replace(microsecond=123999)) == "2024-03-03T00:00:00.123Z"
 
 
 def test_call_stats_metadata():

@@ -1,4 +1,7 @@
-"""The package's rooms import one way: cli -> defs -> analytics, sources, insights -> storage (README "Code map")."""
+"""The package's rooms import one way: cli -> defs -> analytics, sources, insights -> storage (README "Code map").
+
+Inside `sources/`, the folder of one API never imports another's: what both need lives in `sources/` itself.
+"""
 
 from __future__ import annotations
 
@@ -65,6 +68,77 @@ def test_the_check_sees_a_wrong_way_import(tmp_path, monkeypatch):
     assert violations("sources") == [
         "orders_pipeline/sources/leaky.py imports dagster",
         "orders_pipeline/sources/leaky.py imports orders_pipeline.analytics",
+    ]
+
+
+def api_folders() -> list[str]:
+    """The folders of `sources/` with one API each (`mws`, `sp_api`): packages below the shared pieces."""
+    return sorted(path.parent.name for path in (PACKAGE / "sources").glob("*/__init__.py"))
+
+
+def modules_named(path: Path) -> set[str]:
+    """Every module a file names in an import, relative ones resolved, `from package import module` included."""
+    package = path.relative_to(PACKAGE.parent).parent.parts
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = ".".join(package[: len(package) - node.level + 1]) if node.level else ""
+            module = ".".join(part for part in (base, node.module or "") if part)
+            found.add(module)
+            folder = PACKAGE.parent.joinpath(*module.split("."))
+            found.update(f"{module}.{alias.name}" for alias in node.names if _is_module(folder / alias.name))
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def _is_module(path: Path) -> bool:
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def cross_api_imports(folder: str) -> list[str]:
+    """The imports from one API folder of `sources/` into another: shared pieces live in `sources/` itself."""
+    others = {f"orders_pipeline.sources.{other}" for other in api_folders() if other != folder}
+    found = []
+    for path in sorted((PACKAGE / "sources" / folder).rglob("*.py")):
+        for module in sorted(modules_named(path)):
+            if any(module == other or module.startswith(other + ".") for other in others):
+                found.append(f"{path.relative_to(PACKAGE.parent)} imports {module}")
+    return found
+
+
+def test_each_api_has_its_folder():
+    assert {"mws", "sp_api"} <= set(api_folders())
+
+
+@pytest.mark.parametrize("folder", api_folders())
+def test_api_folders_do_not_import_each_other(folder):
+    assert cross_api_imports(folder) == []
+
+
+def test_the_check_sees_an_api_importing_another(tmp_path, monkeypatch):
+    """SP-API code reaching into MWS (absolute, `from ... import module` or relative) is reported, and vice versa."""
+    fake = tmp_path / "orders_pipeline"
+    for folder in ("mws", "sp_api"):
+        (fake / "sources" / folder).mkdir(parents=True)
+        (fake / "sources" / folder / "__init__.py").write_text("")
+    (fake / "sources" / "values.py").write_text("")
+    (fake / "sources" / "mws" / "schema.py").write_text("")
+    (fake / "sources" / "sp_api" / "leaky.py").write_text(
+        "from orders_pipeline.sources.mws.values import decode_timestamp\n"
+        "from orders_pipeline.sources import mws\n"
+        "from ..mws import schema\n"
+        "from orders_pipeline.sources.values import convert_columns\n"
+    )
+    (fake / "sources" / "mws" / "leaky.py").write_text("import orders_pipeline.sources.sp_api.throttle\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
+    assert cross_api_imports("sp_api") == [
+        "orders_pipeline/sources/sp_api/leaky.py imports orders_pipeline.sources.mws",
+        "orders_pipeline/sources/sp_api/leaky.py imports orders_pipeline.sources.mws.schema",
+        "orders_pipeline/sources/sp_api/leaky.py imports orders_pipeline.sources.mws.values",
+    ]
+    assert cross_api_imports("mws") == [
+        "orders_pipeline/sources/mws/leaky.py imports orders_pipeline.sources.sp_api.throttle",
     ]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from orders_pipeline.sources.mws import values
+from orders_pipeline.sources import values
 from orders_pipeline.sources.mws.errors import MwsResponseFormatError
 from orders_pipeline.sources.mws.parse import parse_order_items_page, parse_orders_page
 from orders_pipeline.sources.mws.records import LIST_TYPE

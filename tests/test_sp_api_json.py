@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from orders_pipeline.sources.mws.parse import hash_buyer_email
+from orders_pipeline.sources.personal_data import hash_buyer_email
 from orders_pipeline.sources.sp_api.client import SpApiOrdersClient
 from orders_pipeline.sources.sp_api.errors import SpApiResponseFormatError
 from orders_pipeline.sources.sp_api.lwa import LwaCredentials, LwaTokenClient

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orders_pipeline.sources.mws.throttle import FAMILIES, Throttle, family_of, parse_quota_time
+from orders_pipeline.sources.mws.quotas import FAMILIES, MwsThrottle, family_of, parse_quota_time
 
 
 class FakeClock:
@@ -44,8 +44,8 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def make(clock: FakeClock, **kw) -> Throttle:
-    return Throttle(clock=clock, sleep=clock.sleep, **kw)
+def make(clock: FakeClock, **kw) -> MwsThrottle:
+    return MwsThrottle(clock=clock, sleep=clock.sleep, **kw)
 
 
 def test_families_and_actions():

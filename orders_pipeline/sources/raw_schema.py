@@ -1,8 +1,9 @@
 """The shared raw schema: the columns of the `orders` and `order_items` tables, whatever source fills them.
 
 These are the public contract (DESIGN.md): the MWS element names in snake_case, nested elements joined by `_`.
-Each source maps its own fields onto them (sources/mws/schema.py, sources/sp_api/); a column a source cannot fill
-stays null. Timestamps are UTC, money is decimal, counts are integers.
+Each source maps its own fields onto them (sources/columns.py lists them with the kind each decodes as;
+sources/mws/schema.py, sources/sp_api/); a column a source cannot fill stays null. Timestamps are UTC, money is
+decimal, counts are integers.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -44,23 +44,21 @@ from orders_pipeline.sources.http import NETWORK_ERRORS, is_loopback, never_conn
 from orders_pipeline.sources.call_stats import CallStats
 from orders_pipeline.sources.mws.settings import (
     MwsCredentials,
-    as_utc,
-    format_mws_datetime,
     truncate_ms,
     validate_credentials,
     validate_endpoint,
     validate_marketplaces,
 )
 from orders_pipeline.sources.mws.signing import canonical_query, percent_encode, signed_params
-from orders_pipeline.sources.mws.throttle import Throttle
+from orders_pipeline.sources.mws.quotas import MwsThrottle
+from orders_pipeline.sources.times import TWO_MINUTES, as_utc, format_utc
 
-__all__ = ["MwsOrdersClient", "TWO_MINUTES"]
+__all__ = ["MwsOrdersClient"]
 
 log = logging.getLogger("orders_pipeline.sources.mws")
 
 T = TypeVar("T")
 
-TWO_MINUTES = timedelta(minutes=2)
 MAX_GET_ORDER_IDS = 50
 
 
@@ -82,7 +80,7 @@ class MwsOrdersClient:
         credentials: MwsCredentials,
         marketplace_ids: Sequence[str],
         *,
-        throttle: Throttle | None = None,
+        throttle: MwsThrottle | None = None,
         session: requests.Session | None = None,
         timeout: float = 30.0,
         max_retries: int = 5,
@@ -122,7 +120,7 @@ class MwsOrdersClient:
         self._now = now
         self._buyer_email_salt = buyer_email_salt
         self._rng = rng or random.Random()
-        self.throttle = throttle if throttle is not None else Throttle(clock=clock, sleep=sleep)
+        self.throttle = throttle if throttle is not None else MwsThrottle(clock=clock, sleep=sleep)
         self.stats = CallStats()
         self.last_covered_until: datetime | None = None
 
@@ -172,8 +170,8 @@ class MwsOrdersClient:
         for _window in range(self.MAX_WINDOWS):
             params = {
                 "Action": "ListOrders",
-                "LastUpdatedAfter": format_mws_datetime(start),
-                "LastUpdatedBefore": format_mws_datetime(end),
+                "LastUpdatedAfter": format_utc(start),
+                "LastUpdatedBefore": format_utc(end),
                 **markets,
                 "MaxResultsPerPage": str(self.MAX_RESULTS_PER_PAGE),
             }
@@ -201,17 +199,17 @@ class MwsOrdersClient:
             if covered <= start:
                 raise MwsResponseFormatError(
                     f"ListOrders made no progress: the server echoed LastUpdatedBefore "
-                    f"{format_mws_datetime(echoed)} for a window starting {format_mws_datetime(start)} "
+                    f"{format_utc(echoed)} for a window starting {format_utc(start)} "
                     f"(RequestId {first.request_id}); check the machine clock and MWS_ENDPOINT"
                 )
             log.debug(
                 "ListOrders window shortened by the server to %s; continuing to %s",
-                format_mws_datetime(covered), format_mws_datetime(end),
+                format_utc(covered), format_utc(end),
             )
             start = covered
         raise MwsResponseFormatError(
             f"ListOrders window still not covered after {self.MAX_WINDOWS} requests "
-            f"(covered until {format_mws_datetime(self.last_covered_until or start)})"
+            f"(covered until {format_utc(self.last_covered_until or start)})"
         )
 
     def list_order_items(self, amazon_order_id: str) -> Iterator[OrderItemsPage]:

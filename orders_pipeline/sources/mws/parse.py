@@ -7,7 +7,6 @@ not each pay for a table.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property, lru_cache
@@ -17,9 +16,10 @@ import pyarrow as pa
 from orders_pipeline.sources.mws.errors import MwsResponseFormatError
 from orders_pipeline.sources.mws.records import LIST, RecordLayout, Texts, column_arrays
 from orders_pipeline.sources.mws.schema import ORDER_COLUMNS, ORDER_ITEM_COLUMNS, Column
-from orders_pipeline.sources.mws.values import convert_columns, decode_timestamp, text_order
 from orders_pipeline.sources.mws.xml import parse_xml
+from orders_pipeline.sources.personal_data import hash_buyer_email
 from orders_pipeline.sources.raw_schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
+from orders_pipeline.sources.values import convert_columns, decode_timestamp, text_order
 
 ORDER_ID_INDEX = [c.name for c in ORDER_COLUMNS].index("amazon_order_id")
 ORDER_LAST_UPDATE_INDEX = [c.name for c in ORDER_COLUMNS].index("last_update_date")
@@ -259,13 +259,6 @@ def _decode_bound(text: str | None) -> datetime | None:
     if decoded is None:
         raise MwsResponseFormatError(f"the echoed window bound {text.strip()!r} is not a timestamp")
     return decoded
-
-
-def hash_buyer_email(email: str | None, salt: str) -> str | None:
-    """The salted SHA-256 of a trimmed, lower-cased buyer email (None for none): the one rule every source uses."""
-    if not email or not email.strip():
-        return None
-    return hashlib.sha256(f"{salt}:{email.strip().lower()}".encode()).hexdigest()
 
 
 def parse_service_status(body: bytes) -> str:

@@ -1,32 +1,20 @@
-"""Where each column of the shared raw schema comes from in an MWS record element (Order, OrderItem)."""
+"""Where each column of the shared raw schema comes from in an MWS record element (Order, OrderItem).
+
+The names and kinds are the source-neutral ones (sources/columns.py); this table adds the XML element paths.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
-import pyarrow as pa
-
-from orders_pipeline.sources.raw_schema import MONEY, ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA, QUALITY_FIELDS, TIMESTAMP
-
-
-class Kind(Enum):
-    """How the text of an XML element becomes a typed value."""
-
-    STRING = pa.string()
-    TIMESTAMP = TIMESTAMP
-    MONEY = MONEY
-    INT = pa.int32()
-    BOOL = pa.bool_()
-    STRING_LIST = pa.list_(pa.string())
+from orders_pipeline.sources import columns
+from orders_pipeline.sources.columns import Kind
 
 
 @dataclass(frozen=True)
-class Column:
-    """One output column: its name, its type and the element path (below the record element) it comes from."""
+class Column(columns.Column):
+    """One output column (name, kind) and the element path (below the record element) it comes from."""
 
-    name: str
-    kind: Kind
     path: tuple[str, ...]  # empty: not read from the record element but filled from its context
     required: bool = False  # the element must be present; a response without it is malformed
 
@@ -154,12 +142,13 @@ ORDER_ITEM_COLUMNS: list[Column] = [
     Column("buyer_requested_cancel_buyer_cancel_reason", Kind.STRING, ("BuyerRequestedCancel", "BuyerCancelReason")),
 ]
 
-def _check_maps_onto(columns: list[Column], schema: pa.Schema) -> None:
-    """Fail at import when the MWS columns stop producing the shared raw schema exactly (names, types, order)."""
-    produced = pa.schema([pa.field(c.name, c.kind.value) for c in columns] + QUALITY_FIELDS)
-    if not produced.equals(schema):
-        raise RuntimeError(f"the MWS columns no longer match the raw schema: {produced} != {schema}")
+def _check_maps_onto(mws: list[Column], neutral: list[columns.Column]) -> None:
+    """Fail at import when the MWS columns stop producing the shared raw columns exactly (names, kinds, order)."""
+    produced = [(c.name, c.kind) for c in mws]
+    wanted = [(c.name, c.kind) for c in neutral]
+    if produced != wanted:
+        raise RuntimeError(f"the MWS columns no longer match the raw schema: {produced} != {wanted}")
 
 
-_check_maps_onto(ORDER_COLUMNS, ORDERS_SCHEMA)
-_check_maps_onto(ORDER_ITEM_COLUMNS, ORDER_ITEMS_SCHEMA)
+_check_maps_onto(ORDER_COLUMNS, columns.ORDER_COLUMNS)
+_check_maps_onto(ORDER_ITEM_COLUMNS, columns.ORDER_ITEM_COLUMNS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from orders_pipeline.sources.http import is_loopback
@@ -98,21 +98,6 @@ def validate_marketplaces(marketplace_ids: Sequence[str] | str) -> tuple[str, ..
             f"{len(ids)} marketplace ids given, MWS accepts at most {MAX_MARKETPLACES} -> shorten MWS_MARKETPLACE_IDS"
         )
     return tuple(ids)
-
-
-def format_mws_datetime(moment: datetime) -> str:
-    """ISO 8601 UTC with ``Z``; milliseconds only when non-zero (truncated, never rounded up)."""
-    moment = as_utc(moment)
-    base = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    ms = moment.microsecond // 1000
-    return f"{base}.{ms:03d}Z" if ms else f"{base}Z"
-
-
-def as_utc(moment: datetime) -> datetime:
-    """Aware UTC datetime; a naive one is taken to be UTC."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 def truncate_ms(moment: datetime) -> datetime:

@@ -1,4 +1,4 @@
-"""Column texts → a typed record batch of the shared raw schema, decoded and quarantined exactly as MWS values are."""
+"""Column texts → a typed record batch of the shared raw schema, decoded and quarantined by sources/values.py."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
 
-from orders_pipeline.sources.mws.schema import Column, Kind
-from orders_pipeline.sources.mws.values import convert_columns, text_order
+from orders_pipeline.sources.columns import Column, Kind
+from orders_pipeline.sources.values import convert_columns, text_order
 
 _LIST = pa.list_(pa.string())
 

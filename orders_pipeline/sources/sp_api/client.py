@@ -17,10 +17,9 @@ from urllib.parse import quote
 import pyarrow as pa
 import requests
 
-from orders_pipeline.sources.mws.client import TWO_MINUTES
-from orders_pipeline.sources.mws.settings import format_mws_datetime
-from orders_pipeline.sources.mws.throttle import Throttle
-from orders_pipeline.sources.mws.values import decode_timestamp
+from orders_pipeline.sources.times import TWO_MINUTES, format_utc
+from orders_pipeline.sources.throttle import Throttle
+from orders_pipeline.sources.values import decode_timestamp
 from orders_pipeline.sources.sp_api.errors import SpApiConfigurationError, SpApiResponseFormatError
 from orders_pipeline.sources.sp_api.lwa import LwaTokenClient
 from orders_pipeline.sources.sp_api.orders_json import map_orders
@@ -169,8 +168,8 @@ class SpApiOrdersClient:
         seen: set[tuple[str, str]] = set()
         for _window in range(self.MAX_WINDOWS):
             query = {
-                "lastUpdatedAfter": format_mws_datetime(start),
-                "lastUpdatedBefore": format_mws_datetime(end),
+                "lastUpdatedAfter": format_utc(start),
+                "lastUpdatedBefore": format_utc(end),
                 "marketplaceIds": ",".join(markets),
                 "maxResultsPerPage": str(self.MAX_RESULTS_PER_PAGE),
                 "includedData": ",".join(self.included_data),
@@ -191,15 +190,15 @@ class SpApiOrdersClient:
                 return
             if covered <= start:
                 raise SpApiResponseFormatError(
-                    f"searchOrders made no progress: the server echoed lastUpdatedBefore {format_mws_datetime(echoed)} "
-                    f"for a window starting {format_mws_datetime(start)} (x-amzn-RequestId {first.request_id}) "
+                    f"searchOrders made no progress: the server echoed lastUpdatedBefore {format_utc(echoed)} "
+                    f"for a window starting {format_utc(start)} (x-amzn-RequestId {first.request_id}) "
                     "-> check the machine clock and SP_API_ENDPOINT"
                 )
             log.debug("searchOrders window shortened to %s; continuing to %s", covered, end)
             start = covered
         raise SpApiResponseFormatError(
             f"searchOrders window still not covered after {self.MAX_WINDOWS} searches "
-            f"(covered until {format_mws_datetime(self.last_covered_until or start)})"
+            f"(covered until {format_utc(self.last_covered_until or start)})"
         )
 
     def get_order(self, order_id: str) -> SpApiOrdersPage:

@@ -20,8 +20,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from orders_pipeline.sources.mws.parse import hash_buyer_email
-from orders_pipeline.sources.mws.schema import ORDER_COLUMNS, ORDER_ITEM_COLUMNS, Column
+from orders_pipeline.sources.columns import ORDER_COLUMNS, ORDER_ITEM_COLUMNS, Column
+from orders_pipeline.sources.personal_data import hash_buyer_email
 from orders_pipeline.sources.raw_schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
 from orders_pipeline.sources.sp_api.batches import typed_batch
 from orders_pipeline.sources.sp_api.errors import SpApiResponseFormatError

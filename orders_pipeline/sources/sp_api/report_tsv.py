@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import csv
 
-from orders_pipeline.sources.mws.schema import ORDER_COLUMNS, ORDER_ITEM_COLUMNS
+from orders_pipeline.sources.columns import ORDER_COLUMNS, ORDER_ITEM_COLUMNS
 from orders_pipeline.sources.raw_schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
 from orders_pipeline.sources.sp_api.batches import typed_batch
 from orders_pipeline.sources.sp_api.errors import SpApiResponseFormatError

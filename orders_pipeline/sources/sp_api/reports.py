@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote, urlsplit
 
-from orders_pipeline.sources.mws.settings import format_mws_datetime
+from orders_pipeline.sources.times import TWO_MINUTES, format_utc
 from orders_pipeline.sources.http import NETWORK_ERRORS, is_loopback, short_reason
 from orders_pipeline.sources.sp_api.client import SpApiOrdersClient
 from orders_pipeline.sources.sp_api.errors import (
@@ -70,7 +70,7 @@ class SpApiReportsClient:
 
     def orders_reports(self, start: datetime, end: datetime) -> Iterator[OrdersReport]:
         """One finished report per ≤ 30-day window of ``[start, end)`` (end clamped to now − 2 minutes)."""
-        end = min(end, self._orders.now() - timedelta(minutes=2))
+        end = min(end, self._orders.now() - TWO_MINUTES)
         for window_start, window_end in report_windows(start, end):
             yield self.orders_report(window_start, window_end)
 
@@ -91,8 +91,8 @@ class SpApiReportsClient:
         body = {
             "reportType": REPORT_TYPE,
             "marketplaceIds": list(self._orders.marketplace_ids),
-            "dataStartTime": format_mws_datetime(start),
-            "dataEndTime": format_mws_datetime(end),
+            "dataStartTime": format_utc(start),
+            "dataEndTime": format_utc(end),
         }
         payload, request_id = self._transport.call("createReport", "POST", f"{REPORTS_PATH}/reports", body=body)
         return _field(payload, "reportId", f"the createReport answer (x-amzn-RequestId {request_id})")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
-from orders_pipeline.sources.mws.throttle import FamilySpec, Throttle
+from orders_pipeline.sources.throttle import FamilySpec, Throttle
 
 __all__ = ["USAGE_PLANS", "MARGIN_SECONDS", "new_throttle", "observe_rate_limit"]
 

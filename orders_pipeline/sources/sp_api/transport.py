@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import requests
 
 from orders_pipeline.sources.call_stats import CallStats
-from orders_pipeline.sources.mws.throttle import Throttle
+from orders_pipeline.sources.throttle import Throttle
 from orders_pipeline.sources.http import NETWORK_ERRORS, is_loopback, never_connected, read_capped, short_reason
 from orders_pipeline.sources.sp_api.errors import (
     SpApiAuthError,

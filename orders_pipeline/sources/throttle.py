@@ -1,8 +1,9 @@
-"""Token buckets per MWS operation family: planned pacing that spends tokens exactly as they restore.
+"""Token buckets per quota family: planned pacing that spends tokens exactly as they restore.
 
-Each family (operations sharing one quota) has a bucket seeded from the documented numbers and corrected
-from the ``x-mws-quota-*`` headers whenever a response carries them. ``acquire`` sleeps *before* a call
-until a whole token is available, so no call is sent that the bucket cannot pay for.
+Each family (operations sharing one quota) has a bucket seeded from the numbers the source gives
+(`sources/mws/quotas.py`, `sources/sp_api/throttle.py`) and corrected from what the server says of it
+(`observe_quota`, `observe_rate`). ``acquire`` sleeps *before* a call until a whole token is available, so no call
+is sent that the bucket cannot pay for.
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 
-__all__ = ["FamilySpec", "FAMILIES", "ACTION_FAMILY", "family_of", "Throttle", "parse_quota_time"]
+__all__ = ["FamilySpec", "Throttle"]
 
-log = logging.getLogger("orders_pipeline.sources.mws")
+log = logging.getLogger("orders_pipeline.sources.throttle")
 
 
 @dataclass(frozen=True)
@@ -33,61 +32,12 @@ class FamilySpec:
         return 1.0 / self.restore_seconds
 
 
-FAMILIES: dict[str, FamilySpec] = {
-    "ListOrders": FamilySpec(burst=6, restore_seconds=60.0),
-    "ListOrderItems": FamilySpec(burst=30, restore_seconds=2.0),
-    "GetOrder": FamilySpec(burst=6, restore_seconds=60.0),
-    "GetServiceStatus": FamilySpec(burst=2, restore_seconds=300.0),
-}
-
-ACTION_FAMILY: dict[str, str] = {
-    "ListOrders": "ListOrders",
-    "ListOrdersByNextToken": "ListOrders",
-    "ListOrderItems": "ListOrderItems",
-    "ListOrderItemsByNextToken": "ListOrderItems",
-    "GetOrder": "GetOrder",
-    "GetServiceStatus": "GetServiceStatus",
-}
+UNKNOWN_FAMILY = FamilySpec(burst=1, restore_seconds=60.0)
+"""The cautious quota of a family the throttle was not given."""
 
 
-def family_of(action: str) -> str:
-    """The quota family an Action belongs to (``...ByNextToken`` shares its parent's bucket)."""
-    if action in ACTION_FAMILY:
-        return ACTION_FAMILY[action]
-    if action.endswith("ByNextToken"):
-        return action[: -len("ByNextToken")]
-    return action
-
-
-def parse_quota_time(value: str | None) -> datetime | None:
-    """Parse ``x-mws-quota-resetsOn`` / ``x-mws-timestamp``: ISO 8601 (``...000Z``) or RFC 1123."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            parsed = parsedate_to_datetime(value.strip())
-        except (TypeError, ValueError, IndexError):
-            return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed
-
-
-def _float(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(str(value).strip())
-    except ValueError:
-        return None
-    if number != number or number in (float("inf"), float("-inf")):  # NaN / inf
-        return None
-    return number
+def _same(operation: str) -> str:
+    return operation
 
 
 class _Bucket:
@@ -116,9 +66,11 @@ class _Bucket:
 class Throttle:
     """Per-family token buckets shared by every call of one seller/developer pair.
 
-    ``clock`` (monotonic seconds) and ``sleep`` are injectable so tests run instantly on a fake clock.
-    ``time_scale`` > 1 makes the seeded restore rates that many times faster (for a simulator that
-    runs its quotas on an accelerated clock). ``epsilon`` is the small margin added to each computed wait.
+    ``families`` seeds a bucket per family (no default: each source passes its own); ``family_of`` names the
+    family of an operation (by default the operation itself). ``clock`` (monotonic seconds) and ``sleep`` are
+    injectable so tests run instantly on a fake clock. ``time_scale`` > 1 makes the seeded restore rates that many
+    times faster (for a simulator that runs its quotas on an accelerated clock). ``epsilon`` is the small margin
+    added to each computed wait.
     Thread-safe: one lock guards the buckets; sleeping happens outside it.
     """
 
@@ -127,8 +79,9 @@ class Throttle:
 
     def __init__(
         self,
-        families: Mapping[str, FamilySpec] | None = None,
+        families: Mapping[str, FamilySpec],
         *,
+        family_of: Callable[[str], str] = _same,
         time_scale: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -136,7 +89,8 @@ class Throttle:
     ) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be > 0")
-        self._specs = dict(FAMILIES if families is None else families)
+        self._specs = dict(families)
+        self._family_of = family_of
         self._time_scale = float(time_scale)
         self._clock = clock
         self._sleep = sleep
@@ -150,7 +104,7 @@ class Throttle:
     def _bucket(self, family: str, now: float) -> _Bucket:
         bucket = self._buckets.get(family)
         if bucket is None:
-            spec = self._specs.get(family) or FamilySpec(burst=1, restore_seconds=60.0)
+            spec = self._specs.get(family) or UNKNOWN_FAMILY
             bucket = _Bucket(float(spec.burst), spec.rate * self._time_scale, now)
             self._buckets[family] = bucket
         return bucket
@@ -159,7 +113,7 @@ class Throttle:
         """``(tokens, capacity, rate per second)`` of the action's bucket right now (for tests, metrics)."""
         with self._lock:
             now = self._clock()
-            bucket = self._bucket(family_of(action), now)
+            bucket = self._bucket(self._family_of(action), now)
             bucket.refill(now)
             return bucket.tokens, bucket.capacity, bucket.rate
 
@@ -167,7 +121,7 @@ class Throttle:
 
     def acquire(self, action: str) -> float:
         """Sleep until the action's bucket holds a whole token, spend it, return the seconds waited."""
-        family = family_of(action)
+        family = self._family_of(action)
         waited = 0.0
         while True:
             with self._lock:
@@ -183,23 +137,17 @@ class Throttle:
             self._sleep(wait)
             waited += wait
 
-    def observe(self, action: str, headers: Mapping[str, str] | None) -> None:
-        """Correct the action's bucket from ``x-mws-quota-*`` response headers (no-op when absent).
+    def observe_quota(
+        self, action: str, quota_max: float | None, remaining: float | None, seconds_to_reset: float | None = None
+    ) -> None:
+        """Correct the action's bucket from the quota the server reported (a None part is left as it is).
 
-        tokens := remaining, capacity := max and, when the bucket is not full and both the reset instant
-        and the server timestamp are given, rate := (max - remaining) / (resetsOn - x-mws-timestamp):
-        both instants come from the server's clock, so local clock skew does not matter.
+        tokens := remaining, capacity := max and, when the bucket is not full and the quota refills in
+        ``seconds_to_reset`` (> 0, in the server's clock), rate := (max - remaining) / seconds_to_reset.
         """
-        if not headers:
-            return
-        lower = {str(k).lower(): v for k, v in headers.items()}
-        quota_max = _float(lower.get("x-mws-quota-max"))
-        remaining = _float(lower.get("x-mws-quota-remaining"))
         if quota_max is None and remaining is None:
             return
-        resets_on = parse_quota_time(lower.get("x-mws-quota-resetson"))
-        server_now = parse_quota_time(lower.get("x-mws-timestamp"))
-        family = family_of(action)
+        family = self._family_of(action)
         with self._lock:
             now = self._clock()
             bucket = self._bucket(family, now)
@@ -209,10 +157,8 @@ class Throttle:
             if remaining is not None:
                 bucket.tokens = max(0.0, min(remaining, bucket.capacity))
                 bucket.stamp = now
-                if resets_on is not None and server_now is not None and remaining < bucket.capacity:
-                    span = (resets_on - server_now).total_seconds()
-                    if span > 0:
-                        bucket.rate = (bucket.capacity - bucket.tokens) / span
+                if seconds_to_reset is not None and remaining < bucket.capacity and seconds_to_reset > 0:
+                    bucket.rate = (bucket.capacity - bucket.tokens) / seconds_to_reset
             log.debug(
                 "throttle: %s bucket corrected to %.3f/%.1f tokens, %.5f tokens/s",
                 family, bucket.tokens, bucket.capacity, bucket.rate,
@@ -224,7 +170,7 @@ class Throttle:
             return
         with self._lock:
             now = self._clock()
-            bucket = self._bucket(family_of(action), now)
+            bucket = self._bucket(self._family_of(action), now)
             bucket.refill(now)
             bucket.rate = rate_per_second * self._time_scale
 
@@ -232,24 +178,23 @@ class Throttle:
         """Give back the token of a call that never reached the server (connection refused)."""
         with self._lock:
             now = self._clock()
-            bucket = self._bucket(family_of(action), now)
+            bucket = self._bucket(self._family_of(action), now)
             bucket.refill(now)
             bucket.tokens = min(bucket.capacity, bucket.tokens + 1.0)
 
     def on_success(self, action: str) -> None:
         """A call of this family went through: reset the consecutive-throttle escalation."""
         with self._lock:
-            self._streak.pop(family_of(action), None)
+            self._streak.pop(self._family_of(action), None)
 
-    def on_throttled(self, action: str, headers: Mapping[str, str] | None = None) -> float:
-        """The server answered RequestThrottled/QuotaExceeded: its bucket is empty.
+    def on_throttled(self, action: str) -> float:
+        """The server answered that the quota is spent (429, RequestThrottled, QuotaExceeded): its bucket is empty.
 
-        Corrects the model from the headers, then empties the bucket so the next ``acquire`` waits until a
-        token restores. Repeated throttling in a row (someone else spends this quota) lengthens the wait
-        one restore period per occurrence, capped. Returns the wait the next ``acquire`` will do.
+        Empties the bucket so the next ``acquire`` waits until a token restores. Repeated throttling in a row
+        (someone else spends this quota) lengthens the wait one restore period per occurrence, capped. Returns the
+        wait the next ``acquire`` will do.
         """
-        self.observe(action, headers)
-        family = family_of(action)
+        family = self._family_of(action)
         with self._lock:
             now = self._clock()
             bucket = self._bucket(family, now)

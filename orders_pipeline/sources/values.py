@@ -1,4 +1,7 @@
-"""Element text → typed Arrow arrays: vectorised when clean, value by value when messy, never a crash."""
+"""Column text → typed Arrow arrays for every source: vectorised when clean, value by value when messy, no crash.
+
+A value that does not decode is kept as null and quarantined: the row says which field and its raw text.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from urllib.parse import unquote
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from orders_pipeline.sources.mws.schema import Column, Kind
+from orders_pipeline.sources.columns import Column, Kind
 from orders_pipeline.sources.raw_schema import MONEY
 
 _TRUE_FALSE = {"true": True, "false": False, "1": True, "0": False}
@@ -26,7 +29,7 @@ _UNCLEAN_MEMBER = f"^$|^{_SPACE}|{_SPACE}$"  # RE2: a list member that _clean_li
 
 
 def decode_timestamp(text: str) -> datetime | None:
-    """An ISO 8601 instant in UTC from MWS text, undoing percent-encoding and stray whitespace; None if hopeless."""
+    """An ISO 8601 instant in UTC from API text, undoing percent-encoding and stray whitespace; None if hopeless."""
     cleaned = text.strip()
     if "%" in cleaned:
         cleaned = unquote(cleaned).strip()
@@ -60,7 +63,7 @@ def decode_int(text: str) -> int | None:
 
 
 def decode_bool(text: str) -> bool | None:
-    """xs:boolean text as a bool, or None."""
+    """Boolean text (true/false/1/0, as xs:boolean and JSON write it) as a bool, or None."""
     return _TRUE_FALSE.get(text.strip().lower())
 
 
