@@ -21,3 +21,8 @@ def as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+def truncate_ms(moment: datetime) -> datetime:
+    """The moment without its sub-millisecond part (both APIs take and echo milliseconds at most)."""
+    return moment.replace(microsecond=(moment.microsecond // 1000) * 1000)

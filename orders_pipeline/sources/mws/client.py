@@ -44,14 +44,13 @@ from orders_pipeline.sources.http import NETWORK_ERRORS, is_loopback, never_conn
 from orders_pipeline.sources.call_stats import CallStats
 from orders_pipeline.sources.mws.settings import (
     MwsCredentials,
-    truncate_ms,
     validate_credentials,
     validate_endpoint,
     validate_marketplaces,
 )
 from orders_pipeline.sources.mws.signing import canonical_query, percent_encode, signed_params
 from orders_pipeline.sources.mws.quotas import MwsThrottle
-from orders_pipeline.sources.times import TWO_MINUTES, as_utc, format_utc
+from orders_pipeline.sources.times import TWO_MINUTES, as_utc, format_utc, truncate_ms
 
 __all__ = ["MwsOrdersClient"]
 

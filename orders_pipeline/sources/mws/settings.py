@@ -1,10 +1,9 @@
-"""MWS settings checked before any call: credentials, endpoint and marketplaces, and how MWS writes a moment."""
+"""MWS settings checked before any call: credentials, endpoint and marketplaces."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from urllib.parse import urlsplit
 
 from orders_pipeline.sources.http import is_loopback
@@ -98,8 +97,3 @@ def validate_marketplaces(marketplace_ids: Sequence[str] | str) -> tuple[str, ..
             f"{len(ids)} marketplace ids given, MWS accepts at most {MAX_MARKETPLACES} -> shorten MWS_MARKETPLACE_IDS"
         )
     return tuple(ids)
-
-
-def truncate_ms(moment: datetime) -> datetime:
-    """The moment without its sub-millisecond part (MWS times carry milliseconds at most)."""
-    return moment.replace(microsecond=(moment.microsecond // 1000) * 1000)

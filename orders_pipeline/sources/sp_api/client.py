@@ -17,7 +17,7 @@ from urllib.parse import quote
 import pyarrow as pa
 import requests
 
-from orders_pipeline.sources.times import TWO_MINUTES, format_utc
+from orders_pipeline.sources.times import TWO_MINUTES, as_utc, format_utc, truncate_ms
 from orders_pipeline.sources.throttle import Throttle
 from orders_pipeline.sources.values import decode_timestamp
 from orders_pipeline.sources.sp_api.errors import SpApiConfigurationError, SpApiResponseFormatError
@@ -63,15 +63,6 @@ class SpApiOrdersPage:
     next_token: str | None
     last_updated_before: datetime | None  # the window bound the server echoed (None for getOrder)
     request_id: str | None
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
-def _to_millisecond(moment: datetime) -> datetime:
-    """The instant truncated to the millisecond, the precision the API echoes bounds in."""
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 class SpApiOrdersClient:
@@ -132,7 +123,7 @@ class SpApiOrdersClient:
 
     def now(self) -> datetime:
         """The client's clock (UTC): windows are clamped to now − 2 minutes, as Amazon requires."""
-        return _utc(self._now())
+        return as_utc(self._now())
 
     def __repr__(self) -> str:
         return f"SpApiOrdersClient(endpoint={self.endpoint_url!r}, marketplace_ids={list(self.marketplace_ids)!r})"
@@ -161,8 +152,8 @@ class SpApiOrdersClient:
         """
         self.last_covered_until = None
         markets = self.marketplace_ids if marketplace_ids is None else marketplace_list(marketplace_ids)
-        start = _to_millisecond(_utc(updated_after))
-        end = _to_millisecond(min(_utc(updated_before), self.now() - TWO_MINUTES))
+        start = truncate_ms(as_utc(updated_after))
+        end = truncate_ms(min(as_utc(updated_before), self.now() - TWO_MINUTES))
         if end <= start:
             return
         seen: set[tuple[str, str]] = set()
