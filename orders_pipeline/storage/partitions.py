@@ -78,13 +78,13 @@ class PartitionWriter:
         """Finish the temp file, resolve repeats, merge the committed partition in and make it durable; readers still see the old one."""
         self._write_pending()
         self._open().close()
-        fetched = np.concatenate([np.empty(0, np.int64), *self._hashes])
+        fetched, counts = np.unique(np.concatenate([np.empty(0, np.int64), *self._hashes]), return_counts=True)
         self._hashes = []
-        superseded = self._repeated_in_fetch(fetched)
-        self.merge.fetched_key_hashes = np.unique(fetched)
+        superseded = self._repeated_in_fetch(fetched[counts > 1])
+        self.merge.fetched_key_hashes = fetched
         self.merge.existed = (self.directory / PART_FILE).exists()
         committed = None if self.replace else self._committed_file()
-        refetched = self._refetched_rows(committed, np.unique(fetched)) if committed else np.empty(0, np.int64)
+        refetched = self._refetched_rows(committed, fetched) if committed else np.empty(0, np.int64)
         merge = self.merge
         merge.duplicates_dropped = len(superseded)
         merge.fetched = merge.written - len(superseded)
@@ -152,10 +152,9 @@ class PartitionWriter:
             )
         return path
 
-    def _repeated_in_fetch(self, fetched: np.ndarray) -> np.ndarray:
-        """Temp-file positions of fetched rows whose exact key comes again later in the fetch (the last copy wins)."""
-        ordered = np.sort(fetched)
-        repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    def _repeated_in_fetch(self, repeated: np.ndarray) -> np.ndarray:
+        """Temp-file positions of fetched rows whose exact key comes again later in the fetch (the last copy wins);
+        `repeated` are the sorted key hashes written more than once (repeated keys, or distinct keys colliding)."""
         if not len(repeated):
             return np.empty(0, np.int64)
         candidates = self._rows_with_hashes(self._temp_path, repeated)
