@@ -7,7 +7,7 @@ import sys
 
 from orders_pipeline.cli.lookup import HISTORY_COLUMNS, ORDER_COLUMNS
 from orders_pipeline.cli.output import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, plain
-from orders_pipeline.defs.resources import MwsResource
+from orders_pipeline.defs.resources import MwsResource, chosen_source
 from orders_pipeline.defs.sp_api_resource import SpApiResource
 from orders_pipeline.sources.mws.errors import MwsError
 from orders_pipeline.sources.sp_api.errors import SpApiApiError, SpApiError
@@ -17,7 +17,7 @@ PROBE_ORDER_ID = "000-0000000-0000000"  # a well-formed id no order has: getOrde
 
 def uses_sp_api() -> bool:
     """Whether $ORDERS_SOURCE chooses the Selling Partner API (default: MWS)."""
-    return (os.environ.get("ORDERS_SOURCE") or "mws").strip().lower() == "sp-api"
+    return chosen_source() == "sp-api"
 
 
 def endpoint_variable() -> str:

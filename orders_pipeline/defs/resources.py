@@ -26,6 +26,13 @@ ENVIRONMENT = {
     "buyer_email_salt": "ORDERS_BUYER_EMAIL_SALT",
 }
 EMBEDDED_SIMULATOR_TIME_SCALE = 60.0
+SOURCE_ENV = "ORDERS_SOURCE"
+SOURCES = ("mws", "sp-api")
+
+
+def chosen_source() -> str:
+    """$ORDERS_SOURCE as this process sees it now, trimmed and lower-cased; `mws` when unset."""
+    return (dg.EnvVar(SOURCE_ENV).get_value() or "mws").strip().lower()
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from orders_pipeline.defs.assets.raw_checks import ORDER_ITEMS, ORDERS, RAW_CHEC
 from orders_pipeline.sources.ingest import DayReport, ingest_days
 from orders_pipeline.sources.mws.errors import MwsConnectionError, MwsError, MwsServerError, MwsThrottledError
 from orders_pipeline.defs.partitions import daily_partitions
-from orders_pipeline.defs.resources import ApiSource, MwsResource
+from orders_pipeline.defs.resources import SOURCE_ENV, SOURCES, ApiSource, MwsResource, chosen_source
 from orders_pipeline.defs.sp_api_resource import SpApiResource
 from orders_pipeline.sources.sp_api.errors import SpApiConnectionError, SpApiError, SpApiServerError, SpApiThrottledError
 from orders_pipeline.storage.layout import data_dir, partition_dir, write_manifest
@@ -20,7 +20,6 @@ from orders_pipeline.storage.partitions import MergeCounts, UnreadablePartitionE
 from orders_pipeline.storage.source_marker import MixedSourceError
 
 MWS_POOL = "mws_api"  # one seller's API budget, whichever API ($ORDERS_SOURCE) spends it
-SOURCE_ENV = "ORDERS_SOURCE"
 RAW_GROUP = "mws_raw"
 
 
@@ -105,8 +104,8 @@ def _usable_data_dir(day: date) -> Path:
 
 def _chosen_api(day: date, mws: MwsResource, sp_api: SpApiResource) -> MwsResource | SpApiResource:
     """The resource $ORDERS_SOURCE names, read in this run's process (`mws` when unset)."""
-    chosen = (dg.EnvVar(SOURCE_ENV).get_value() or "mws").strip().lower()
-    if chosen not in ("mws", "sp-api"):
+    chosen = chosen_source()
+    if chosen not in SOURCES:
         raise dg.Failure(
             description=f"Partition {day} not written: {SOURCE_ENV}={chosen!r} -> set it to mws (default) or sp-api",
             allow_retries=False,
