@@ -40,12 +40,17 @@ def use_sp_api(monkeypatch, simulator: MwsSimulator, **overrides: str) -> None:
         monkeypatch.setenv(name, value)
 
 
-def ingest(day: date, instance: dg.DagsterInstance, **resources) -> dg.ExecuteInProcessResult:
-    """The code location's own ingest job for one day, without step retries."""
+def run_ingest_job(instance: dg.DagsterInstance, resources: dict, **partitions) -> dg.ExecuteInProcessResult:
+    """The code location's own ingest job, without step retries, for the partitions named (a key or range tags)."""
     return defs.resolve_job_def("mws_ingest").execute_in_process(
-        partition_key=day.isoformat(), instance=instance, resources=resources, raise_on_error=False,
-        run_config={"execution": {"config": {"retries": {"disabled": {}}}}},
+        instance=instance, resources=resources, raise_on_error=False,
+        run_config={"execution": {"config": {"retries": {"disabled": {}}}}}, **partitions,
     )
+
+
+def ingest(day: date, instance: dg.DagsterInstance, **resources) -> dg.ExecuteInProcessResult:
+    """One day in one run."""
+    return run_ingest_job(instance, resources, partition_key=day.isoformat())
 
 
 def test_a_day_through_search_orders_lands_like_mws_and_names_its_source(data_root, monkeypatch):
@@ -134,10 +139,7 @@ RANGE = [date(2024, 3, 1) + timedelta(days=offset) for offset in range(5)]
 def ingest_range(days: list[date], instance: dg.DagsterInstance, **resources) -> dg.ExecuteInProcessResult:
     """The ingest job over a range of partitions in one run (the raw assets' single-run backfill policy)."""
     tags = {"dagster/asset_partition_range_start": days[0].isoformat(), "dagster/asset_partition_range_end": days[-1].isoformat()}
-    return defs.resolve_job_def("mws_ingest").execute_in_process(
-        tags=tags, instance=instance, resources=resources, raise_on_error=False,
-        run_config={"execution": {"config": {"retries": {"disabled": {}}}}},
-    )
+    return run_ingest_job(instance, resources, tags=tags)
 
 
 def test_a_range_goes_through_one_report_and_lands_in_every_day(data_root, monkeypatch):
