@@ -10,7 +10,7 @@ from orders_pipeline.sources.raw_schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
 from orders_pipeline.simulator import Faults, MwsSimulator, SimulatorConfig
 from orders_pipeline.sources.sp_api.report_tsv import read_report
 from orders_pipeline.sources.sp_api.reports import SpApiReportsClient, report_windows
-from orders_pipeline.sources.sp_api.errors import SpApiReportError
+from orders_pipeline.sources.sp_api.errors import SpApiConnectionError, SpApiReportError
 from tests.sp_api_support import DAY, FAST, NEXT_DAY, NOW, by_version, pick, search_day, sp_client_for
 
 REPORT_ORDER_COLUMNS = [
@@ -80,6 +80,27 @@ def test_a_report_that_ends_fatal_or_cancelled_is_a_clear_failure(outcome):
     message = str(raised.value)
     assert f"ended {outcome}" in message and "nothing was written" in message and "\n" not in message
     assert "x-amzn-RequestId " in message and "getReportDocument" not in client.stats.calls
+
+
+def test_a_failed_document_download_is_retried_with_a_fresh_link():
+    with _simulator() as healthy:
+        expected = SpApiReportsClient(sp_client_for(healthy), poll_seconds=0.005).orders_report(DAY, NEXT_DAY)
+    with _simulator(faults=Faults(failed_downloads=2)) as sim:
+        client = sp_client_for(sim)
+        report = SpApiReportsClient(client, poll_seconds=0.005).orders_report(DAY, NEXT_DAY)
+        downloads = sim.stats.requests_by_action["downloadReportDocument"]
+    assert report.tables.orders.equals(expected.tables.orders) and report.tables.items.equals(expected.tables.items)
+    assert downloads == 3 and client.stats.calls["getReportDocument"] == 3  # a fresh link for every try
+
+
+def test_a_document_download_failing_every_time_is_one_clear_line():
+    with _simulator(faults=Faults(failed_downloads=100)) as sim:
+        client = sp_client_for(sim)
+        with pytest.raises(SpApiConnectionError) as raised:
+            SpApiReportsClient(client, poll_seconds=0.005).orders_report(DAY, NEXT_DAY)
+        downloads = sim.stats.requests_by_action["downloadReportDocument"]
+    assert "failed 3 times" in str(raised.value) and "HTTP 503" in str(raised.value) and "\n" not in str(raised.value)
+    assert downloads == 3
 
 
 def test_a_report_still_processing_past_the_wait_allowed_fails_naming_its_state():

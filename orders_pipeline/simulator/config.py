@@ -56,6 +56,7 @@ class Faults:
     external_throttle: bool = False
     expire_token_request_numbers: frozenset[int] = frozenset()  # SP-API: the token sent with these expires (403)
     report_outcome: str | None = None  # SP-API: every report ends FATAL or CANCELLED instead of DONE
+    failed_downloads: int = 0  # SP-API: the first N report-document downloads answer 503 SlowDown, as S3 can
 
 
 @dataclass

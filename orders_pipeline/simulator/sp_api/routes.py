@@ -130,6 +130,10 @@ class SpApiService:
     def _download(self, request: SpRequest) -> Reply:
         """A pre-signed document link: no access token, gzip bytes (an expired link is refused as S3 does)."""
         self.stats.count_request("downloadReportDocument")
+        if self.stats.requests_by_action["downloadReportDocument"] <= self.config.faults.failed_downloads:
+            self.stats.count_fault()
+            return Reply(503, b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+                         {"Content-Type": "application/xml"})
         expires = _query(request.query).get("expires", "")
         if request.method != "GET" or not expires.isdigit() or int(expires) < time.time():
             self.stats.count_error("AccessDenied")

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import count
 from urllib.parse import quote, urlsplit
 
 from orders_pipeline.sources.times import TWO_MINUTES, format_utc
@@ -32,6 +33,7 @@ log = logging.getLogger("orders_pipeline.sp_api")
 REPORT_TYPE = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_LAST_UPDATE_GENERAL"
 MAX_REPORT_SPAN = timedelta(days=30)
 REPORTS_PATH = "/reports/2021-06-30"
+DOWNLOAD_ATTEMPTS = 3
 MAX_DOCUMENT_BYTES = 1024 * 1024 * 1024
 """The largest (decompressed) report document accepted: about 3 million item rows."""
 
@@ -124,7 +126,27 @@ class SpApiReportsClient:
             self._transport.sleep(self._poll_seconds)
 
     def download_document(self, document_id: str) -> bytes:
-        """getReportDocument, then its pre-signed URL downloaded without the token and decompressed: the TSV bytes."""
+        """The report's TSV bytes: getReportDocument, then its pre-signed URL downloaded without the token.
+
+        A download that fails in transit (connection lost, 5xx, a link expired meanwhile) asks for a fresh link and
+        tries again, DOWNLOAD_ATTEMPTS times at most: the report took minutes to build, one hiccup should not lose it.
+        """
+        for attempt in count(1):
+            url, algorithm = self._document_link(document_id)
+            try:
+                content = self._download(url)
+            except _TransientDownloadError as error:
+                if attempt == DOWNLOAD_ATTEMPTS:
+                    raise SpApiConnectionError(
+                        f"the report document download failed {attempt} times, last: {error} -> run the range again"
+                    ) from None
+                log.warning("report document %s: download failed (%s); retrying with a fresh link", document_id, error)
+                self._transport.backoff(attempt)
+                continue
+            return _gunzip(content) if algorithm == "GZIP" else content
+
+    def _document_link(self, document_id: str) -> tuple[str, str | None]:
+        """getReportDocument: the document's pre-signed URL (https, or http on loopback) and its compression."""
         path = f"{REPORTS_PATH}/documents/{quote(document_id, safe='')}"
         payload, request_id = self._transport.call("getReportDocument", "GET", path)
         where = f"the getReportDocument answer (x-amzn-RequestId {request_id})"
@@ -135,24 +157,28 @@ class SpApiReportsClient:
         algorithm = payload.get("compressionAlgorithm")
         if algorithm not in (None, "GZIP"):
             raise SpApiResponseFormatError(f"{where}: unknown compressionAlgorithm {algorithm!r}")
-        content = self._download(url, parts.hostname or "")
-        return _gunzip(content) if algorithm == "GZIP" else content
+        return url, algorithm
 
-    def _download(self, url: str, host: str) -> bytes:
+    def _download(self, url: str) -> bytes:
+        """The bytes at a pre-signed URL; trouble worth another try raises `_TransientDownloadError`."""
+        host = urlsplit(url).hostname or ""
         proxies = {"http": None, "https": None} if is_loopback(host.lower()) else None
         try:
             response = self._transport.session.get(url, timeout=300, allow_redirects=False, proxies=proxies, stream=True)
             content = self._transport.read_capped(response, "the report document download", MAX_DOCUMENT_BYTES)
         except NETWORK_ERRORS as exc:
-            raise SpApiConnectionError(
-                f"cannot download the report document from {host} ({short_reason(exc)}) -> check network access"
-            ) from None
+            raise _TransientDownloadError(f"cannot reach {host}: {short_reason(exc)}") from None
+        if response.status_code == 403 or response.status_code >= 500:  # 403: the pre-signed URL expired
+            raise _TransientDownloadError(f"{host} answered HTTP {response.status_code}")
         if response.status_code != 200:
             raise SpApiResponseFormatError(
-                f"the report document download answered HTTP {response.status_code} (the pre-signed URL may have expired) "
-                "-> run the range again"
+                f"the report document download answered HTTP {response.status_code} -> run the range again"
             )
         return content
+
+
+class _TransientDownloadError(Exception):
+    """A document download that failed in a way a fresh link and another try can fix."""
 
 
 def _gunzip(content: bytes) -> bytes:

@@ -170,7 +170,7 @@ class Transport:
                         f"({short_reason(exc)}) -> check SP_API_ENDPOINT and network access"
                     ) from None
                 failures += 1
-                self._backoff(failures)
+                self.backoff(failures)
                 continue
             request_id = response.headers.get("x-amzn-RequestId")
             observe_rate_limit(self.throttle, operation, response.headers)
@@ -182,7 +182,7 @@ class Transport:
                     if failures >= min(1, self._max_retries):
                         raise SpApiResponseFormatError(str(exc)) from None
                     failures += 1
-                    self._backoff(failures)
+                    self.backoff(failures)
                     continue
                 self.throttle.on_success(operation)
                 return payload, request_id
@@ -208,7 +208,7 @@ class Transport:
                 self.stats.server_errors += 1
                 if failures < self._max_retries:
                     failures += 1
-                    self._backoff(failures)
+                    self.backoff(failures)
                     continue
             raise error
 
@@ -222,7 +222,7 @@ class Transport:
             )
         return content
 
-    def _backoff(self, attempt: int) -> None:
+    def backoff(self, attempt: int) -> None:
         """Sleep before retry `attempt` (1-based): equal-jitter capped exponential backoff."""
         ceiling = min(self._backoff_max, self._backoff_base * 2 ** (attempt - 1))
         delay = ceiling / 2 + self._rng.uniform(0, ceiling / 2)
