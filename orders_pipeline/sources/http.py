@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import random
 
 import requests
 import urllib3
@@ -63,3 +64,9 @@ def short_reason(exc: BaseException) -> str:
         if marker.lower() in text.lower():
             return f"{type(exc).__name__}: {marker}"
     return type(exc).__name__
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Seconds to wait before retry `attempt` (1-based): equal-jitter capped exponential backoff, every client's policy."""
+    ceiling = min(cap, base * 2 ** (attempt - 1))
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)

@@ -40,7 +40,7 @@ from orders_pipeline.sources.mws.parse import (
     parse_orders_page,
     parse_service_status,
 )
-from orders_pipeline.sources.http import NETWORK_ERRORS, is_loopback, never_connected, read_capped, short_reason
+from orders_pipeline.sources.http import NETWORK_ERRORS, backoff_delay, is_loopback, never_connected, read_capped, short_reason
 from orders_pipeline.sources.call_stats import CallStats
 from orders_pipeline.sources.mws.settings import (
     MwsCredentials,
@@ -348,8 +348,7 @@ class MwsOrdersClient:
 
     def _backoff(self, attempt: int) -> None:
         """Sleep before retry number ``attempt`` (1-based): equal-jitter capped exponential backoff."""
-        ceiling = min(self._backoff_max, self._backoff_base * (2 ** (attempt - 1)))
-        delay = ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+        delay = backoff_delay(attempt, self._backoff_base, self._backoff_max, self._rng)
         self.stats.retries += 1
         self.stats.backoff_wait_seconds += delay
         log.debug("retry %d in %.3fs", attempt, delay)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from orders_pipeline.sources.http import NETWORK_ERRORS, is_loopback, read_capped, short_reason
+from orders_pipeline.sources.http import NETWORK_ERRORS, backoff_delay, is_loopback, read_capped, short_reason
 from orders_pipeline.sources.sp_api.errors import (
     SpApiConfigurationError,
     SpApiConnectionError,
@@ -193,7 +193,6 @@ class LwaTokenClient:
         return token.strip(), float(lifetime)
 
     def _backoff(self, attempt: int) -> None:
-        ceiling = min(self._backoff_max, self._backoff_base * 2 ** (attempt - 1))
-        delay = ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+        delay = backoff_delay(attempt, self._backoff_base, self._backoff_max, self._rng)
         log.debug("LWA token request: retry %d in %.3fs", attempt, delay)
         self._sleep(delay)

@@ -27,7 +27,7 @@ import requests
 
 from orders_pipeline.sources.call_stats import CallStats
 from orders_pipeline.sources.throttle import Throttle
-from orders_pipeline.sources.http import NETWORK_ERRORS, is_loopback, never_connected, read_capped, short_reason
+from orders_pipeline.sources.http import NETWORK_ERRORS, backoff_delay, is_loopback, never_connected, read_capped, short_reason
 from orders_pipeline.sources.sp_api.errors import (
     SpApiAuthError,
     SpApiConfigurationError,
@@ -224,8 +224,7 @@ class Transport:
 
     def backoff(self, attempt: int) -> None:
         """Sleep before retry `attempt` (1-based): equal-jitter capped exponential backoff."""
-        ceiling = min(self._backoff_max, self._backoff_base * 2 ** (attempt - 1))
-        delay = ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+        delay = backoff_delay(attempt, self._backoff_base, self._backoff_max, self._rng)
         self.stats.retries += 1
         self.stats.backoff_wait_seconds += delay
         self.sleep(delay)
