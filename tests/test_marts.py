@@ -479,7 +479,7 @@ def test_stuck_thresholds_are_vars(shop, tmp_path, monkeypatch):
         assert list(stuck["amazon_order_id"]) == ["O6", "O7", "O8"]  # the Parquet built with defaults
         results = list(build.run(["stuck_orders"]))
     assert results[0].row_count == 3
-    assert [r["amazon_order_id"] for r in query(shop, "stuck_orders", "select * from m order by 1")] == ["O5", "O6", "O7"]
+    assert [r["amazon_order_id"] for r in query(shop, "stuck_orders", "select * from m order by amazon_order_id")] == ["O5", "O6", "O7"]
     monkeypatch.delenv("ORDERS_VAR_STUCK_AFTER_DAYS")
     build_models(shop, select=["stuck_orders"])  # back to the defaults for the other tests
     assert len(query(shop, "stuck_orders")) == 3

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from orders_pipeline.analytics import incremental
 from orders_pipeline.analytics.project import Model, render_template
-from orders_pipeline.analytics.raw_tables import PARTITION_COLUMN, SOURCES, date_list, read_files, sql_literal
+from orders_pipeline.analytics.raw_tables import ACCOUNT_COLUMN, PARTITION_COLUMN, SOURCES, read_files, sql_literal
 
 
 @dataclass(frozen=True)
@@ -167,11 +167,11 @@ class IncrementalUpdates:
             changed = incremental.changed_partitions(before.sources.get(table, {}), now[table])
             if not changed:
                 continue
-            if model.unique_key not in SOURCES[src].schema.names or PARTITION_COLUMN.name not in columns:
+            if model.unique_key not in SOURCES[src].schema.names or not {ACCOUNT_COLUMN.name, PARTITION_COLUMN.name} <= columns:
                 return None, f"raw {table} changed and cannot be scoped by {model.unique_key}"
             files = self.snapshot().files(table, changed)
             parts.append(f"select {key} from {read_files(self.con, SOURCES[src], files)}")
-            parts.append(f"select {key} from {target} where dt in ({date_list(changed)})")
+            parts.append(f"select {key} from {target} where {incremental.partition_match(changed)}")
         for ref in model.refs:
             delta = self._deltas.get(ref)
             if delta is None:
