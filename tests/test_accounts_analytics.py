@@ -24,10 +24,13 @@ from orders_pipeline.analytics.raw_tables import sql_literal
 from orders_pipeline.analytics.warehouse import build_warehouse
 from orders_pipeline.cli.lookup import order_items, order_versions
 from orders_pipeline.defs.model_checks import CHECKS
+from orders_pipeline.insights.reports import TOP_SKUS, write_reports
+from orders_pipeline.storage.layout import mart_path
 from orders_pipeline.definitions import defs
 from orders_pipeline.simulator import MwsSimulator, SimulatorConfig
 
 from .conftest import FAST, resource_for
+from .test_reports import texts
 
 PROJECT = load_project()
 RAW_TABLES = ("orders", "order_items")
@@ -197,3 +200,14 @@ def test_the_warehouse_and_the_order_lookup_read_both_layouts_with_the_account(s
     items = order_items(shared, order_id, str(latest["dt"]), latest["last_update_date"], account="a2")
     alone_items = order_items(landed.root, order_id, str(latest["dt"]), latest["last_update_date"])
     assert items and items == [{**item, "account": "a2"} for item in alone_items]
+
+
+def test_charts_of_several_accounts_draw_each_account_apart(shared):
+    build(shared)
+    trends, channels = write_reports(shared)
+    sales = mart_path(shared, "sales_by_channel")
+    expected = duckdb.sql(f"select distinct account || ' · ' || sales_channel || ' · ' || fulfillment_channel "
+                          f"from '{sales}'").fetchall()
+    assert sorted(label for (label,) in expected) == sorted(t for t in texts(channels.svg) if " · " in t)
+    panels = [t for t in texts(trends.svg) if "units in the latest 28 days" in t]
+    assert len(panels) == TOP_SKUS and all(t.split(" · ")[0] in ("default", "a2", "b") for t in panels)
