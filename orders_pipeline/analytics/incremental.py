@@ -48,8 +48,9 @@ SNAPSHOTS_DIR = "snapshots"
 STALE_SNAPSHOT_SECONDS = 24 * 3600
 """A snapshot folder older than this was left by a build that crashed (no build lasts a day)."""
 
-INDEX_VERSION = "partition index by account and dt"
-"""Recorded with each partition index; an index recorded otherwise (before accounts) is rebuilt."""
+PARTITIONS = "partitions by account and dt"
+"""How fingerprints and indexes name partitions; part of every recorded hash, so state recorded otherwise (before
+accounts) is rebuilt once."""
 
 Fingerprint = dict[str, list[list]]
 """A source's partitions: `account=NAME/dt=D` -> sorted [file path relative to the table folder, size, mtime_ns,
@@ -281,7 +282,7 @@ class PartitionIndexes:
         if name in self._current:
             return target
         before = self.store.load(name)
-        if before is not None and before.sql_hash != INDEX_VERSION:
+        if before is not None and before.sql_hash != PARTITIONS:
             before = None
         now = self.snapshot.fingerprints[src.table]
         with transaction(self.con):
@@ -296,6 +297,6 @@ class PartitionIndexes:
                     files = read_files(self.con, src, self.snapshot.files(src.table, changed))
                     self.con.execute(f'insert into {target} select distinct "{key}", account, dt from {files}')
             version = (before.version if before else 0) + 1
-            self.store.save(name, ModelState(INDEX_VERSION, {src.table: now}, {}, version))
+            self.store.save(name, ModelState(PARTITIONS, {src.table: now}, {}, version))
         self._current.add(name)
         return target

@@ -38,7 +38,9 @@ class IncrementalUpdates:
         before = None if self.full_refresh else state.load(model.name)
         # a tail model's template too: its `is_incremental()` branch is not in the full SQL
         tail_template = model.template if model.is_tail else ""
-        digest = incremental.sql_hash(f"{model.unique_key}\n{model.incremental_strategy}\n{sql}\n{tail_template}")
+        digest = incremental.sql_hash(
+            f"{incremental.PARTITIONS}\n{model.unique_key}\n{model.incremental_strategy}\n{sql}\n{tail_template}"
+        )
         upstream = {ref: state.version(ref) for ref in model.refs if self.project.models[ref].is_incremental}
         reason = self._full_refresh_reason(model, before, digest, upstream)
         keys = None
