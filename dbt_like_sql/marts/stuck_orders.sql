@@ -2,9 +2,10 @@
 -- GRAIN: one row per account and stuck amazon_order_id.
 -- ACCOUNT: the seller account ('default' for data without accounts); each account is judged on its own data.
 -- RULES: as_of is the greatest last_update_date in the account's raw orders (not the wall clock), so results are
--- reproducible and one account's late data never ages another's orders. status_since is when the order entered its current status (stg_order_status_history: a later
--- version with the same status does not reset it; when it entered it at a quarantined version, whose
--- last_update_date is unknown and counts as the oldest, the status counts from its first readable version);
+-- reproducible and one account's late data never ages another's orders. status_since is when the order entered
+-- its current status (stg_order_status_history: a later version with the same status does not reset it; when it
+-- entered it at a quarantined version, whose last_update_date is unknown and counts as the oldest, the status
+-- counts from its first readable version);
 -- hours_in_status = as_of - status_since. An order is stuck when any rule holds, and reason lists them:
 --   * Pending for more than var stuck_pending_hours (default 24) hours;
 --   * Unshipped or PartiallyShipped and as_of is past latest_ship_date;

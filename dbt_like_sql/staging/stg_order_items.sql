@@ -27,8 +27,8 @@ source as (
 orders as (
 
     select
-        account, amazon_order_id, dt, last_update_date, order_status, purchase_day, purchase_day_local, marketplace_timezone,
-        marketplace_id, sales_channel, fulfillment_channel, order_total_currency_code
+        account, amazon_order_id, dt, last_update_date, order_status, purchase_day, purchase_day_local,
+        marketplace_timezone, marketplace_id, sales_channel, fulfillment_channel, order_total_currency_code
     from {{ ref('stg_orders') }}
 
 ),

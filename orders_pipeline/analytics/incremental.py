@@ -12,8 +12,8 @@ A raw partition is one account's day: `<table>/account=NAME/dt=D`, or `<table>/d
 `raw_tables`); both folders of one (account, day) count as one partition.
 
 Beside them it keeps, per raw table and key column, a partition index: the distinct (key, account, dt) triples of
-the raw rows, updated from the changed partitions like a model. It tells which few partitions hold the rows of the keys an
-update recomputes, so the update reads those partitions only.
+the raw rows, updated from the changed partitions like a model. It tells which few partitions hold the rows of the
+keys an update recomputes, so the update reads those partitions only.
 
 Ingest runs publish partitions while a build runs, so a build reads the raw tables through one `RawSnapshot`, taken
 when it first reads them: every model and every partition index of the build reads its files and records its
@@ -259,7 +259,7 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 class PartitionIndexes:
-    """Per raw table and key column, the kept distinct (key, account, dt) triples of its rows: where a key's rows are."""
+    """Per raw table and key column, the kept distinct (key, account, dt) of its rows: where a key's rows are."""
 
     def __init__(self, store: StateStore, snapshot: RawSnapshot) -> None:
         self.store = store

@@ -169,7 +169,8 @@ class IncrementalUpdates:
             changed = incremental.changed_partitions(before.sources.get(table, {}), now[table])
             if not changed:
                 continue
-            if model.unique_key not in SOURCES[src].schema.names or not {ACCOUNT_COLUMN.name, PARTITION_COLUMN.name} <= columns:
+            partition_columns = {ACCOUNT_COLUMN.name, PARTITION_COLUMN.name}
+            if model.unique_key not in SOURCES[src].schema.names or not partition_columns <= columns:
                 return None, f"raw {table} changed and cannot be scoped by {model.unique_key}"
             files = self.snapshot().files(table, changed)
             parts.append(f"select {key} from {read_files(self.con, SOURCES[src], files)}")

@@ -12,8 +12,7 @@ import duckdb
 
 from orders_pipeline.analytics.raw_tables import SOURCES
 
-HISTORY_COLUMNS = ("dt", "last_update_date", "order_status", "number_of_items_shipped", "number_of_items_unshipped",
-                   "account")
+HISTORY_COLUMNS = ("dt", "last_update_date", "order_status", "number_of_items_shipped", "number_of_items_unshipped")
 ORDER_COLUMNS = (
     "purchase_date", "sales_channel", "fulfillment_channel", "marketplace_id",
     "order_total_amount", "order_total_currency_code", "latest_ship_date",
@@ -24,7 +23,7 @@ ITEM_COLUMNS = ("order_item_id", "seller_sku", "asin", "quantity_ordered", "quan
 def order_versions(root: Path, amazon_order_id: str, account: str | None = None) -> list[dict]:
     """Every stored version of the order across partitions (of one account when given), by account and oldest first
     (empty when it was never seen)."""
-    columns = ", ".join(dict.fromkeys((*HISTORY_COLUMNS, *ORDER_COLUMNS)))
+    columns = ", ".join(dict.fromkeys(("account", *HISTORY_COLUMNS, *ORDER_COLUMNS)))
     return _rows(
         root, "orders",
         f"select {columns} from {{relation}} where amazon_order_id = $id and ($account is null or account = $account) "
