@@ -16,7 +16,9 @@ import pytest
 
 from orders_pipeline.insights import webhook
 from orders_pipeline.defs.alert_cursor import AlertCursor
-from orders_pipeline.insights.alerts import ANOMALY_HORIZON_DAYS, MARTS, STUCK_ORDERS, TREND_ANOMALIES, alertable, flagged_rows
+from orders_pipeline.insights.alerts import (
+    ANOMALY_HORIZON_DAYS, MARTS, STUCK_ORDERS, TREND_ANOMALIES, alertable, flagged_rows, new_alerts,
+)
 from orders_pipeline.defs.assets.alerts import mart_alerts
 from orders_pipeline.definitions import defs
 from orders_pipeline.defs.sensors import ALERT_BATCH_TAG, mart_alerts_sensor
@@ -190,10 +192,10 @@ def test_the_alert_run_posts_after_a_failed_attempt_and_records_everything_witho
     now = flagged(landed_env)
     assert metadata["new_stuck_orders"] == len(now[STUCK_ORDERS])
     assert metadata["new_trend_anomalies"] == len(now[TREND_ANOMALIES])
-    assert now[STUCK_ORDERS][0] in metadata["alerts"]
+    assert now[STUCK_ORDERS][0].split("/")[1] in metadata["alerts"]
     assert metadata["webhook"].startswith("delivered") and "attempt 2" in metadata["webhook"]
     body = receiver.bodies[-1]
-    assert sorted(row["amazon_order_id"] for row in body["new_stuck_orders"]) == now[STUCK_ORDERS]
+    assert sorted(f"{row['account']}/{row['amazon_order_id']}" for row in body["new_stuck_orders"]) == now[STUCK_ORDERS]
     assert len(body["new_sku_trend_anomalies"]) == len(now[TREND_ANOMALIES])
     logs = "\n".join(entry.user_message for entry in instance.all_logs(result.run_id)) + json.dumps(metadata)
     assert "SECRET" not in logs and "s3cr3t" not in logs
@@ -248,7 +250,7 @@ def publish_landed(instance: dg.DagsterInstance, landed) -> None:
 
 
 def delivered_stuck_orders(receiver) -> list[str]:
-    return sorted(row["amazon_order_id"] for body in receiver.bodies for row in body["new_stuck_orders"])
+    return sorted(f"{row['account']}/{row['amazon_order_id']}" for body in receiver.bodies for row in body["new_stuck_orders"])
 
 
 def test_a_failed_delivery_fails_the_run_and_the_next_evaluation_sends_them_until_delivered(landed_env, monkeypatch, receiver_factory, instance):
@@ -298,6 +300,7 @@ def test_a_run_still_in_flight_is_waited_for_and_a_canceled_one_is_requested_aga
 
 STUCK_SCHEMA = pa.schema(
     [
+        ("account", pa.string()),
         ("amazon_order_id", pa.string()),
         ("order_status", pa.string()),
         ("status_since", pa.timestamp("us", tz="UTC")),
@@ -309,6 +312,7 @@ STUCK_SCHEMA = pa.schema(
 )
 ANOMALY_SCHEMA = pa.schema(
     [
+        ("account", pa.string()),
         ("seller_sku", pa.string()),
         ("day", pa.date32()),
         ("direction", pa.string()),
@@ -320,18 +324,18 @@ ANOMALY_SCHEMA = pa.schema(
 SKUS = ("SKU-A", "SKU-B")
 
 
-def write_stuck_orders(path: Path, order_ids: list[str]) -> Path:
-    """A stuck_orders mart flagging `order_ids`."""
+def write_stuck_orders(path: Path, order_ids: list[str], account: str = "default") -> Path:
+    """A stuck_orders mart flagging `order_ids` of one account."""
     since = datetime(2024, 3, 1, tzinfo=timezone.utc)
-    rows = [dict(amazon_order_id=order_id, order_status="Pending", status_since=since, hours_in_status=30.0,
+    rows = [dict(account=account, amazon_order_id=order_id, order_status="Pending", status_since=since, hours_in_status=30.0,
                  reason="pending over 24 h", sales_channel="Amazon.com", units_unshipped=1) for order_id in order_ids]
     pq.write_table(pa.Table.from_pylist(rows, schema=STUCK_SCHEMA), path)
     return path
 
 
-def write_trend_anomalies(path: Path, days: list[date]) -> Path:
-    """A sku_trend_anomalies mart flagging a spike of each of SKUS on each of `days`."""
-    rows = [dict(seller_sku=sku, day=day, direction="spike", units_ordered=40, trailing_mean=3.0, score=9.5) for day in days for sku in SKUS]
+def write_trend_anomalies(path: Path, days: list[date], account: str = "default") -> Path:
+    """A sku_trend_anomalies mart flagging a spike of each of SKUS on each of `days`, in one account."""
+    rows = [dict(account=account, seller_sku=sku, day=day, direction="spike", units_ordered=40, trailing_mean=3.0, score=9.5) for day in days for sku in SKUS]
     pq.write_table(pa.Table.from_pylist(rows, schema=ANOMALY_SCHEMA), path)
     return path
 
@@ -353,7 +357,7 @@ def test_an_order_that_stops_being_stuck_and_is_stuck_again_is_reported_again(tm
     for stuck in (["A", "B"], ["B"], ["A", "B"]):
         publish(instance, STUCK_ORDERS, write_stuck_orders(tmp_path / f"stuck-{len(rounds)}.parquet", stuck))
         rounds.append([run_config_of_run(run)["new_stuck_order_ids"] for run in daemon.tick()])
-    assert rounds == [[["A", "B"]], [], [["A"]]]
+    assert rounds == [[["default/A", "default/B"]], [], [["default/A"]]]
 
 
 def test_the_cursor_stays_bounded_as_the_anomaly_history_grows(tmp_path, monkeypatch, instance):
@@ -367,7 +371,29 @@ def test_the_cursor_stays_bounded_as_the_anomaly_history_grows(tmp_path, monkeyp
         (run,) = daemon.tick()
         assert run.success
         assert daemon.evaluate() == []  # settles the delivered batch into the cursor
-        recent = sorted(f"{sku}@{day.isoformat()}" for day in days_through(last, ANOMALY_HORIZON_DAYS) for sku in SKUS)
-        assert AlertCursor.parse(daemon.cursor).reported == {STUCK_ORDERS: ["A"], TREND_ANOMALIES: recent}
+        recent = sorted(f"default/{sku}@{day.isoformat()}" for day in days_through(last, ANOMALY_HORIZON_DAYS) for sku in SKUS)
+        assert AlertCursor.parse(daemon.cursor).reported == {STUCK_ORDERS: ["default/A"], TREND_ANOMALIES: recent}
         cursors.append(daemon.cursor)
     assert len(cursors[1]) <= len(cursors[0]) + 10  # the same keys' worth of text, whatever the history
+
+
+def test_alerts_of_two_accounts_are_told_apart_and_each_account_has_its_own_anomaly_horizon(tmp_path):
+    stuck = tmp_path / "stuck.parquet"
+    tables = [pq.read_table(write_stuck_orders(tmp_path / f"{account}.parquet", ["A"], account)) for account in ("a", "b")]
+    pq.write_table(pa.concat_tables(tables), stuck)
+    anomalies = tmp_path / "anomalies.parquet"
+    recent, lagging = days_through(date(2024, 3, 21), 10), days_through(date(2024, 2, 10), 10)
+    pq.write_table(pa.concat_tables([pq.read_table(write_trend_anomalies(tmp_path / "a-anomalies.parquet", recent, "a")),
+                                     pq.read_table(write_trend_anomalies(tmp_path / "b-anomalies.parquet", lagging, "b"))]),
+                   anomalies)
+    paths = {STUCK_ORDERS: stuck, TREND_ANOMALIES: anomalies}
+    keys = {mart: sorted(alertable(mart, flagged_rows(mart, paths[mart]))) for mart in MARTS}
+    assert keys[STUCK_ORDERS] == ["a/A", "b/A"]  # one order id, two accounts: two alerts
+    # b's data stops on 02-10: its latest week is still news, not hidden behind a's newer days
+    assert keys[TREND_ANOMALIES] == sorted(f"{account}/{sku}@{day}" for account, days in (("a", recent), ("b", lagging))
+                                           for day in days[:ANOMALY_HORIZON_DAYS] for sku in SKUS)
+    batch = new_alerts(paths, keys)
+    assert [row["account"] for row in batch.payload()["new_stuck_orders"]] == ["a", "b"]
+    assert batch.summary().endswith("(accounts a, b)")
+    assert all(line.split(": ")[1] in ("account a", "account b") for line in batch.lines())
+    assert "| account |" in batch.markdown()

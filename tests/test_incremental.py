@@ -109,15 +109,16 @@ def test_a_rewritten_day_that_lost_versions_matches_a_full_build(shop, tmp_path)
     assert all(refresh.startswith("incremental") for refresh in refreshes(results).values())
     after = contents(shop)
     assert after == from_scratch(shop, tmp_path)
-    assert "O3" not in {row[0] for row in after["stg_orders"]}
-    # the partition index the update read through is the raw tables' (key, dt) pairs as they are now
+    assert "O3" not in {row[1] for row in after["stg_orders"]}
+    # the partition index the update read through is the raw tables' (key, account, dt) triples as they are now
     with Build(PROJECT, shop) as session:
         for table in RAW_TABLES:
             kept = session.state().con.execute(
                 f"select * from state._partitions__{table}__amazon_order_id order by all").fetchall()
-            raw = session.con.execute(f"select distinct amazon_order_id, dt from {session.source_relation('raw', table)} "
-                                      "order by all").fetchall()
-            assert kept == raw and ("O4", date(2024, 3, 2)) in kept and ("O1", date(2024, 3, 2)) not in kept
+            raw = session.con.execute(f"select distinct amazon_order_id, account, dt from "
+                                      f"{session.source_relation('raw', table)} order by all").fetchall()
+            assert kept == raw and ("O4", "default", date(2024, 3, 2)) in kept
+            assert ("O1", "default", date(2024, 3, 2)) not in kept
 
 
 def test_a_removed_day_and_an_unchanged_run_match_a_full_build(shop, tmp_path):
@@ -146,8 +147,8 @@ def test_an_order_on_the_local_day_before_its_utc_day_updates_that_local_day(sho
     assert results["sku_sales_trends"] == "incremental: 1 day value(s) recomputed, from 2024-03-02 on"
     after = contents(shop)
     assert after == from_scratch(shop, tmp_path)
-    (sku_a,) = [row for row in after["sku_sales_trends.parquet"] if row[:3] == ("SKU-A", "USD", date(2024, 3, 2))]
-    assert sku_a[4] == 3  # units_ordered
+    (sku_a,) = [row for row in after["sku_sales_trends.parquet"] if row[:4] == ("default", "SKU-A", "USD", date(2024, 3, 2))]
+    assert sku_a[5] == 3  # units_ordered
 
 
 EARLY_CHANNEL_TRENDS = "select * from state.sku_channel_trends where day < '2024-01-29' order by all"
@@ -253,9 +254,9 @@ def test_a_quarantined_purchase_date_is_a_null_key_updated_like_any_other(shop, 
     assert refreshes(results)["sku_daily_sales"] == "incremental: 4 purchase_day value(s) recomputed"  # null included
     after = contents(shop)
     assert after == from_scratch(shop, tmp_path)
-    unknown_day = [row for row in after["sku_daily_sales"] if row[0] is None]
-    assert len(unknown_day) == 1 and unknown_day[0][1] is None  # no UTC day, no local day
-    assert unknown_day[0][6] == "SKU-E" and unknown_day[0][12] == Decimal("36.00")
+    unknown_day = [row for row in after["sku_daily_sales"] if row[1] is None]
+    assert len(unknown_day) == 1 and unknown_day[0][2] is None  # no UTC day, no local day
+    assert unknown_day[0][7] == "SKU-E" and unknown_day[0][13] == Decimal("36.00")
 
 
 def kept(data_dir: Path) -> dict[str, list[tuple]]:

@@ -190,6 +190,16 @@ def series(tmp_path_factory) -> Path:
 # --------------------------------------------------------------------------------------------- staging
 
 
+def test_flat_partitions_read_as_the_default_account_in_every_model_and_raw_view(shop, series):
+    for name in load_project().order:
+        data_dir = series if name == "sku_trend_anomalies" else shop  # the shop flags no anomaly
+        assert query(data_dir, name, "select distinct account from m") == [{"account": "default"}], name
+    path, _ = build_warehouse(shop, load_project())
+    with duckdb.connect(str(path), read_only=True) as con:
+        for table in ("orders", "order_items"):
+            assert con.execute(f"select distinct account from {table}").fetchall() == [("default",)]
+
+
 def test_stg_orders_keeps_the_latest_version_once(shop):
     rows = {r["amazon_order_id"]: r for r in query(shop, "stg_orders")}
     assert sorted(rows) == [f"O{i}" for i in range(1, 9)]
@@ -479,7 +489,7 @@ def test_stuck_thresholds_are_vars(shop, tmp_path, monkeypatch):
         assert list(stuck["amazon_order_id"]) == ["O6", "O7", "O8"]  # the Parquet built with defaults
         results = list(build.run(["stuck_orders"]))
     assert results[0].row_count == 3
-    assert [r["amazon_order_id"] for r in query(shop, "stuck_orders", "select * from m order by 1")] == ["O5", "O6", "O7"]
+    assert [r["amazon_order_id"] for r in query(shop, "stuck_orders", "select * from m order by amazon_order_id")] == ["O5", "O6", "O7"]
     monkeypatch.delenv("ORDERS_VAR_STUCK_AFTER_DAYS")
     build_models(shop, select=["stuck_orders"])  # back to the defaults for the other tests
     assert len(query(shop, "stuck_orders")) == 3

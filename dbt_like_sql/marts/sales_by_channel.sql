@@ -1,15 +1,16 @@
 -- Daily sales per sales channel (Amazon.com, Amazon.ca, Non-Amazon ...) and fulfillment channel (AFN, MFN).
--- GRAIN: one row per purchase_day (UTC), purchase_day_local, marketplace_timezone, sales_channel,
+-- GRAIN: one row per account, purchase_day (UTC), purchase_day_local, marketplace_timezone, sales_channel,
 -- fulfillment_channel and currency.
+-- ACCOUNT: the seller account ('default' for data without accounts); accounts are never added together.
 -- DAYS: as in sku_daily_sales: purchase_day is the UTC day, purchase_day_local the day in marketplace_timezone
 -- (Seller Central's); sum over either day.
 -- RULES: the same as sku_daily_sales: current version of each order, counted once on its purchase day; every
 -- status except Canceled is a sale; Pending lines count in units_ordered and unpriced_units but not in
 -- revenue. orders counts distinct orders with at least one line. Currencies are never added: a day with USD
--- and CAD sales has one row per currency. revenue per (purchase_day, currency) equals sku_daily_sales', and so
--- does revenue per (purchase_day_local, marketplace_timezone, currency).
+-- and CAD sales has one row per currency. revenue per (account, purchase_day, currency) equals sku_daily_sales',
+-- and so does revenue per (account, purchase_day_local, marketplace_timezone, currency).
 -- INCREMENTAL: a (UTC) purchase day's rows depend on that day's orders only, so a run recomputes just the days of
--- the orders that changed and keeps the rest.
+-- the orders that changed (the day of every account) and keeps the rest.
 {{ config(materialized='incremental', unique_key='purchase_day') }}
 with
 
@@ -22,6 +23,7 @@ order_items as (
 order_lines as (
 
     select
+        account,
         purchase_day,
         purchase_day_local,
         marketplace_timezone,
@@ -42,6 +44,7 @@ order_totals as (
 
     -- one row per order and grain first, so orders is a plain count below (cheaper than count distinct)
     select
+        account,
         purchase_day,
         purchase_day_local,
         marketplace_timezone,
@@ -61,6 +64,7 @@ order_totals as (
 final as (
 
     select
+        account,
         purchase_day,
         purchase_day_local,
         marketplace_timezone,

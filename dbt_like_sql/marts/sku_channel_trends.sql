@@ -1,6 +1,7 @@
 -- SKU trends by sales channel and by fulfillment channel, and how each channel's share of a SKU moves.
--- GRAIN: one row per seller_sku, dimension ('sales_channel' or 'fulfillment_channel'), channel and day, dense:
--- every day from the SKU's first sale in the channel to the last purchase day in the data.
+-- GRAIN: one row per account, seller_sku, dimension ('sales_channel' or 'fulfillment_channel'), channel and day,
+-- dense: every day from the SKU's first sale in the channel to the account's last purchase day in the data.
+-- ACCOUNT: every figure and share is within one seller account ('default' for data without accounts).
 -- DAYS: day is each order's marketplace-local purchase day (sku_daily_sales.purchase_day_local, as Seller Central
 -- counts days); with var trend_utc_days (default false) it is the UTC purchase_day.
 -- RULES: built on sku_daily_sales (Canceled excluded, Pending units count, each order once); units only, so
@@ -8,12 +9,12 @@
 -- by 7 / 28. units_28d are the units of the 28 days ending on the day, units_prev_28d those of the 28 days
 -- before. share_28d is the channel's share of the SKU's units (within the dimension) over the 28 days ending on
 -- the day, share_prev_28d the same over the 28 days before, share_change their difference (null when the SKU
--- sold nothing in a window): a SKU moving from MFN to AFN shows +AFN and -MFN. On the last day of the data
--- these compare the latest 28 days with the 28 days before.
+-- sold nothing in a window): a SKU moving from MFN to AFN shows +AFN and -MFN. On the account's last day these
+-- compare the latest 28 days with the 28 days before.
 -- Rows of an unknown (quarantined) purchase day have no day and are left out.
 -- INCREMENTAL: a day's row reads the 56 days ending on it, so a run recomputes the days from the day before the
 -- earliest (UTC) purchase day sku_daily_sales changed on (lookback=1: a local day can be the UTC day before),
--- reading the 55 days before it.
+-- reading the 55 days before it (every account from that day on).
 {{ config(materialized='incremental', unique_key='day', incremental_strategy='tail', lookback=1) }}
 with
 
@@ -27,11 +28,19 @@ daily_sales as (
 
 computed_days as (
 
-    -- the first day of sales this build's windows read, and the last day of the data
+    -- the first day of sales this build's windows read
     select
-        {% if is_incremental() %}{{ recompute_from() }}{% else %}min(day){% endif %} - 55 as first_read_day,
-        max(day) as last_day
+        {% if is_incremental() %}{{ recompute_from() }}{% else %}(select min(day) from daily_sales){% endif %} - 55
+            as first_read_day
+
+),
+
+last_days as (
+
+    -- the last day of each account's data
+    select account, max(day) as last_day
     from daily_sales
+    group by account
 
 ),
 
@@ -45,14 +54,14 @@ recent_sales as (
 
 channel_days as (
 
-    select seller_sku, 'sales_channel' as dimension, sales_channel as channel, day,
+    select account, seller_sku, 'sales_channel' as dimension, sales_channel as channel, day,
         sum(units_ordered) as units_ordered
     from recent_sales
     group by all
 
     union all
 
-    select seller_sku, 'fulfillment_channel' as dimension, fulfillment_channel as channel, day,
+    select account, seller_sku, 'fulfillment_channel' as dimension, fulfillment_channel as channel, day,
         sum(units_ordered) as units_ordered
     from recent_sales
     group by all
@@ -61,13 +70,14 @@ channel_days as (
 
 channels as (
 
-    select seller_sku, 'sales_channel' as dimension, sales_channel as channel, min(day) as first_sale_day
+    select account, seller_sku, 'sales_channel' as dimension, sales_channel as channel, min(day) as first_sale_day
     from daily_sales
     group by all
 
     union all
 
-    select seller_sku, 'fulfillment_channel' as dimension, fulfillment_channel as channel, min(day) as first_sale_day
+    select account, seller_sku, 'fulfillment_channel' as dimension, fulfillment_channel as channel,
+        min(day) as first_sale_day
     from daily_sales
     group by all
 
@@ -75,10 +85,11 @@ channels as (
 
 series as (
 
-    -- one integer id per (SKU, dimension, channel) and per (SKU, dimension): the dense part works on small keys
+    -- one integer id per (account, SKU, dimension, channel) and per (account, SKU, dimension): the dense part works
+    -- on small keys
     select
-        row_number() over (order by seller_sku, dimension, channel) as series_id,
-        dense_rank() over (order by seller_sku, dimension) as share_group,
+        row_number() over (order by account, seller_sku, dimension, channel) as series_id,
+        dense_rank() over (order by account, seller_sku, dimension) as share_group,
         *
     from channels
 
@@ -89,7 +100,8 @@ series_days as (
     select series.series_id, channel_days.day, channel_days.units_ordered
     from channel_days
     inner join series
-        on channel_days.seller_sku is not distinct from series.seller_sku
+        on channel_days.account = series.account
+        and channel_days.seller_sku is not distinct from series.seller_sku
         and channel_days.dimension = series.dimension
         and channel_days.channel is not distinct from series.channel
 
@@ -100,9 +112,10 @@ series_spans as (
     select
         series.series_id,
         greatest(series.first_sale_day, computed_days.first_read_day) as from_day,
-        computed_days.last_day
+        last_days.last_day
     from series
     cross join computed_days
+    inner join last_days on series.account = last_days.account
 
 ),
 
@@ -156,6 +169,7 @@ shares as (
 final as (
 
     select
+        series.account,
         series.seller_sku,
         series.dimension,
         series.channel,

@@ -1,6 +1,7 @@
 -- Daily sales per SKU, per marketplace, sales channel, fulfillment channel and currency.
--- GRAIN: one row per purchase_day (UTC), purchase_day_local, marketplace_id, sales_channel, fulfillment_channel,
--- seller_sku, asin and currency.
+-- GRAIN: one row per account, purchase_day (UTC), purchase_day_local, marketplace_id, sales_channel,
+-- fulfillment_channel, seller_sku, asin and currency.
+-- ACCOUNT: the seller account ('default' for data without accounts); accounts are never added together.
 -- DAYS: purchase_day is the UTC day of purchase; purchase_day_local is the day in marketplace_timezone, the
 -- marketplace's time zone as Seller Central reports it ('UTC' for a marketplace stg_orders does not list). A UTC
 -- day's orders can span two local days (orders after 00:00Z in Pacific time fall on the local day before), so
@@ -13,7 +14,7 @@
 -- item_price_amount (line totals, before tax and promotions) in the row's currency; currencies are never added.
 -- An order whose purchase date was quarantined (undecodable, kept as null) counts on a null purchase_day.
 -- INCREMENTAL: a (UTC) purchase day's rows depend on that day's orders only, so a run recomputes just the days of
--- the orders that changed and keeps the rest.
+-- the orders that changed (the day of every account) and keeps the rest.
 {{ config(materialized='incremental', unique_key='purchase_day') }}
 with
 
@@ -26,6 +27,7 @@ order_items as (
 order_lines as (
 
     select
+        account,
         purchase_day,
         purchase_day_local,
         marketplace_timezone,
@@ -49,6 +51,7 @@ order_totals as (
 
     -- one row per order and grain first, so orders is a plain count below (cheaper than count distinct)
     select
+        account,
         purchase_day,
         purchase_day_local,
         marketplace_timezone,
@@ -72,6 +75,7 @@ order_totals as (
 final as (
 
     select
+        account,
         purchase_day,
         purchase_day_local,
         marketplace_timezone,

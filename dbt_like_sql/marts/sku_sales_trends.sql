@@ -1,6 +1,7 @@
 -- Sales trend of every SKU: daily units and revenue with moving averages, week-over-week change, rank and label.
--- GRAIN: one row per seller_sku, currency and day, dense: every day from the SKU's first sale in that
--- currency to the last purchase day in the data (days without sales have 0 units).
+-- GRAIN: one row per account, seller_sku, currency and day, dense: every day from the SKU's first sale in that
+-- currency to the account's last purchase day in the data (days without sales have 0 units).
+-- ACCOUNT: every figure, rank and label is within one seller account ('default' for data without accounts).
 -- DAYS: day is each order's marketplace-local purchase day (sku_daily_sales.purchase_day_local, as Seller Central
 -- counts days); with var trend_utc_days (default false) it is the UTC purchase_day.
 -- RULES: built on sku_daily_sales (so Canceled is excluded, Pending units count, each order once). Currency
@@ -8,13 +9,13 @@
 -- of the 7 / 28 days ending on the day divided by 7 / 28 (days before the first sale count as 0).
 -- units_wow_change compares the 7 days ending on the day with the 7 days before (pct is null when those sold
 -- nothing). sku_units_28d is the SKU's units over the 28 days ending on the day, all currencies together;
--- sales_rank ranks the SKUs on sale by then by it, and the top share (var trend_top_share, default 0.2) of
--- them are 'top seller', the bottom share 'low seller', the rest 'steady'. On the last day of the data these
--- are the best and worst sellers of the latest 28 days.
+-- sales_rank ranks the account's SKUs on sale by then by it, and the top share (var trend_top_share, default 0.2) of
+-- them are 'top seller', the bottom share 'low seller', the rest 'steady'. On the account's last day these
+-- are its best and worst sellers of the latest 28 days.
 -- Rows of an unknown (quarantined) purchase day have no day and are left out.
 -- INCREMENTAL: a day's row reads the 28 days ending on it, so a run recomputes the days from the day before the
 -- earliest (UTC) purchase day sku_daily_sales changed on (lookback=1: a local day can be the UTC day before),
--- reading the 27 days before it.
+-- reading the 27 days before it (every account from that day on).
 {{ config(materialized='incremental', unique_key='day', incremental_strategy='tail', lookback=1) }}
 with
 
@@ -28,30 +29,40 @@ daily_sales as (
 
 computed_days as (
 
-    -- the first day of sales this build's windows read, and the last day of the data
+    -- the first day of sales this build's windows read
     select
-        {% if is_incremental() %}{{ recompute_from() }}{% else %}min(day){% endif %} - 27 as first_read_day,
-        max(day) as last_day
+        {% if is_incremental() %}{{ recompute_from() }}{% else %}(select min(day) from daily_sales){% endif %} - 27
+            as first_read_day
+
+),
+
+last_days as (
+
+    -- the last day of each account's data
+    select account, max(day) as last_day
     from daily_sales
+    group by account
 
 ),
 
 series as (
 
-    -- one integer id per (SKU, currency), with its first sale: the dense part below works on small keys
+    -- one integer id per (account, SKU, currency), with its first sale: the dense part below works on small keys
     select
-        row_number() over (order by seller_sku, currency) as series_id,
+        row_number() over (order by account, seller_sku, currency) as series_id,
+        account,
         seller_sku,
         currency,
         min(day) as first_sale_day
     from daily_sales
-    group by seller_sku, currency
+    group by account, seller_sku, currency
 
 ),
 
 sku_days as (
 
     select
+        account,
         seller_sku,
         currency,
         day,
@@ -68,10 +79,11 @@ sku_days as (
 
 series_days as (
 
-    select series.series_id, sku_days.* exclude (seller_sku, currency)
+    select series.series_id, sku_days.* exclude (account, seller_sku, currency)
     from sku_days
     inner join series
-        on sku_days.seller_sku is not distinct from series.seller_sku
+        on sku_days.account = series.account
+        and sku_days.seller_sku is not distinct from series.seller_sku
         and sku_days.currency is not distinct from series.currency
 
 ),
@@ -81,9 +93,10 @@ series_spans as (
     select
         series.series_id,
         greatest(series.first_sale_day, computed_days.first_read_day) as from_day,
-        computed_days.last_day
+        last_days.last_day
     from series
     cross join computed_days
+    inner join last_days on series.account = last_days.account
 
 ),
 
@@ -114,6 +127,7 @@ windowed as (
 
     select
         dense.*,
+        series.account,
         series.seller_sku,
         series.currency,
         cast(sum(dense.units_ordered) over last_7_days as bigint) as units_7d,
@@ -130,9 +144,9 @@ windowed as (
 
 sku_windows as (
 
-    select seller_sku, day, cast(sum(units_28d) as bigint) as sku_units_28d
+    select account, seller_sku, day, cast(sum(units_28d) as bigint) as sku_units_28d
     from windowed
-    group by seller_sku, day
+    group by account, seller_sku, day
 
 ),
 
@@ -140,17 +154,18 @@ ranked as (
 
     select
         *,
-        rank() over (partition by day order by sku_units_28d desc) as sales_rank,
+        rank() over (partition by account, day order by sku_units_28d desc) as sales_rank,
         count(*) over same_day as sku_count,
         ceil(count(*) over same_day * {{ var('trend_top_share', 0.2) }}) as band_size
     from sku_windows
-    window same_day as (partition by day)
+    window same_day as (partition by account, day)
 
 ),
 
 final as (
 
     select
+        windowed.account,
         windowed.seller_sku,
         windowed.currency,
         windowed.day,
@@ -175,7 +190,8 @@ final as (
         end as sales_label
     from windowed
     inner join ranked
-        on windowed.seller_sku is not distinct from ranked.seller_sku
+        on windowed.account = ranked.account
+        and windowed.seller_sku is not distinct from ranked.seller_sku
         and windowed.day = ranked.day
 
 )

@@ -1,5 +1,6 @@
 -- SKU-days whose units depart sharply from the SKU's recent trend.
--- GRAIN: one row per seller_sku and day flagged as a spike or a drop.
+-- GRAIN: one row per account, seller_sku and day flagged as a spike or a drop.
+-- ACCOUNT: a SKU's units and baseline are within one seller account ('default' for data without accounts).
 -- DAYS: sku_sales_trends' day: each order's marketplace-local purchase day, or with var trend_utc_days the UTC one.
 -- RULES: units are a SKU's units_ordered per day over all currencies and channels (from sku_sales_trends,
 -- dense, so days without sales count as 0). The baseline is the mean and sample standard deviation of the
@@ -8,7 +9,7 @@
 -- |score| = |units - mean| / stddev > var anomaly_z (default 3); direction is 'spike' (above) or 'drop'.
 -- A flat history (stddev 0) has no score and is never flagged.
 -- INCREMENTAL: a day's score reads the window before it, so a run recomputes the days from the earliest day
--- sku_sales_trends changed on, reading that many days before it.
+-- sku_sales_trends changed on (every account from that day on), reading that many days before it.
 {{ config(materialized='incremental', unique_key='day', incremental_strategy='tail') }}
 with
 
@@ -20,7 +21,7 @@ trends as (
 
 sku_days as (
 
-    select seller_sku, day, cast(sum(units_ordered) as bigint) as units_ordered
+    select account, seller_sku, day, cast(sum(units_ordered) as bigint) as units_ordered
     from trends
     {% if is_incremental() %}
     where day >= {{ recompute_from() }} - {{ var('anomaly_window_days', 28) }}
@@ -39,7 +40,7 @@ moments as (
         sum(units_ordered * units_ordered) over baseline_window as units_squared_sum
     from sku_days
     window baseline_window as (
-        partition by seller_sku order by day
+        partition by account, seller_sku order by day
         range between interval {{ var('anomaly_window_days', 28) }} day preceding and interval 1 day preceding
     )
 
@@ -69,6 +70,7 @@ scored as (
 final as (
 
     select
+        account,
         seller_sku,
         day,
         units_ordered,

@@ -1,9 +1,11 @@
 -- Orders whose current status has lasted too long, as of the latest data.
--- GRAIN: one row per stuck amazon_order_id.
--- RULES: as_of is the greatest last_update_date in the raw orders (not the wall clock), so results are
--- reproducible. status_since is when the order entered its current status (stg_order_status_history: a later
--- version with the same status does not reset it; when it entered it at a quarantined version, whose
--- last_update_date is unknown and counts as the oldest, the status counts from its first readable version);
+-- GRAIN: one row per account and stuck amazon_order_id.
+-- ACCOUNT: the seller account ('default' for data without accounts); each account is judged on its own data.
+-- RULES: as_of is the greatest last_update_date in the account's raw orders (not the wall clock), so results are
+-- reproducible and one account's late data never ages another's orders. status_since is when the order entered
+-- its current status (stg_order_status_history: a later version with the same status does not reset it; when it
+-- entered it at a quarantined version, whose last_update_date is unknown and counts as the oldest, the status
+-- counts from its first readable version);
 -- hours_in_status = as_of - status_since. An order is stuck when any rule holds, and reason lists them:
 --   * Pending for more than var stuck_pending_hours (default 24) hours;
 --   * Unshipped or PartiallyShipped and as_of is past latest_ship_date;
@@ -40,7 +42,9 @@ open_orders as (
 
 as_of as (
 
-    select max(valid_from) as as_of from status_history
+    select account, max(valid_from) as as_of
+    from status_history
+    group by account
 
 ),
 
@@ -49,14 +53,17 @@ open_versions as (
     -- the versions of the open orders only; is_status_change as stg_order_status_history defines it, computed
     -- on these few orders instead of every version of every order
     select
+        status_history.account,
         status_history.amazon_order_id,
         status_history.valid_from,
         status_history.order_status is distinct from lag(status_history.order_status) over (
-            partition by status_history.amazon_order_id
+            partition by status_history.account, status_history.amazon_order_id
             order by status_history.valid_from nulls first, status_history.dt
         ) as is_status_change
     from status_history
-    semi join open_orders on status_history.amazon_order_id = open_orders.amazon_order_id
+    semi join open_orders
+        on status_history.account = open_orders.account
+        and status_history.amazon_order_id = open_orders.amazon_order_id
 
 ),
 
@@ -65,22 +72,26 @@ current_status as (
     -- the current status began at the order's last version that changed status; when that is a quarantined
     -- version (null valid_from, so among the oldest), every readable version has the status: the first of them
     select
+        account,
         amazon_order_id,
         coalesce(max(valid_from) filter (where is_status_change), min(valid_from)) as status_since
     from open_versions
-    group by amazon_order_id
+    group by account, amazon_order_id
 
 ),
 
 order_units as (
 
     select
+        order_items.account,
         order_items.amazon_order_id,
         cast(sum(order_items.quantity_ordered) as bigint) as units_ordered,
         cast(sum(order_items.quantity_ordered - order_items.quantity_shipped) as bigint) as units_unshipped
     from order_items
-    semi join open_orders on order_items.amazon_order_id = open_orders.amazon_order_id
-    group by order_items.amazon_order_id
+    semi join open_orders
+        on order_items.account = open_orders.account
+        and order_items.amazon_order_id = open_orders.amazon_order_id
+    group by order_items.account, order_items.amazon_order_id
 
 ),
 
@@ -92,8 +103,10 @@ aged as (
         as_of.as_of,
         round(date_diff('second', current_status.status_since, as_of.as_of) / 3600.0, 2) as hours_in_status
     from open_orders
-    inner join current_status on open_orders.amazon_order_id = current_status.amazon_order_id
-    cross join as_of
+    inner join current_status
+        on open_orders.account = current_status.account
+        and open_orders.amazon_order_id = current_status.amazon_order_id
+    inner join as_of on open_orders.account = as_of.account
 
 ),
 
@@ -114,6 +127,7 @@ flagged as (
 final as (
 
     select
+        flagged.account,
         flagged.amazon_order_id,
         flagged.order_status,
         flagged.status_since,
@@ -138,7 +152,9 @@ final as (
         coalesce(order_units.units_ordered, 0) as units_ordered,
         coalesce(order_units.units_unshipped, 0) as units_unshipped
     from flagged
-    left join order_units on flagged.amazon_order_id = order_units.amazon_order_id
+    left join order_units
+        on flagged.account = order_units.account
+        and flagged.amazon_order_id = order_units.amazon_order_id
     where is_pending_too_long or is_past_latest_ship_date or is_unchanged_too_long
 
 )

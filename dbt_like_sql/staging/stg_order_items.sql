@@ -1,5 +1,6 @@
 -- The items of the current version of every order, with the order attributes marts group by.
--- GRAIN: one row per amazon_order_id and order_item_id.
+-- GRAIN: one row per account, amazon_order_id and order_item_id.
+-- ACCOUNT: an order's items are those of its seller account only ('default' for data without accounts).
 -- RULES: each item row names the order version it was fetched with (order_last_update_date, in the same dt
 -- partition as that version), so the current items are the ones of the current order row of stg_orders. Older
 -- versions' items are dropped, so an order seen in several versions is counted once. item_price_amount is the line total
@@ -9,14 +10,14 @@
 -- Quantities are integers, money decimal. order_status, purchase_day (UTC), purchase_day_local (in
 -- marketplace_timezone), marketplace_id, sales_channel and fulfillment_channel are the current order's.
 -- INCREMENTAL: an order's items depend on that order only, so a run recomputes just the orders whose
--- current version or items changed and keeps the rest.
+-- current version or items changed and keeps the rest (an id two accounts share, in both).
 {{ config(materialized='incremental', unique_key='amazon_order_id', publish=false) }}
 with
 
 source as (
 
     select
-        amazon_order_id, order_item_id, seller_sku, asin, title, quantity_ordered, quantity_shipped,
+        account, amazon_order_id, order_item_id, seller_sku, asin, title, quantity_ordered, quantity_shipped,
         item_price_amount, item_price_currency_code, item_tax_amount, shipping_price_amount,
         promotion_discount_amount, order_last_update_date, is_quarantined, dt
     from {{ source('raw', 'order_items') }}
@@ -26,18 +27,19 @@ source as (
 orders as (
 
     select
-        amazon_order_id, dt, last_update_date, order_status, purchase_day, purchase_day_local, marketplace_timezone,
-        marketplace_id, sales_channel, fulfillment_channel, order_total_currency_code
+        account, amazon_order_id, dt, last_update_date, order_status, purchase_day, purchase_day_local,
+        marketplace_timezone, marketplace_id, sales_channel, fulfillment_channel, order_total_currency_code
     from {{ ref('stg_orders') }}
 
 ),
 
 current_items as (
 
-    select source.*, orders.* exclude (amazon_order_id, dt, last_update_date)
+    select source.*, orders.* exclude (account, amazon_order_id, dt, last_update_date)
     from source
     inner join orders
-        on source.amazon_order_id = orders.amazon_order_id
+        on source.account = orders.account
+        and source.amazon_order_id = orders.amazon_order_id
         and source.dt = orders.dt
         and source.order_last_update_date is not distinct from orders.last_update_date
 
@@ -62,6 +64,7 @@ final as (
     select
 
         ----------  ids
+        account,
         amazon_order_id,
         order_item_id,
         trim(seller_sku) as seller_sku,

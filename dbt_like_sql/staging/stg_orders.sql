@@ -1,5 +1,7 @@
--- The current state of every order.
--- GRAIN: one row per amazon_order_id.
+-- The current state of every order of every seller account.
+-- GRAIN: one row per account and amazon_order_id.
+-- ACCOUNT: the seller account the raw partition belongs to ('default' for data without accounts); an order's
+-- versions are the rows of its account only, so two accounts holding the same order id never mix.
 -- RULES: raw orders are a change feed (one row per observed version, partitioned by the UTC day of
 -- last_update_date). The current version is the row with the greatest last_update_date over all partitions;
 -- a tie goes to the latest dt partition (within a partition each version appears once): the version
@@ -11,14 +13,15 @@
 -- the time zone Seller Central reports the order's marketplace in (marketplace_timezones below, the one list of
 -- them); a marketplace not listed falls back to 'UTC' and is_timezone_fallback says so.
 -- INCREMENTAL: an order's row depends on that order's versions only, so a run recomputes just the orders in
--- changed partitions (and those whose current version came from one) and keeps the rest.
+-- changed partitions (and those whose current version came from one) and keeps the rest; the key is the order id,
+-- so an id two accounts share is recomputed in both.
 {{ config(materialized='incremental', unique_key='amazon_order_id', publish=false) }}
 with
 
 source as (
 
     select
-        amazon_order_id, seller_order_id, marketplace_id, order_status, fulfillment_channel, sales_channel,
+        account, amazon_order_id, seller_order_id, marketplace_id, order_status, fulfillment_channel, sales_channel,
         order_channel, order_type, ship_service_level, shipment_service_level_category,
         order_total_amount, order_total_currency_code, number_of_items_shipped, number_of_items_unshipped,
         is_business_order, is_prime, is_replacement_order, is_quarantined, quarantined_fields,
@@ -36,9 +39,9 @@ source as (
 latest_versions as (
 
     -- an aggregate, not a window over the versions
-    select amazon_order_id, max(version_key) as version_key
+    select account, amazon_order_id, max(version_key) as version_key
     from source
-    group by amazon_order_id
+    group by account, amazon_order_id
 
 ),
 
@@ -47,7 +50,8 @@ current_versions as (
     select source.*
     from source
     inner join latest_versions
-        on source.amazon_order_id = latest_versions.amazon_order_id
+        on source.account = latest_versions.account
+        and source.amazon_order_id = latest_versions.amazon_order_id
         and source.version_key = latest_versions.version_key
 
 ),
@@ -90,6 +94,7 @@ final as (
     select
 
         ----------  ids
+        account,
         amazon_order_id,
         nullif(trim(seller_order_id), '') as seller_order_id,
         marketplace_id,

@@ -14,7 +14,9 @@ left, whole, to the next build.
   rewritten or removed since (and in its own rows from those partitions), and in the rows its incremental
   upstream models deleted or inserted in this run. It recomputes the model's SQL over only the input rows with
   those values, then deletes and inserts them in one transaction. So the SQL must be local in its key: an output
-  row for a value depends only on input rows with that value. A first run, a changed SQL or setting, a missed
+  row for a value depends only on input rows with that value. The key is the unit of recompute, not the grain: it
+  may be coarser (`amazon_order_id` where the grain is account and order: an order id two accounts share is
+  recomputed, and replaced, in both). A first run, a changed SQL or setting, a missed
   upstream update or `full_refresh` recomputes everything. When another build holds the state database, the run
   computes the model like a table and does not keep it. Published, it is then written like a table.
 - An incremental model with `incremental_strategy='tail'` reads only incremental models (no raw source) and suits
@@ -152,11 +154,7 @@ class Build(IncrementalUpdates):
         name = f"{source_name}__{table}"
         if name not in self._sources_read:
             if self.snapshot().fingerprints[src.table]:
-                self.con.execute(
-                    f'create temp view "{name}" as select * from read_parquet('
-                    f"{sql_literal(src.glob(self.snapshot().root))}, hive_partitioning = true, union_by_name = true, "
-                    f"hive_types = {{'dt': date}})"
-                )
+                self.con.execute(f'create temp view "{name}" as select * from {src.relation(self.snapshot().root)}')
             else:
                 self.con.register(name, empty_source_table(src.schema))
             self._sources_read.add(name)

@@ -4,13 +4,16 @@ An incremental model (`{{ config(materialized='incremental', unique_key='amazon_
 in `<data_dir>/_state/models.duckdb`. Each update records, with the table, what it was computed from:
 
 - the hash of the model's rendered SQL (a changed model or setting means a full refresh);
-- a fingerprint of every raw partition it read (file names, sizes, modification times and inodes per `dt`), so
-  the next run knows which partitions were added, rewritten or removed since;
+- a fingerprint of every raw partition it read (file names, sizes, modification times and inodes per account and
+  `dt`), so the next run knows which partitions were added, rewritten or removed since;
 - the version of every incremental model upstream of it, so a delta it did not see means a full refresh.
 
-Beside them it keeps, per raw table and key column, a partition index: the distinct (key, dt) pairs of the raw
-rows, updated from the changed partitions like a model. It tells which few partitions hold the rows of the keys an
-update recomputes, so the update reads those partitions only.
+A raw partition is one account's day: `<table>/account=NAME/dt=D`, or `<table>/dt=D` for account 'default' (see
+`raw_tables`); both folders of one (account, day) count as one partition.
+
+Beside them it keeps, per raw table and key column, a partition index: the distinct (key, account, dt) triples of
+the raw rows, updated from the changed partitions like a model. It tells which few partitions hold the rows of the
+keys an update recomputes, so the update reads those partitions only.
 
 Ingest runs publish partitions while a build runs, so a build reads the raw tables through one `RawSnapshot`, taken
 when it first reads them: every model and every partition index of the build reads its files and records its
@@ -32,21 +35,44 @@ from pathlib import Path
 
 import duckdb
 
-from orders_pipeline.analytics.raw_tables import Source, date_list, read_files
+from orders_pipeline.analytics.raw_tables import (
+    ACCOUNT_PREFIX, DAY_PREFIX, DEFAULT_ACCOUNT, Source, partition_list, read_files,
+)
 
 STATE_DIR = "_state"
 STATE_FILE = "models.duckdb"
 STATE_CATALOG = "state"
 """The name the state database is attached under in a build's connection."""
 
-PARTITION_PREFIX = "dt="
 SNAPSHOTS_DIR = "snapshots"
 STALE_SNAPSHOT_SECONDS = 24 * 3600
 """A snapshot folder older than this was left by a build that crashed (no build lasts a day)."""
 
+PARTITIONS = "partitions by account and dt"
+"""How fingerprints and indexes name partitions; part of every recorded hash, so state recorded otherwise (before
+accounts) is rebuilt once."""
+
 Fingerprint = dict[str, list[list]]
-"""A source's partitions: `dt` -> sorted [file name, size, mtime_ns, inode] of its Parquet files (a partition is
-rewritten through a new file renamed over the old one, so a rewrite always changes the inode)."""
+"""A source's partitions: `account=NAME/dt=D` -> sorted [file path relative to the table folder, size, mtime_ns,
+inode] of its Parquet files (a partition is rewritten through a new file renamed over the old one, so a rewrite
+always changes the inode)."""
+
+
+def partition_key(account: str, dt: str) -> str:
+    """The name of one account's day in fingerprints: `account=NAME/dt=YYYY-MM-DD`."""
+    return f"{ACCOUNT_PREFIX}{account}/{DAY_PREFIX}{dt}"
+
+
+def account_and_day(key: str) -> tuple[str, str]:
+    """The (account, ISO day) a partition key names."""
+    account, dt = key.split("/")
+    return account.removeprefix(ACCOUNT_PREFIX), dt.removeprefix(DAY_PREFIX)
+
+
+def partition_match(keys: Iterable[str]) -> str:
+    """SQL true for the rows (with `account` and `dt` columns) of the given partitions."""
+    pairs = [account_and_day(key) for key in keys]
+    return f"(account, dt) in ({partition_list(pairs)})" if pairs else "false"
 
 
 def kept_table(name: str) -> str:
@@ -67,30 +93,45 @@ def state_path(data_dir: Path) -> Path:
 def fingerprint(table_dir: Path) -> Fingerprint:
     """The partitions of one raw table as they are on disk now; a partition without a Parquet file is absent."""
     partitions: Fingerprint = {}
-    if not table_dir.is_dir():
-        return partitions
-    for folder in os.scandir(table_dir):
-        if not (folder.is_dir() and folder.name.startswith(PARTITION_PREFIX)):
-            continue
-        files = sorted(
-            [entry.name, stat.st_size, stat.st_mtime_ns, stat.st_ino]
-            for entry in os.scandir(folder.path)
+    for relative, account, dt in day_folders(table_dir):
+        files = [
+            [f"{relative}/{entry.name}", stat.st_size, stat.st_mtime_ns, stat.st_ino]
+            for entry in os.scandir(table_dir / relative)
             if entry.is_file() and entry.name.endswith(".parquet")
             for stat in [entry.stat()]
-        )
+        ]
         if files:
-            partitions[folder.name.removeprefix(PARTITION_PREFIX)] = files
+            partitions[partition_key(account, dt)] = sorted(partitions.get(partition_key(account, dt), []) + files)
     return partitions
 
 
-def partition_files(table_dir: Path, partitions: Fingerprint, dts: list[str]) -> list[str]:
+def day_folders(table_dir: Path) -> list[tuple[str, str, str]]:
+    """Every day folder of a raw table in both layouts: (path relative to the table folder, account, ISO day)."""
+    found: list[tuple[str, str, str]] = []
+    if not table_dir.is_dir():
+        return found
+    for folder in os.scandir(table_dir):
+        if not folder.is_dir():
+            continue
+        if folder.name.startswith(DAY_PREFIX):
+            found.append((folder.name, DEFAULT_ACCOUNT, folder.name.removeprefix(DAY_PREFIX)))
+        elif folder.name.startswith(ACCOUNT_PREFIX):
+            account = folder.name.removeprefix(ACCOUNT_PREFIX)
+            found.extend(
+                (f"{folder.name}/{day.name}", account, day.name.removeprefix(DAY_PREFIX))
+                for day in os.scandir(folder.path) if day.is_dir() and day.name.startswith(DAY_PREFIX)
+            )
+    return found
+
+
+def partition_files(table_dir: Path, partitions: Fingerprint, keys: Iterable[str]) -> list[str]:
     """The Parquet files of the given partitions (absent ones have none), as absolute paths."""
-    return [str(table_dir / f"{PARTITION_PREFIX}{dt}" / file[0]) for dt in dts for file in partitions.get(dt, [])]
+    return [str(table_dir / file[0]) for key in keys for file in partitions.get(key, [])]
 
 
 def changed_partitions(before: Fingerprint, now: Fingerprint) -> list[str]:
-    """The `dt` values added, rewritten or removed between two fingerprints, sorted."""
-    return sorted(dt for dt in before.keys() | now.keys() if before.get(dt) != now.get(dt))
+    """The partitions (keys) added, rewritten or removed between two fingerprints, sorted."""
+    return sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
 
 
 class RawSnapshot:
@@ -107,12 +148,13 @@ class RawSnapshot:
             self.fingerprints[table] = fingerprint(self.root / table)
 
     def table_dir(self, table: str) -> Path:
-        """The pinned partitions of a raw table (`dt=.../*.parquet`, as under the data dir)."""
+        """The pinned partitions of a raw table (`dt=D/*.parquet`, `account=NAME/dt=D/*.parquet`, as under the data
+        dir)."""
         return self.root / table
 
-    def files(self, table: str, dts: list[str]) -> list[str]:
+    def files(self, table: str, keys: Iterable[str]) -> list[str]:
         """The pinned Parquet files of the given partitions of a raw table (absent ones have none)."""
-        return partition_files(self.table_dir(table), self.fingerprints[table], dts)
+        return partition_files(self.table_dir(table), self.fingerprints[table], keys)
 
     def close(self) -> None:
         """Remove the links (the files stay where ingestion keeps them)."""
@@ -121,11 +163,8 @@ class RawSnapshot:
 
 def _pin(table_dir: Path, into: Path) -> None:
     """Hard-link the Parquet files of every partition of a raw table into `into`, one partition at a time."""
-    if not table_dir.is_dir():
-        return
-    for folder in os.scandir(table_dir):
-        if folder.is_dir() and folder.name.startswith(PARTITION_PREFIX):
-            _pin_partition(Path(folder.path), into / folder.name)
+    for relative, _account, _dt in day_folders(table_dir):
+        _pin_partition(table_dir / relative, into / relative)
 
 
 def _pin_partition(folder: Path, into: Path) -> None:
@@ -220,7 +259,7 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 class PartitionIndexes:
-    """Per raw table and key column, the kept distinct (key, dt) pairs of its rows: where a key's rows are."""
+    """Per raw table and key column, the kept distinct (key, account, dt) of its rows: where a key's rows are."""
 
     def __init__(self, store: StateStore, snapshot: RawSnapshot) -> None:
         self.store = store
@@ -229,12 +268,12 @@ class PartitionIndexes:
         self._current: set[str] = set()  # indexes brought up to date by this session
 
     def partitions_holding(self, src: Source, key: str, keys: str) -> list[str]:
-        """The `dt` partitions of a raw table in the snapshot with rows of the key values in the TEMP table `keys`."""
+        """The partitions of a raw table in the snapshot with rows of the key values in the TEMP table `keys`."""
         index = self._up_to_date(src, key)
         rows = self.con.execute(
-            f"select distinct dt from {index} {key_match(index, keys, key)}"
+            f"select distinct account, cast(dt as varchar) from {index} {key_match(index, keys, key)}"
         ).fetchall()
-        return [str(dt) for (dt,) in rows]
+        return [partition_key(account, dt) for account, dt in rows]
 
     def _up_to_date(self, src: Source, key: str) -> str:
         """The index table, updated to the snapshot from the partitions changed since it was last updated (once)."""
@@ -243,19 +282,21 @@ class PartitionIndexes:
         if name in self._current:
             return target
         before = self.store.load(name)
+        if before is not None and before.sql_hash != PARTITIONS:
+            before = None
         now = self.snapshot.fingerprints[src.table]
         with transaction(self.con):
             if before is None:
                 every_file = self.snapshot.files(src.table, sorted(now))
-                self.con.execute(f'create or replace table {target} as select distinct "{key}", dt '
+                self.con.execute(f'create or replace table {target} as select distinct "{key}", account, dt '
                                  f"from {read_files(self.con, src, every_file)}")
             else:
                 changed = changed_partitions(before.sources[src.table], now)
                 if changed:
-                    self.con.execute(f"delete from {target} where dt in ({date_list(changed)})")
+                    self.con.execute(f"delete from {target} where {partition_match(changed)}")
                     files = read_files(self.con, src, self.snapshot.files(src.table, changed))
-                    self.con.execute(f'insert into {target} select distinct "{key}", dt from {files}')
+                    self.con.execute(f'insert into {target} select distinct "{key}", account, dt from {files}')
             version = (before.version if before else 0) + 1
-            self.store.save(name, ModelState("partition index", {src.table: now}, {}, version))
+            self.store.save(name, ModelState(PARTITIONS, {src.table: now}, {}, version))
         self._current.add(name)
         return target

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from orders_pipeline.analytics import incremental
 from orders_pipeline.analytics.project import Model, render_template
-from orders_pipeline.analytics.raw_tables import PARTITION_COLUMN, SOURCES, date_list, read_files, sql_literal
+from orders_pipeline.analytics.raw_tables import ACCOUNT_COLUMN, PARTITION_COLUMN, SOURCES, read_files, sql_literal
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,9 @@ class IncrementalUpdates:
         before = None if self.full_refresh else state.load(model.name)
         # a tail model's template too: its `is_incremental()` branch is not in the full SQL
         tail_template = model.template if model.is_tail else ""
-        digest = incremental.sql_hash(f"{model.unique_key}\n{model.incremental_strategy}\n{sql}\n{tail_template}")
+        digest = incremental.sql_hash(
+            f"{incremental.PARTITIONS}\n{model.unique_key}\n{model.incremental_strategy}\n{sql}\n{tail_template}"
+        )
         upstream = {ref: state.version(ref) for ref in model.refs if self.project.models[ref].is_incremental}
         reason = self._full_refresh_reason(model, before, digest, upstream)
         keys = None
@@ -167,11 +169,12 @@ class IncrementalUpdates:
             changed = incremental.changed_partitions(before.sources.get(table, {}), now[table])
             if not changed:
                 continue
-            if model.unique_key not in SOURCES[src].schema.names or PARTITION_COLUMN.name not in columns:
+            partition_columns = {ACCOUNT_COLUMN.name, PARTITION_COLUMN.name}
+            if model.unique_key not in SOURCES[src].schema.names or not partition_columns <= columns:
                 return None, f"raw {table} changed and cannot be scoped by {model.unique_key}"
             files = self.snapshot().files(table, changed)
             parts.append(f"select {key} from {read_files(self.con, SOURCES[src], files)}")
-            parts.append(f"select {key} from {target} where dt in ({date_list(changed)})")
+            parts.append(f"select {key} from {target} where {incremental.partition_match(changed)}")
         for ref in model.refs:
             delta = self._deltas.get(ref)
             if delta is None:

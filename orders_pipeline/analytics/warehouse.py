@@ -2,10 +2,11 @@
 
 A published model (a mart) is a view over its Parquet file; a model that is not published (staging: incremental
 models kept only in the build's state database) is a real view whose SQL is the rendered model, over the
-raw views, so `from stg_orders` computes the current orders from the raw Parquet when
-queried. The file only holds views with absolute paths, so it is tiny and cheap to rebuild. It is written to a temporary
-file and renamed over the old one, so a user holding the old file open in the DuckDB CLI never blocks the
-pipeline (they keep reading the old inode until they reconnect).
+raw views, so `from stg_orders` computes the current orders from the raw Parquet when queried. A raw view reads
+the layouts present when it is written (`dt=D` as account 'default', `account=NAME/dt=D`, see `raw_tables`) and
+carries `account`, as every model does. The file only holds views with absolute paths, so it is tiny and cheap
+to rebuild. It is written to a temporary file and renamed over the old one, so a user holding the old file open
+in the DuckDB CLI never blocks the pipeline (they keep reading the old inode until they reconnect).
 """
 
 from __future__ import annotations
@@ -55,11 +56,7 @@ def build_warehouse(
             con.execute("set TimeZone = 'UTC'")
             for source in SOURCES.values():
                 if source.has_data(data_dir):
-                    con.execute(
-                        f'create view "{source.table}" as select * from read_parquet('
-                        f"{sql_literal(source.glob(data_dir))}, hive_partitioning = true, union_by_name = true, "
-                        f"hive_types = {{'dt': date}})"
-                    )
+                    con.execute(f'create view "{source.table}" as select * from {source.relation(data_dir)}')
                 else:  # nothing landed yet: an empty table with the contract's columns
                     con.register("__empty", empty_source_table(source.schema))
                     con.execute(f'create table "{source.table}" as select * from __empty')

@@ -36,8 +36,8 @@ class SqlCheck:
 
 
 def unique(model: str, *columns: str) -> SqlCheck:
-    """A check that the columns form a unique key of the model."""
-    cols = ", ".join(columns)
+    """A check that the account and the columns form a unique key of the model (named after the columns)."""
+    cols = ", ".join(("account", *columns))
     return SqlCheck(
         model,
         "unique_" + "_".join(columns) if len(columns) < 3 else "unique_grain",
@@ -78,26 +78,28 @@ CHECKS: list[SqlCheck] = [
     SqlCheck(
         "stg_orders",
         "not_null_keys",
-        "amazon_order_id and order_status are never null; purchase_date and last_update_date only when quarantined",
+        "account, amazon_order_id and order_status are never null; purchase_date and last_update_date only when "
+        "quarantined",
         f"""
-        select amazon_order_id, order_status, purchase_date, last_update_date, quarantined_fields
+        select account, amazon_order_id, order_status, purchase_date, last_update_date, quarantined_fields
         from {{{{ ref('stg_orders') }}}}
-        where amazon_order_id is null or order_status is null
+        where account is null or amazon_order_id is null or order_status is null
             or (purchase_date is null and not {quarantined('purchase_date')})
             or (last_update_date is null and not {quarantined('last_update_date')})
         """,
     ),
     unique("stg_order_items", "amazon_order_id", "order_item_id"),
-    not_null("stg_order_items", "amazon_order_id", "order_item_id"),
+    not_null("stg_order_items", "account", "amazon_order_id", "order_item_id"),
     non_negative("stg_order_items", "quantity_ordered", "quantity_shipped"),
     SqlCheck(
         "stg_order_items",
         "current_orders_have_items",
         "every current order has its lines: the items of its current version landed (same dt)",
         """
-        select orders.amazon_order_id, orders.dt, orders.order_status
+        select orders.account, orders.amazon_order_id, orders.dt, orders.order_status
         from {{ ref('stg_orders') }} as orders
-        anti join {{ ref('stg_order_items') }} as items on orders.amazon_order_id = items.amazon_order_id
+        anti join {{ ref('stg_order_items') }} as items
+            on orders.account = items.account and orders.amazon_order_id = items.amazon_order_id
         """,
     ),
     unique("stg_order_status_history", "amazon_order_id", "version_number"),
@@ -106,10 +108,11 @@ CHECKS: list[SqlCheck] = [
         "one_current_version",
         "every order has exactly one current version, and it is the version stg_orders keeps",
         """
-        select orders.amazon_order_id, count(history.amazon_order_id) as current_versions
+        select orders.account, orders.amazon_order_id, count(history.amazon_order_id) as current_versions
         from {{ ref('stg_orders') }} as orders
         left join {{ ref('stg_order_status_history') }} as history
-            on orders.amazon_order_id = history.amazon_order_id
+            on orders.account = history.account
+            and orders.amazon_order_id = history.amazon_order_id
             and history.is_current
             and history.valid_from is not distinct from orders.last_update_date
             and history.dt = orders.dt
@@ -125,21 +128,22 @@ CHECKS: list[SqlCheck] = [
     SqlCheck(
         "sku_daily_sales",
         "reconciles_with_stg_order_items",
-        "units and revenue per (purchase_day, currency) equal the sums over the lines of orders not Canceled, "
-        "the null day of quarantined purchase dates included",
+        "units and revenue per (account, purchase_day, currency) equal the sums over the lines of orders not "
+        "Canceled, the null day of quarantined purchase dates included",
         """
         with
         by_sku as (
-            select purchase_day, currency, sum(units_ordered) as units, sum(units_shipped) as shipped,
+            select account, purchase_day, currency, sum(units_ordered) as units, sum(units_shipped) as shipped,
                 sum(revenue) as revenue
             from {{ ref('sku_daily_sales') }} group by all
         ),
         by_line as (
-            select purchase_day, currency_code as currency, sum(quantity_ordered) as units,
+            select account, purchase_day, currency_code as currency, sum(quantity_ordered) as units,
                 sum(quantity_shipped) as shipped, coalesce(sum(item_price_amount), 0) as revenue
             from {{ ref('stg_order_items') }} where order_status is distinct from 'Canceled' group by all
         )
         select
+            coalesce(by_sku.account, by_line.account) as account,
             coalesce(by_sku.purchase_day, by_line.purchase_day) as purchase_day,
             coalesce(by_sku.currency, by_line.currency) as currency,
             by_sku.units as sku_units, by_line.units as line_units,
@@ -147,7 +151,8 @@ CHECKS: list[SqlCheck] = [
             by_sku.revenue as sku_revenue, by_line.revenue as line_revenue
         from by_sku
         full outer join by_line
-            on by_sku.purchase_day is not distinct from by_line.purchase_day
+            on by_sku.account = by_line.account
+            and by_sku.purchase_day is not distinct from by_line.purchase_day
             and by_sku.currency is not distinct from by_line.currency
         where by_sku.units is distinct from by_line.units or by_sku.shipped is distinct from by_line.shipped
             or by_sku.revenue is distinct from by_line.revenue
@@ -160,25 +165,28 @@ CHECKS: list[SqlCheck] = [
     SqlCheck(
         "sales_by_channel",
         "reconciles_with_sku_daily_sales",
-        "revenue and units per (purchase_day, currency) equal the sums over sku_daily_sales, the null day included",
+        "revenue and units per (account, purchase_day, currency) equal the sums over sku_daily_sales, the null day "
+        "included",
         """
         with
         by_channel as (
-            select purchase_day, currency, sum(revenue) as revenue, sum(units_ordered) as units
+            select account, purchase_day, currency, sum(revenue) as revenue, sum(units_ordered) as units
             from {{ ref('sales_by_channel') }} group by all
         ),
         by_sku as (
-            select purchase_day, currency, sum(revenue) as revenue, sum(units_ordered) as units
+            select account, purchase_day, currency, sum(revenue) as revenue, sum(units_ordered) as units
             from {{ ref('sku_daily_sales') }} group by all
         )
         select
+            coalesce(by_channel.account, by_sku.account) as account,
             coalesce(by_channel.purchase_day, by_sku.purchase_day) as purchase_day,
             coalesce(by_channel.currency, by_sku.currency) as currency,
             by_channel.revenue as channel_revenue, by_sku.revenue as sku_revenue,
             by_channel.units as channel_units, by_sku.units as sku_units
         from by_channel
         full outer join by_sku
-            on by_channel.purchase_day is not distinct from by_sku.purchase_day
+            on by_channel.account = by_sku.account
+            and by_channel.purchase_day is not distinct from by_sku.purchase_day
             and by_channel.currency is not distinct from by_sku.currency
         where by_channel.revenue is distinct from by_sku.revenue or by_channel.units is distinct from by_sku.units
         """,
@@ -187,28 +195,31 @@ CHECKS: list[SqlCheck] = [
     SqlCheck(
         "sku_sales_trends",
         "reconciles_with_sku_daily_sales",
-        "units per (seller_sku, currency, day) equal the sums over sku_daily_sales on the same kind of day (local, or "
-        "UTC with var trend_utc_days), its days known",
+        "units per (account, seller_sku, currency, day) equal the sums over sku_daily_sales on the same kind of day "
+        "(local, or UTC with var trend_utc_days), its days known",
         """
         with
         trends as (
-            select seller_sku, currency, day, units_ordered as units
+            select account, seller_sku, currency, day, units_ordered as units
             from {{ ref('sku_sales_trends') }} where units_ordered <> 0
         ),
         daily as (
-            select seller_sku, currency, {{ 'purchase_day' if var('trend_utc_days', false) else 'purchase_day_local' }} as day,
+            select account, seller_sku, currency,
+                {{ 'purchase_day' if var('trend_utc_days', false) else 'purchase_day_local' }} as day,
                 sum(units_ordered) as units
             from {{ ref('sku_daily_sales') }} where purchase_day is not null
             group by all having sum(units_ordered) <> 0
         )
         select
+            coalesce(trends.account, daily.account) as account,
             coalesce(trends.seller_sku, daily.seller_sku) as seller_sku,
             coalesce(trends.currency, daily.currency) as currency,
             coalesce(trends.day, daily.day) as day,
             trends.units as trend_units, daily.units as daily_units
         from trends
         full outer join daily
-            on trends.seller_sku is not distinct from daily.seller_sku
+            on trends.account = daily.account
+            and trends.seller_sku is not distinct from daily.seller_sku
             and trends.currency is not distinct from daily.currency
             and trends.day = daily.day
         where trends.units is distinct from daily.units
@@ -220,7 +231,7 @@ CHECKS: list[SqlCheck] = [
         "stuck_orders",
         "no_stuck_orders",
         "no order has been in its status too long (warns with the stuck orders)",
-        "select amazon_order_id, order_status, hours_in_status, reason from {{ ref('stuck_orders') }}"
+        "select account, amazon_order_id, order_status, hours_in_status, reason from {{ ref('stuck_orders') }}"
         " order by hours_in_status desc",
         severity=dg.AssetCheckSeverity.WARN,
     ),

@@ -1,4 +1,7 @@
-"""What the stuck_orders and sku_trend_anomalies marts flag, keyed so that only new flags are reported (no Dagster here)."""
+"""What the stuck_orders and sku_trend_anomalies marts flag, keyed so that only new flags are reported (no Dagster here).
+
+Every flag belongs to one seller account (the marts' `account` column, 'default' without accounts): its key, its
+row and its line name it, since two accounts may flag the same order id or SKU."""
 
 from __future__ import annotations
 
@@ -14,17 +17,18 @@ STUCK_ORDERS = "stuck_orders"
 TREND_ANOMALIES = "sku_trend_anomalies"
 MARTS = (STUCK_ORDERS, TREND_ANOMALIES)
 
-STUCK_COLUMNS = ["amazon_order_id", "order_status", "status_since", "hours_in_status", "reason", "sales_channel", "units_unshipped"]
-ANOMALY_COLUMNS = ["seller_sku", "day", "direction", "units_ordered", "trailing_mean", "score"]
+STUCK_COLUMNS = ["account", "amazon_order_id", "order_status", "status_since", "hours_in_status", "reason", "sales_channel", "units_unshipped"]
+ANOMALY_COLUMNS = ["account", "seller_sku", "day", "direction", "units_ordered", "trailing_mean", "score"]
 PREVIEW_ROWS = 20
 ANOMALY_HORIZON_DAYS = 7
 
 
 def alert_key(mart: str, row: dict) -> str:
-    """The identity of a flag: the order id for a stuck order, `SKU@day` for a trend anomaly."""
+    """The identity of a flag: `account/order id` for a stuck order, `account/SKU@day` for a trend anomaly (an
+    account name never holds a `/`)."""
     if mart == STUCK_ORDERS:
-        return row["amazon_order_id"]
-    return f"{row['seller_sku']}@{row['day']}"
+        return f"{row['account']}/{row['amazon_order_id']}"
+    return f"{row['account']}/{row['seller_sku']}@{row['day']}"
 
 
 def flagged_rows(mart: str, path: Path | str) -> dict[str, dict]:
@@ -38,13 +42,17 @@ def flagged_rows(mart: str, path: Path | str) -> dict[str, dict]:
 
 
 def alertable(mart: str, keys: Iterable[str]) -> set[str]:
-    """The flags still news: every stuck order; trend anomalies on the ANOMALY_HORIZON_DAYS days up to the newest one."""
+    """The flags still news: every stuck order; trend anomalies on the ANOMALY_HORIZON_DAYS days up to the newest one
+    of their account."""
     keys = set(keys)
     if mart == STUCK_ORDERS or not keys:
         return keys
-    days = {key: date.fromisoformat(key.rsplit("@", 1)[1]) for key in keys}
-    first = max(days.values()) - timedelta(days=ANOMALY_HORIZON_DAYS - 1)
-    return {key for key, day in days.items() if day >= first}
+    days = {key: (key.split("/", 1)[0], date.fromisoformat(key.rsplit("@", 1)[1])) for key in keys}
+    newest: dict[str, date] = {}
+    for account, day in days.values():
+        newest[account] = max(day, newest.get(account, day))
+    horizon = timedelta(days=ANOMALY_HORIZON_DAYS - 1)
+    return {key for key, (account, day) in days.items() if day >= newest[account] - horizon}
 
 
 @dataclass(frozen=True)
@@ -58,8 +66,10 @@ class AlertBatch:
         return bool(self.stuck_orders or self.trend_anomalies)
 
     def summary(self) -> str:
-        """One line for logs."""
-        return f"{len(self.stuck_orders)} new stuck orders, {len(self.trend_anomalies)} new SKU trend anomalies"
+        """One line for logs, naming the accounts flagged."""
+        accounts = sorted({row["account"] for row in (*self.stuck_orders, *self.trend_anomalies)})
+        where = f" (account{'s' if len(accounts) > 1 else ''} {', '.join(accounts)})" if accounts else ""
+        return f"{len(self.stuck_orders)} new stuck orders, {len(self.trend_anomalies)} new SKU trend anomalies{where}"
 
     def payload(self) -> dict:
         """The webhook body."""
@@ -73,8 +83,8 @@ class AlertBatch:
     def lines(self) -> list[str]:
         """One human line per alert, for logs."""
         return [
-            *(f"stuck: {r['amazon_order_id']} {r['order_status']} for {r['hours_in_status']:.0f} h ({r['reason']})" for r in self.stuck_orders),
-            *(f"trend: {r['seller_sku']} {r['direction']} on {r['day']}: {r['units_ordered']} units vs {r['trailing_mean']:.1f}/day" for r in self.trend_anomalies),
+            *(f"stuck: account {r['account']}: {r['amazon_order_id']} {r['order_status']} for {r['hours_in_status']:.0f} h ({r['reason']})" for r in self.stuck_orders),
+            *(f"trend: account {r['account']}: {r['seller_sku']} {r['direction']} on {r['day']}: {r['units_ordered']} units vs {r['trailing_mean']:.1f}/day" for r in self.trend_anomalies),
         ]
 
     def markdown(self) -> str:

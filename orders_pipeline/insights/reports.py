@@ -1,9 +1,13 @@
-"""The chart files under $ORDERS_DATA_DIR/reports, drawn from the sku_sales_trends and sales_by_channel marts."""
+"""The chart files under $ORDERS_DATA_DIR/reports, drawn from the sku_sales_trends and sales_by_channel marts.
+
+Numbers of two seller accounts are never added: each panel or bar is one account's, labelled with it when the data
+holds several."""
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,65 +44,83 @@ def write_reports(root: Path) -> list[Report]:
 
 
 def _sku_trends(con: duckdb.DuckDBPyConnection, root: Path, path: Path) -> Report:
-    """Units per day with 7/28-day averages for the top sellers of the latest 28 days (all currencies together)."""
+    """Units per day with 7/28-day averages for the top sellers of each account's latest 28 days (all currencies of a
+    SKU together, accounts never): one panel per account and SKU, the best ranked first."""
     rows = con.execute(
         """
         with trends as (select * from read_parquet($path)),
-        last_day as (select max(day) as day from trends),
+        last_days as (select account, max(day) as last_day from trends group by account),
         top_skus as (
-            select distinct trends.seller_sku, trends.sales_rank, trends.sku_units_28d
-            from trends join last_day using (day) order by sales_rank, seller_sku limit $top
+            select distinct trends.account, trends.seller_sku, trends.sales_rank, trends.sku_units_28d
+            from trends join last_days on trends.account = last_days.account and trends.day = last_days.last_day
+            order by sales_rank, account, seller_sku limit $top
         )
-        select trends.seller_sku, top_skus.sales_rank, top_skus.sku_units_28d, trends.day,
+        select trends.account, trends.seller_sku, top_skus.sales_rank, top_skus.sku_units_28d, trends.day,
             sum(trends.units_ordered) as units, sum(trends.units_ma_7d) as ma_7d, sum(trends.units_ma_28d) as ma_28d
-        from trends join top_skus using (seller_sku) cross join last_day
-        where trends.day > last_day.day - $days
-        group by all order by top_skus.sales_rank, trends.seller_sku, trends.day
+        from trends
+        join top_skus on trends.account = top_skus.account and trends.seller_sku = top_skus.seller_sku
+        join last_days on trends.account = last_days.account
+        where trends.day > last_days.last_day - $days
+        group by all order by top_skus.sales_rank, trends.account, trends.seller_sku, trends.day
         """,
         {"path": str(mart_path(root, "sku_sales_trends")), "top": TOP_SKUS, "days": TREND_DAYS},
     ).fetchall()
-    grouped: dict[str, list[tuple]] = {}
+    grouped: dict[tuple[str, str], list[tuple]] = {}
     for row in rows:
-        grouped.setdefault(row[0], []).append(row)
+        grouped.setdefault((row[0], row[1]), []).append(row)
+    named = _account_prefix({account for account, _ in grouped})
     series = [
         DailySeries(
-            label=f"#{days[0][1]} {sku} — {days[0][2]:,} units in the latest 28 days",
-            days=[row[3] for row in days],
-            units=[float(row[4]) for row in days],
-            ma_7d=[float(row[5]) for row in days],
-            ma_28d=[float(row[6]) for row in days],
+            label=f"{named(account)}#{days[0][2]} {sku} — {days[0][3]:,} units in the latest 28 days",
+            days=[row[4] for row in days],
+            units=[float(row[5]) for row in days],
+            ma_7d=[float(row[6]) for row in days],
+            ma_28d=[float(row[7]) for row in days],
         )
-        for sku, days in grouped.items()
+        for (account, sku), days in grouped.items()
     ]
-    table = "| rank | seller_sku | units, latest 28 days | latest 7-day average |\n|---:|---|---:|---:|\n" + "\n".join(
-        f"| {days[0][1]} | {sku} | {days[0][2]:,} | {float(days[-1][5]):.2f} |" for sku, days in grouped.items()
+    table = "| account | rank | seller_sku | units, latest 28 days | latest 7-day average |\n|---|---:|---|---:|---:|\n" + "\n".join(
+        f"| {account} | {days[0][2]} | {sku} | {days[0][3]:,} | {float(days[-1][6]):.2f} |" for (account, sku), days in grouped.items()
     )
     svg = sku_trend_chart(f"Top {len(series)} SKUs: units ordered per day (last {TREND_DAYS} days)", series)
     return Report(path, svg, table)
 
 
 def _sales_by_channel(con: duckdb.DuckDBPyConnection, root: Path, path: Path) -> Report:
-    """Units per sales and fulfillment channel over the latest 28 days, revenue noted per currency."""
+    """Units per account, sales and fulfillment channel over each account's latest 28 days, revenue noted per
+    currency."""
     rows = con.execute(
         """
         with sales as (select * from read_parquet($path)),
-        recent as (select * from sales where purchase_day > (select max(purchase_day) from sales) - $days),
+        last_days as (select account, max(purchase_day) as last_day from sales group by account),
+        recent as (
+            select sales.* from sales join last_days on sales.account = last_days.account
+            where sales.purchase_day > last_days.last_day - $days
+        ),
         per_currency as (
-            select sales_channel, fulfillment_channel, currency, sum(units_ordered) as units, sum(revenue) as revenue
+            select account, sales_channel, fulfillment_channel, currency, sum(units_ordered) as units,
+                sum(revenue) as revenue
             from recent group by all
         )
-        select sales_channel, fulfillment_channel, sum(units) as units,
+        select account, sales_channel, fulfillment_channel, sum(units) as units,
             string_agg(currency || ' ' || format('{:,.2f}', revenue), ', ' order by revenue desc) as revenue
-        from per_currency group by all order by units desc
+        from per_currency group by all order by units desc, account
         """,
         {"path": str(mart_path(root, "sales_by_channel")), "days": CHANNEL_DAYS},
     ).fetchall()
-    bars = [Bar(f"{channel} · {fulfillment}", float(units), f"({revenue})") for channel, fulfillment, units, revenue in rows]
-    table = "| sales_channel | fulfillment_channel | units | revenue |\n|---|---|---:|---|\n" + "\n".join(
-        f"| {channel} | {fulfillment} | {units:,} | {revenue} |" for channel, fulfillment, units, revenue in rows
+    named = _account_prefix({row[0] for row in rows})
+    bars = [Bar(f"{named(account)}{channel} · {fulfillment}", float(units), f"({revenue})")
+            for account, channel, fulfillment, units, revenue in rows]
+    table = "| account | sales_channel | fulfillment_channel | units | revenue |\n|---|---|---|---:|---|\n" + "\n".join(
+        f"| {account} | {channel} | {fulfillment} | {units:,} | {revenue} |" for account, channel, fulfillment, units, revenue in rows
     )
     svg = bar_chart(f"Units ordered by channel, latest {CHANNEL_DAYS} days (revenue per currency)", bars, "units")
     return Report(path, svg, table)
+
+
+def _account_prefix(accounts: set[str]) -> Callable[[str], str]:
+    """How a label names its account: not at all for one account, `account · ` for several."""
+    return (lambda account: "") if len(accounts) <= 1 else (lambda account: f"{account} · ")
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -1,4 +1,4 @@
-"""A short printed tour of the marts: best and worst sellers, sales by channel, stuck orders."""
+"""A short printed tour of the marts: best and worst sellers, sales by channel, stuck orders (per seller account)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,22 @@ import duckdb
 from orders_pipeline.storage.layout import mart_path
 
 _SKU_UNITS = """
-    select seller_sku, sum(units_ordered)::bigint as units, sum(orders)::bigint as orders
+    select account, seller_sku, sum(units_ordered)::bigint as units, sum(orders)::bigint as orders
     from read_parquet($sku_daily_sales)
-    group by seller_sku
+    group by account, seller_sku
 """
 
 _SECTIONS = {
-    "Best-selling SKUs (units ordered, all days)": "from (" + _SKU_UNITS + ") order by units desc, seller_sku limit 5",
-    "Slowest-selling SKUs that sold at all": "from (" + _SKU_UNITS + ") order by units, seller_sku limit 5",
+    "Best-selling SKUs (units ordered, all days)": "from (" + _SKU_UNITS + ") order by units desc, account, seller_sku limit 5",
+    "Slowest-selling SKUs that sold at all": "from (" + _SKU_UNITS + ") order by units, account, seller_sku limit 5",
     "Sales by channel (revenue per currency, never added across currencies)": """
-        select sales_channel, fulfillment_channel, currency,
+        select account, sales_channel, fulfillment_channel, currency,
                sum(orders)::bigint as orders, sum(units_ordered)::bigint as units, sum(revenue) as revenue
         from read_parquet($sales_by_channel)
-        group by all order by currency, revenue desc
+        group by all order by account, currency, revenue desc
     """,
     "Stuck orders, longest first": """
-        select amazon_order_id, order_status, round(hours_in_status) as hours_in_status, reason
+        select account, amazon_order_id, order_status, round(hours_in_status) as hours_in_status, reason
         from read_parquet($stuck_orders)
         order by hours_in_status desc limit 5
     """,

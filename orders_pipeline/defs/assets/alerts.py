@@ -18,8 +18,8 @@ class AlertsConfig(dg.Config):
 
     stuck_orders_path: str = Field(description="stuck_orders.parquet to read the rows from")
     trend_anomalies_path: str = Field(description="sku_trend_anomalies.parquet to read the rows from")
-    new_stuck_order_ids: list[str] = Field(default_factory=list)
-    new_trend_anomaly_keys: list[str] = Field(default_factory=list, description="SKU@YYYY-MM-DD")
+    new_stuck_order_ids: list[str] = Field(default_factory=list, description="ACCOUNT/AMAZON_ORDER_ID")
+    new_trend_anomaly_keys: list[str] = Field(default_factory=list, description="ACCOUNT/SKU@YYYY-MM-DD")
 
 
 @dg.asset(
