@@ -173,8 +173,8 @@ def _refuse_secret_values(where: str, entry: dict) -> None:
                 f"{where}: key {key!r} looks like a secret; the file never holds secrets: export it in a variable "
                 f"and name that variable under `secrets`"
             )
-        for text in _strings(value):
-            if CREDENTIAL_SHAPES.match(text) and not VARIABLE_NAME.match(text) and not text.startswith(("http://", "https://")):
+        for text in _strings(value) if key not in ("name", "secrets") else []:  # both checked on their own
+            if CREDENTIAL_SHAPES.match(text) and not text.startswith(("http://", "https://")):
                 raise AccountsFileError(
                     f"{where}: the value of {key!r} looks like a credential; the file never holds secrets: export it "
                     "in a variable and name that variable under `secrets`"
