@@ -168,3 +168,24 @@ def test_the_schedule_asks_every_account_for_yesterday_and_the_resweep_days(monk
     ]
     assert requests[1].partition_key.keys_by_dimension == {"account": "eu-sp", "day": "2024-03-09"}
     assert [r.partition_key for r in daily_run_requests(date(2024, 3, 10), [])] == ["2024-03-09", "2024-03-08"]
+
+
+def test_a_backfill_on_the_grid_is_one_run_per_account_and_day_each_tagged_with_its_account(tmp_path):
+    """What the backfill daemon plans for a UI backfill (Dagster's own planner): every run carries the account tag the
+    run queue limits, also when the selection has fewer days than accounts."""
+    from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
+    from dagster._core.definitions.automation_tick_evaluation_context import build_run_requests_with_backfill_policies
+    from dagster._core.definitions.events import AssetKeyPartitionKey
+
+    path = tmp_path / "accounts.yaml"
+    path.write_text("accounts:\n" + "".join(f"  - name: {name}\n    source: mws\n" for name in ("a", "b", "c")))
+    asset = raw_assets(load_accounts(path))
+    selected = [f"{account}|2024-03-0{day}" for account in ("a", "b", "c") for day in (1, 2)]
+    with dg.DagsterInstance.ephemeral() as instance:
+        requests = build_run_requests_with_backfill_policies(
+            [AssetKeyPartitionKey(key, partition) for key in asset.keys for partition in selected],
+            AssetGraph.from_assets([asset]), instance,
+        )
+
+    assert sorted(request.tags["dagster/partition"] for request in requests) == sorted(selected)
+    assert all(request.tags["dagster/partition/account"] == request.tags["dagster/partition"].split("|")[0] for request in requests)
