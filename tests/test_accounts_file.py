@@ -56,14 +56,6 @@ def test_an_accounts_file_names_the_variables_and_fills_in_each_sources_defaults
     assert eu.endpoint is None and us.simulator_seed != eu.simulator_seed
 
 
-def test_the_secret_is_read_from_the_named_variable_at_use(tmp_path, monkeypatch):
-    account = load_accounts(write(tmp_path, GOOD_YAML))["us-brand"]
-    monkeypatch.delenv("US_BRAND_REFRESH", raising=False)
-    assert account.secret("refresh_token") is None
-    monkeypatch.setenv("US_BRAND_REFRESH", "Atzr|value-only-in-the-environment")
-    assert account.secret("refresh_token") == "Atzr|value-only-in-the-environment"
-
-
 ACCOUNT = "accounts:\n  - name: shop\n    source: mws\n"
 
 

@@ -179,7 +179,8 @@ def _status(args: argparse.Namespace) -> int:
         return EXIT_NOT_FOUND
     written = max((s for s in orders if s.written_at), key=lambda s: s.written_at, default=None)
     if written:
-        print(f"\nLast write: partition {written.day} at {written.written_at} (Dagster run {written.run_id})")
+        partition = f"{written.account} {written.day}" if written.account else str(written.day)
+        print(f"\nLast write: partition {partition} at {written.written_at} (Dagster run {written.run_id})")
     _print_last_dagster_run()
     print("\nMarts:")
     for name in ("stuck_orders", "sku_trend_anomalies", "sku_sales_trends", "sales_by_channel"):

@@ -24,6 +24,7 @@ class PartitionStatus:
     covered_until: str | None
     written_at: str | None
     run_id: str | None
+    account: str | None = None  # with an accounts file, whose partition it is
 
 
 def partition_statuses(root: Path, table: str, account: str | None = None) -> list[PartitionStatus]:
@@ -67,8 +68,9 @@ def _status(root: Path, table: str, day: date, account: str | None) -> Partition
     rows = pq.ParquetFile(directory / PART_FILE).metadata.num_rows
     manifest = read_manifest(directory) or {}
     if manifest.get("rows") != rows:  # a crash between the Parquet swap and the manifest write, or no manifest
-        return PartitionStatus(table, day, rows, "unknown", None, None, None)
+        return PartitionStatus(table, day, rows, "unknown", None, None, None, account)
     state = "complete" if manifest.get("complete") else "partial"
     return PartitionStatus(
-        table, day, rows, state, manifest.get("covered_until"), manifest.get("written_at"), manifest.get("dagster_run_id")
+        table, day, rows, state, manifest.get("covered_until"), manifest.get("written_at"), manifest.get("dagster_run_id"),
+        account,
     )

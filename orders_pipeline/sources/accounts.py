@@ -63,10 +63,6 @@ class Account:
         """The embedded simulator's seed for this account: each simulated account has its own orders."""
         return 7 if self.name == DEFAULT_ACCOUNT else zlib.crc32(self.name.encode())
 
-    def secret(self, name: str) -> str | None:
-        """The secret `name` from the variable the account names, as this process sees it now; None when unset."""
-        return os.environ.get(self.secret_variables[name]) or None
-
 
 def accounts_file() -> Path | None:
     """The accounts file $ORDERS_ACCOUNTS_FILE names, or None when it is unset (one account, from the variables)."""
