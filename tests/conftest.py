@@ -57,9 +57,9 @@ def day_bounds(day) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def read_partition(root, table: str, day) -> list[dict]:
-    """All rows of one committed partition."""
-    return pq.read_table(partition_dir(root, table, day)).to_pylist()
+def read_partition(root, table: str, day, account: str | None = None) -> list[dict]:
+    """All rows of one committed partition (of `account`, with an accounts file)."""
+    return pq.read_table(partition_dir(root, table, day, account)).to_pylist()
 
 
 def latest_versions(rows: list[dict], version: str = "last_update_date") -> dict[str, dict]:
@@ -73,7 +73,8 @@ def latest_versions(rows: list[dict], version: str = "last_update_date") -> dict
 
 
 def assert_matches_simulator(
-    root, simulator: MwsSimulator, day, *, until: datetime | None = None, at_least: int = 10, merged: bool = False
+    root, simulator: MwsSimulator, day, *, until: datetime | None = None, at_least: int = 10, merged: bool = False,
+    account: str | None = None,
 ) -> None:
     """Each order version is in the partition once, and each order's latest version, with its items, is the simulator's.
 
@@ -82,8 +83,8 @@ def assert_matches_simulator(
     """
     start, end = day_bounds(day)
     expected = {order["amazon_order_id"]: order for order in simulator.expected_orders(start, until or end)}
-    orders = read_partition(root, "orders", day)
-    items = read_partition(root, "order_items", day)
+    orders = read_partition(root, "orders", day, account)
+    items = read_partition(root, "order_items", day, account)
     assert len(expected) >= at_least
     versions = [(row["amazon_order_id"], row["last_update_date"]) for row in orders]
     assert len(set(versions)) == len(versions), "an order version is stored twice"

@@ -25,7 +25,7 @@ from dagster._utils.tags import TagConcurrencyLimitsCounter
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
-ACCOUNT_TAG = "orders_pipeline/account"
+ACCOUNT_TAG = "dagster/partition/account"  # the tag Dagster gives a run of one (account, day) partition
 SECRET_NAME = re.compile(r"^(MWS_|SP_API_|LWA_)|PASSWORD|SECRET|TOKEN", re.IGNORECASE)
 INSTANCE_ENV = {
     "DAGSTER_PG_HOST": "postgres.test",
@@ -141,6 +141,16 @@ def test_pools_keep_the_meaning_of_the_repos_instance(instance_env):
     local = load_yaml(REPO / "dagster.yaml")["concurrency"]["pools"]
 
     assert deployed == local == {"default_limit": 1}, "mws_api and analytics: one slot each"
+
+
+def test_the_repo_and_the_cluster_limit_the_account_tag_the_raw_runs_carry(instance_env):
+    from orders_pipeline.defs.partitions import ACCOUNT_TAG as RAW_RUN_TAG
+
+    deployed = InstanceRef.from_dir(str(DEPLOY)).settings["concurrency"]["runs"]["tag_concurrency_limits"]
+    local = load_yaml(REPO / "dagster.yaml")["concurrency"]["runs"]["tag_concurrency_limits"]
+    helm = load_yaml(DEPLOY / "helm" / "values.yaml")["concurrency"]["runs"]["tagConcurrencyLimits"]
+
+    assert deployed == local == helm == [{"key": RAW_RUN_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from orders_pipeline.cli.runs import ingest_days, refresh_marts
+from orders_pipeline.sources.accounts import configured_accounts
 from orders_pipeline.storage.layout import data_dir
 from orders_pipeline.insights.summary import mart_summary
 
@@ -18,7 +19,7 @@ def run_demo(days: list[date], dagster_home: Path) -> bool:
     """Ingest `days` one run per partition into the instance at `dagster_home`, then the marts; True if all succeeded."""
     instance = dg.DagsterInstance.from_config(str(dagster_home))
     print(f"Ingesting {len(days)} days into {data_dir()} (Dagster instance: {dagster_home})")
-    ok = not ingest_days(days, instance) and refresh_marts(instance)
+    ok = not ingest_days(days, instance, accounts=list(configured_accounts())) and refresh_marts(instance)
     if ok:
         print("\n" + mart_summary(data_dir()))
         _print_next_steps(dagster_home)

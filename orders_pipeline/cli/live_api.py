@@ -9,15 +9,16 @@ from orders_pipeline.cli.lookup import HISTORY_COLUMNS, ORDER_COLUMNS
 from orders_pipeline.cli.output import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, plain
 from orders_pipeline.defs.resources import MwsResource, chosen_source
 from orders_pipeline.defs.sp_api_resource import SpApiResource
+from orders_pipeline.sources.accounts import Account
 from orders_pipeline.sources.mws.errors import MwsError
 from orders_pipeline.sources.sp_api.errors import SpApiApiError, SpApiError
 
 PROBE_ORDER_ID = "000-0000000-0000000"  # a well-formed id no order has: getOrder answers NotFound when access works
 
 
-def uses_sp_api() -> bool:
-    """Whether $ORDERS_SOURCE chooses the Selling Partner API (default: MWS)."""
-    return chosen_source() == "sp-api"
+def uses_sp_api(account: Account | None = None) -> bool:
+    """Whether the account's source, or without one $ORDERS_SOURCE, is the Selling Partner API (default: MWS)."""
+    return (account.source if account else chosen_source()) == "sp-api"
 
 
 def endpoint_variable() -> str:
@@ -25,23 +26,27 @@ def endpoint_variable() -> str:
     return "SP_API_ENDPOINT" if uses_sp_api() else "MWS_ENDPOINT"
 
 
-def print_service_status() -> int:
-    """Ask the configured API whether it answers these credentials; without an endpoint, say runs use the simulator."""
+def print_service_status(account: Account | None = None) -> int:
+    """Ask the configured API (the account's) whether it answers these credentials; without an endpoint, say runs use
+    the simulator."""
+    if account is not None and not account.endpoint:
+        print(f"\nAPI ({account.name}): no endpoint in the accounts file; runs use the embedded simulator.")
+        return EXIT_OK
     variable = endpoint_variable()
-    if not os.environ.get(variable):
+    if account is None and not os.environ.get(variable):
         print(f"\nAPI: {variable} is not set; runs use the embedded simulator.")
         return EXIT_OK
-    return _sp_api_status() if uses_sp_api() else _mws_status()
+    return _sp_api_status(account) if uses_sp_api(account) else _mws_status(account)
 
 
-def print_live_order(amazon_order_id: str) -> int:
-    """The order as the API knows it now (MWS GetOrder or SP-API getOrder)."""
+def print_live_order(amazon_order_id: str, account: Account | None = None) -> int:
+    """The order as the API (of `account`) knows it now (MWS GetOrder or SP-API getOrder)."""
     try:
-        if uses_sp_api():
-            with SpApiResource().open_client() as (client, source):
+        if uses_sp_api(account):
+            with SpApiResource().open_client(account=account) as (client, source):
                 rows = client.get_order(amazon_order_id).orders.to_pylist()
         else:
-            with MwsResource().open_client() as (client, source):
+            with MwsResource().open_client(account=account) as (client, source):
                 rows = client.get_orders([amazon_order_id]).table.to_pylist()
     except SpApiApiError as error:
         if error.code == "NotFound":
@@ -53,7 +58,7 @@ def print_live_order(amazon_order_id: str) -> int:
         print(f"GetOrder failed: {error}", file=sys.stderr)
         return EXIT_FAILED
     embedded = ", the embedded simulator" if source.is_embedded_simulator else ""
-    operation = "getOrder" if uses_sp_api() else "GetOrder"
+    operation = "getOrder" if uses_sp_api(account) else "GetOrder"
     print(f"\nLive ({operation} from {source.endpoint}{embedded}):")
     if not rows:
         print(f"  the API does not know order {amazon_order_id}")
@@ -62,9 +67,9 @@ def print_live_order(amazon_order_id: str) -> int:
     return EXIT_OK
 
 
-def _mws_status() -> int:
+def _mws_status(account: Account | None) -> int:
     try:
-        with MwsResource().open_client() as (client, source):
+        with MwsResource().open_client(account=account) as (client, source):
             print(f"\nAPI: {source.endpoint} GetServiceStatus = {client.get_service_status()}")
     except MwsError as error:
         print(f"\nAPI: GetServiceStatus failed: {error}", file=sys.stderr)
@@ -72,10 +77,10 @@ def _mws_status() -> int:
     return EXIT_OK
 
 
-def _sp_api_status() -> int:
+def _sp_api_status(account: Account | None) -> int:
     """One getOrder of an id no order has: a NotFound proves the token exchange and the app's access to orders."""
     try:
-        with SpApiResource().open_client() as (client, source):
+        with SpApiResource().open_client(account=account) as (client, source):
             client.get_order(PROBE_ORDER_ID)
     except SpApiApiError as error:
         if error.code != "NotFound":

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from orders_pipeline.cli.live_api import endpoint_variable, print_live_order, print_service_status
 from orders_pipeline.cli.output import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, aligned_table, plain
+from orders_pipeline.sources.accounts import ACCOUNTS_FILE_ENV, Account, AccountsFileError, accounts_file, configured_accounts
 
 EXIT_CODES = """exit codes:
   0  ok
@@ -29,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return EXIT_USAGE
-    return args.run(args)
+    try:
+        return args.run(args)
+    except AccountsFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,15 +72,18 @@ def _parser() -> argparse.ArgumentParser:
         "--replace", action="store_true",
         help="rebuild each day from this fetch alone, dropping the order versions earlier runs stored (default: merge, keep them)",
     )
+    backfill.add_argument("--account", metavar="NAME", help="only this account of $ORDERS_ACCOUNTS_FILE (default: every account)")
     backfill.set_defaults(run=_backfill)
 
     status = command("status", "partitions present (complete or partial), row counts, last run, marts and the API's status")
     status.add_argument("--days", type=int, default=7, help="list the latest N partitions day by day (default 7, 0 for none)")
+    status.add_argument("--account", metavar="NAME", help="only this account of $ORDERS_ACCOUNTS_FILE (default: every account)")
     status.set_defaults(run=_status)
 
     order = command("order", "one order's status history across partitions and its items, from the stored data")
     order.add_argument("amazon_order_id", metavar="AMAZON_ORDER_ID")
     order.add_argument("--live", action="store_true", help="also ask the API (GetOrder) for its current state")
+    order.add_argument("--account", metavar="NAME", help="the account of $ORDERS_ACCOUNTS_FILE the order belongs to (needed with --live)")
     order.set_defaults(run=_order)
 
     query = command("query", "run SQL against $ORDERS_DATA_DIR/warehouse.duckdb (read-only) and print the result")
@@ -109,7 +117,7 @@ def _demo(args: argparse.Namespace) -> int:
     if os.environ.get(endpoint_variable()):
         print(f"note: {endpoint_variable()} is set, so the demo reads from it, not from the embedded simulator",
               file=sys.stderr)
-    if _would_mix_sources():
+    if _would_mix_sources(configured_accounts()):
         return EXIT_FAILED
     today = datetime.now(timezone.utc).date()
     days = [today - timedelta(days=offset) for offset in range(args.days, -1, -1)]
@@ -135,60 +143,52 @@ def _backfill(args: argparse.Namespace) -> int:
     if not date.fromisoformat(FIRST_DAY) <= args.start <= args.end <= today:
         print(f"error: need {FIRST_DAY} <= START <= END <= {today} (today, UTC)", file=sys.stderr)
         return EXIT_USAGE
-    if _would_mix_sources():
+    accounts = _selected_accounts(args.account)
+    if _would_mix_sources(accounts):
         return EXIT_FAILED
     days = [args.start + timedelta(days=offset) for offset in range((args.end - args.start).days + 1)]
     home = _dagster_home()
     endpoint = os.environ.get(endpoint_variable()) or f"the embedded simulator ({endpoint_variable()} not set)"
+    source = f"{len(accounts)} account(s) ({', '.join(accounts)}), each in turn," if accounts else f"from {endpoint}"
     how = "replacing each day (--replace)" if args.replace else "merging into each day"
-    print(f"Backfilling {len(days)} days {args.start}..{args.end} from {endpoint} into {data_dir()}, one run per day, {how}")
+    print(f"Backfilling {len(days)} days {args.start}..{args.end} {source} into {data_dir()}, one run per day, {how}")
     print(f"Runs are recorded in the Dagster instance at {home}", flush=True)
     instance = dg.DagsterInstance.from_config(str(home))
-    failed = ingest_days(days, instance, replace=args.replace, progress=_print_flush)
+    failed = ingest_days(days, instance, replace=args.replace, progress=_print_flush, accounts=list(accounts))
     marts_ok = args.no_marts or refresh_marts(instance, progress=_print_flush)
-    if failed:
-        print(f"{len(failed)} of {len(days)} days FAILED: {', '.join(map(str, failed))}; re-run them with "
+    if failed and accounts:
+        print(f"{len(failed)} of {len(days) * len(accounts)} partitions FAILED: {', '.join(failed)}; re-run them with "
+              f"`orders-pipeline backfill DAY DAY --account NAME`", file=sys.stderr)
+    elif failed:
+        print(f"{len(failed)} of {len(days)} days FAILED: {', '.join(failed)}; re-run them with "
               f"`orders-pipeline backfill DAY DAY`", file=sys.stderr)
     return EXIT_OK if not failed and marts_ok else EXIT_FAILED
 
 
 def _status(args: argparse.Namespace) -> int:
     """Partitions per table from the files and their manifests, last write and run, marts, API status."""
-    from orders_pipeline.cli.status import RAW_TABLES, partition_statuses
+    from orders_pipeline.cli.status import print_partitions
     from orders_pipeline.storage.layout import data_dir, mart_path
 
     root = data_dir()
     print(f"Data directory: {root}")
-    statuses = {table: partition_statuses(root, table) for table in RAW_TABLES}
-    if not any(statuses.values()):
+    accounts = _selected_accounts(args.account)
+    orders = print_partitions(root, list(accounts), args.days)
+    if not orders:
         print("No partitions yet: run `orders-pipeline demo` or `orders-pipeline backfill START END`.")
         return EXIT_NOT_FOUND
-    print(f"\n{'table':<12} {'partitions':>10}  {'first':<10}  {'last':<10}  {'complete':>8} {'partial':>7} {'unknown':>7} {'rows':>12}")
-    for table, rows in statuses.items():
-        states = [status.state for status in rows]
-        first, last = (rows[0].day, rows[-1].day) if rows else ("-", "-")
-        print(
-            f"{table:<12} {len(rows):>10}  {first!s:<10}  {last!s:<10}  {states.count('complete'):>8} "
-            f"{states.count('partial'):>7} {states.count('unknown'):>7} {sum(s.rows for s in rows):>12,}"
-        )
-    orders = statuses["orders"]
-    if args.days > 0 and orders:
-        items = {status.day: status.rows for status in statuses["order_items"]}
-        print(f"\n{'day':<10}  {'state':<8}  {'orders':>7}  {'items':>7}  covered until / written at")
-        for status in orders[-args.days :]:
-            print(f"{status.day!s:<10}  {status.state:<8}  {status.rows:>7,}  {items.get(status.day, 0):>7,}  "
-                  f"{status.covered_until or '-'} / {status.written_at or '-'}")
-    partial = [str(status.day) for status in orders if status.state == "partial"]
-    if partial:
-        print(f"\nPartial days (re-run to complete): {', '.join(partial)}")
     written = max((s for s in orders if s.written_at), key=lambda s: s.written_at, default=None)
     if written:
-        print(f"\nLast write: partition {written.day} at {written.written_at} (Dagster run {written.run_id})")
+        partition = f"{written.account} {written.day}" if written.account else str(written.day)
+        print(f"\nLast write: partition {partition} at {written.written_at} (Dagster run {written.run_id})")
     _print_last_dagster_run()
     print("\nMarts:")
     for name in ("stuck_orders", "sku_trend_anomalies", "sku_sales_trends", "sales_by_channel"):
         print(f"  {name:<20} {_mart_summary(mart_path(root, name))}")
-    return print_service_status()
+    if not accounts:
+        return print_service_status()
+    codes = [print_service_status(account) for account in accounts.values()]
+    return max(codes)
 
 
 def _order(args: argparse.Namespace) -> int:
@@ -196,21 +196,29 @@ def _order(args: argparse.Namespace) -> int:
     from orders_pipeline.cli.lookup import HISTORY_COLUMNS, ITEM_COLUMNS, ORDER_COLUMNS, order_items, order_versions
     from orders_pipeline.storage.layout import data_dir
 
-    versions = order_versions(data_dir(), args.amazon_order_id)
+    accounts = _selected_accounts(args.account)
+    searched = list(accounts) or [None]
+    found = next(((name, rows) for name in searched if (rows := order_versions(data_dir(), args.amazon_order_id, name))), None)
+    folder, versions = found or (args.account, [])
+    account = accounts.get(folder) if folder else None
     if not versions:
         print(f"Order {args.amazon_order_id} is not in the stored data under {data_dir()}.", file=sys.stderr)
         if not args.live:
             return EXIT_NOT_FOUND
     else:
         latest = versions[-1]
-        print(f"Order {args.amazon_order_id}: {len(versions)} stored versions, now {latest['order_status']}")
+        of = f" (account {folder})" if folder else ""
+        print(f"Order {args.amazon_order_id}{of}: {len(versions)} stored versions, now {latest['order_status']}")
         print("\n".join(f"  {name:<26} {plain(latest[name])}" for name in ORDER_COLUMNS))
         print("\nStatus history (one row per version seen, oldest first):")
         print(aligned_table([[plain(v[name]) for name in HISTORY_COLUMNS] for v in versions], HISTORY_COLUMNS))
-        items = order_items(data_dir(), args.amazon_order_id, str(latest["dt"]), latest["last_update_date"])
+        items = order_items(data_dir(), args.amazon_order_id, str(latest["dt"]), latest["last_update_date"], account=folder)
         print(f"\nItems of the latest version (partition dt={latest['dt']}):")
         print(aligned_table([[plain(item[name]) for name in ITEM_COLUMNS] for item in items], ITEM_COLUMNS))
-    return print_live_order(args.amazon_order_id) if args.live else EXIT_OK
+    if args.live and configured_accounts() and account is None:
+        print(f"error: --live needs --account NAME to know which seller's API to ask ({_listed()})", file=sys.stderr)
+        return EXIT_USAGE
+    return print_live_order(args.amazon_order_id, account) if args.live else EXIT_OK
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -281,15 +289,36 @@ def _print_last_dagster_run() -> None:
               f"started {started} (run {record.dagster_run.run_id[:8]})")
 
 
-def _would_mix_sources() -> bool:
-    """Say so, before any run starts, when this environment's source may not write into the data dir (demo vs real data)."""
+def _selected_accounts(requested: str | None) -> dict[str, Account]:
+    """`--account NAME`, else every account of $ORDERS_ACCOUNTS_FILE; empty without the file (one account, as always)."""
+    accounts = configured_accounts()
+    if requested is None:
+        return accounts
+    if not accounts:
+        raise AccountsFileError(f"--account {requested}: {ACCOUNTS_FILE_ENV} is not set, so there is one account; drop --account")
+    if requested not in accounts:
+        raise AccountsFileError(f"--account {requested}: no such account; {_listed()}")
+    return {requested: accounts[requested]}
+
+
+def _listed() -> str:
+    """The accounts file and its accounts, for messages."""
+    return f"{accounts_file()} lists {', '.join(configured_accounts())}"
+
+
+def _would_mix_sources(accounts: dict[str, Account]) -> bool:
+    """Say so, before any run starts, when this environment's source (each account's) may not write into the data dir
+    (demo vs real data)."""
     from orders_pipeline.storage.source_marker import refusal
     from orders_pipeline.storage.layout import data_dir
 
-    reason = refusal(data_dir(), os.environ.get(endpoint_variable()) or None)
-    if reason:
+    if accounts:
+        reasons = [refusal(data_dir(), account.endpoint, account.name) for account in accounts.values()]
+    else:
+        reasons = [refusal(data_dir(), os.environ.get(endpoint_variable()) or None)]
+    for reason in filter(None, reasons):
         print(f"error: {reason}", file=sys.stderr)
-    return reason is not None
+    return any(reasons)
 
 
 def _mart_summary(path: Path) -> str:

@@ -10,6 +10,7 @@ import dagster as dg
 from orders_pipeline.defs.assets.raw import ORDER_ITEMS, ORDERS, mws_orders
 from orders_pipeline.definitions import defs
 from orders_pipeline.defs.jobs import analytics_job, ingest_job
+from orders_pipeline.defs.partitions import ACCOUNT_DIMENSION, DAY_DIMENSION
 
 Progress = Callable[[str], None]
 INGEST_OP = mws_orders.op.name
@@ -18,22 +19,25 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def ingest_days(
-    days: Sequence[date], instance: dg.DagsterInstance, *, replace: bool = False, progress: Progress = print
-) -> list[date]:
-    """Materialize `days` one run per partition, oldest first, as a UI backfill would; return the days that failed.
+    days: Sequence[date], instance: dg.DagsterInstance, *, replace: bool = False, progress: Progress = print,
+    accounts: Sequence[str] = (),
+) -> list[str]:
+    """Materialize `days` one run per partition, oldest first, as a UI backfill would (with `accounts`, each
+    account's days in turn); return the partitions that failed (`2024-03-03`, or `eu-brand 2024-03-03`).
 
     Each run merges into its day; `replace` rebuilds each day from its fetch alone.
     """
     job = defs.resolve_job_def(ingest_job.name)
     run_config = {**QUIET, "ops": {INGEST_OP: {"config": {"replace": replace}}}}
+    partitions = [(account, day) for account in accounts for day in days] if accounts else [(None, day) for day in days]
     failed = []
-    for number, day in enumerate(days, start=1):
-        result = job.execute_in_process(
-            partition_key=day.isoformat(), instance=instance, run_config=run_config, raise_on_error=False
-        )
+    for number, (account, day) in enumerate(partitions, start=1):
+        key = dg.MultiPartitionKey({ACCOUNT_DIMENSION: account, DAY_DIMENSION: day.isoformat()}) if account else day.isoformat()
+        result = job.execute_in_process(partition_key=key, instance=instance, run_config=run_config, raise_on_error=False)
+        label = f"{account} {day}" if account else str(day)
         if not result.success:
-            failed.append(day)
-        progress(f"[{number:>{len(str(len(days)))}}/{len(days)}] {_day_line(day, result)}")
+            failed.append(label)
+        progress(f"[{number:>{len(str(len(partitions)))}}/{len(partitions)}] {_day_line(label, result)}")
     return failed
 
 
@@ -46,7 +50,7 @@ def refresh_marts(instance: dg.DagsterInstance, progress: Progress = print) -> b
     return result.success
 
 
-def _day_line(day: date, result: dg.ExecuteInProcessResult) -> str:
+def _day_line(day: str, result: dg.ExecuteInProcessResult) -> str:
     if not result.success:
         return f"{day}  FAILED: {_failure(result)}"
     metadata = {

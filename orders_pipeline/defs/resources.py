@@ -14,6 +14,7 @@ from orders_pipeline.sources.mws.client import MwsOrdersClient
 from orders_pipeline.sources.mws.settings import MwsCredentials
 from orders_pipeline.sources.mws.errors import MwsConfigurationError
 from orders_pipeline.sources.mws.source import MwsOrdersSource
+from orders_pipeline.sources.accounts import Account
 from orders_pipeline.storage.source_marker import claim_data_dir
 
 ENVIRONMENT = {
@@ -28,11 +29,36 @@ ENVIRONMENT = {
 EMBEDDED_SIMULATOR_TIME_SCALE = 60.0
 SOURCE_ENV = "ORDERS_SOURCE"
 SOURCES = ("mws", "sp-api")
+ACCOUNT_SETTINGS = ("endpoint", "token_url", "marketplace_ids")  # from the account's entry; its secrets from the variables it names
 
 
 def chosen_source() -> str:
     """$ORDERS_SOURCE as this process sees it now, trimmed and lower-cased; `mws` when unset."""
     return (dg.EnvVar(SOURCE_ENV).get_value() or "mws").strip().lower()
+
+
+def setting(resource: dg.ConfigurableResource, environment: dict[str, str], name: str, account: Account | None) -> str | None:
+    """A resource's setting now, in this process: without an account, the configured field or else its variable; for an
+    account, its entry's endpoint and marketplaces and the variables it names for its secrets (the rest as without)."""
+    if account is not None and name in ACCOUNT_SETTINGS:
+        return ",".join(account.marketplace_ids) if name == "marketplace_ids" else getattr(account, name)
+    if account is not None and name in account.secret_variables:
+        return dg.EnvVar(account.secret_variables[name]).get_value() or None
+    return getattr(resource, name) or dg.EnvVar(environment[name]).get_value() or None
+
+
+def variable(environment: dict[str, str], name: str, account: Account | None) -> str:
+    """The variable a secret is read from, for messages."""
+    return account.secret_variables[name] if account is not None else environment[name]
+
+
+def missing_secrets(missing: list[str], account: Account | None, endpoint_variable: str, fix: str) -> str:
+    """One line: which secret variables are unset although an endpoint is configured, and the fix."""
+    unset = f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not"
+    if account is None:
+        return f"{endpoint_variable} is set but {unset}: export {fix}, or unset {endpoint_variable} to use the embedded simulator"
+    return (f"account {account.name} has an endpoint but {unset} set: export {fix} in the variables its entry in the "
+            "accounts file names, or remove its endpoint to use the embedded simulator")
 
 
 @dataclass(frozen=True)
@@ -43,15 +69,21 @@ class ApiSource:
     is_embedded_simulator: bool
     api: str = "MWS"
     endpoint_variable: str = "MWS_ENDPOINT"
+    account: str | None = None
 
     def describe(self) -> str:
-        """One line saying where the data came from."""
+        """One line saying where the data came from (and for which account)."""
+        if self.is_embedded_simulator and self.account:
+            return (
+                f"account {self.account} has no endpoint: using the EMBEDDED {self.api} SIMULATOR at {self.endpoint} "
+                f"(synthetic demo data of its own, quota clock x60). Give it an endpoint in the accounts file for real data."
+            )
         if self.is_embedded_simulator:
             return (
                 f"{self.endpoint_variable} is not set: using the EMBEDDED {self.api} SIMULATOR at {self.endpoint} "
                 f"(synthetic demo data, quota clock x60). Set {self.endpoint_variable} and credentials for real data."
             )
-        return f"{self.api} endpoint {self.endpoint}"
+        return f"{self.api} endpoint {self.endpoint}" + (f" (account {self.account})" if self.account else "")
 
 
 class MwsResource(dg.ConfigurableResource):
@@ -71,56 +103,59 @@ class MwsResource(dg.ConfigurableResource):
     buyer_email_salt: Optional[str] = None
 
     @contextmanager
-    def open_client(self, writing_into: Path | None = None) -> Iterator[tuple[MwsOrdersClient, ApiSource]]:
+    def open_client(
+        self, writing_into: Path | None = None, account: Account | None = None
+    ) -> Iterator[tuple[MwsOrdersClient, ApiSource]]:
         """A ready client and where it points: the configured endpoint, or a freshly started simulator.
 
-        With `writing_into` (a data dir), first refuse to mix demo and real data there (see source_marker).
+        With `writing_into` (a data dir), first refuse to mix demo and real data there (see source_marker). With
+        `account`, everything comes from its entry in the accounts file and the variables it names.
         """
-        endpoint = self._setting("endpoint")
+        folder = account.name if account else None
+        endpoint = self._setting("endpoint", account)
         if endpoint:
-            with self._client(endpoint, self._credentials(), self._marketplaces()) as client:
+            with self._client(endpoint, self._credentials(account), self._marketplaces(account)) as client:
                 if writing_into is not None:
-                    claim_data_dir(writing_into, endpoint)
-                yield client, ApiSource(client.endpoint_url, is_embedded_simulator=False)
+                    claim_data_dir(writing_into, endpoint, folder)
+                yield client, ApiSource(client.endpoint_url, is_embedded_simulator=False, account=folder)
             return
         if writing_into is not None:
-            claim_data_dir(writing_into, None)
+            claim_data_dir(writing_into, None, folder)
         from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, MwsSimulator, SimulatorConfig
 
-        with MwsSimulator(SimulatorConfig(time_scale=EMBEDDED_SIMULATOR_TIME_SCALE)) as simulator:
+        seed = SimulatorConfig.seed if account is None else account.simulator_seed
+        with MwsSimulator(SimulatorConfig(time_scale=EMBEDDED_SIMULATOR_TIME_SCALE, seed=seed)) as simulator:
             credentials = MwsCredentials(
                 DEMO_CREDENTIALS.access_key_id, DEMO_CREDENTIALS.secret_key, DEMO_CREDENTIALS.seller_id
             )
             with self._client(simulator.url, credentials, DEMO_MARKETPLACE_IDS) as client:
-                yield client, ApiSource(simulator.url, is_embedded_simulator=True)
+                yield client, ApiSource(simulator.url, is_embedded_simulator=True, account=folder)
 
     @contextmanager
     def open_source(
-        self, writing_into: Path | None = None, bulk: bool = False
+        self, writing_into: Path | None = None, bulk: bool = False, account: Account | None = None
     ) -> Iterator[tuple[MwsOrdersSource, ApiSource]]:
         """The client of `open_client` behind the source seam, for ingestion (MWS has no bulk path: `bulk` is moot)."""
-        with self.open_client(writing_into) as (client, api):
+        with self.open_client(writing_into, account) as (client, api):
             yield MwsOrdersSource(client), api
 
-    def _setting(self, name: str) -> str | None:
-        """The configured value of a field, else its environment variable in this process now; None when neither is set."""
-        return getattr(self, name) or dg.EnvVar(ENVIRONMENT[name]).get_value() or None
+    def _setting(self, name: str, account: Account | None = None) -> str | None:
+        """The setting now: a configured field or its variable, or the account's (see `setting`); None when unset."""
+        return setting(self, ENVIRONMENT, name, account)
 
     def _client(self, endpoint: str, credentials: MwsCredentials, marketplaces: Sequence[str]) -> MwsOrdersClient:
         return MwsOrdersClient(endpoint, credentials, marketplaces, buyer_email_salt=self._setting("buyer_email_salt"))
 
-    def _credentials(self) -> MwsCredentials:
-        access_key_id, secret_key, seller_id = (self._setting(name) for name in ("access_key_id", "secret_key", "seller_id"))
-        missing = [variable for variable, value in zip(("MWS_ACCESS_KEY_ID", "MWS_SECRET_KEY", "MWS_SELLER_ID"), (access_key_id, secret_key, seller_id)) if not value]
+    def _credentials(self, account: Account | None) -> MwsCredentials:
+        names = ("access_key_id", "secret_key", "seller_id")
+        access_key_id, secret_key, seller_id = (self._setting(name, account) for name in names)
+        missing = [variable(ENVIRONMENT, name, account) for name, value in zip(names, (access_key_id, secret_key, seller_id)) if not value]
         if missing:
-            raise MwsConfigurationError(
-                f"MWS_ENDPOINT is set but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: "
-                "export the seller's MWS credentials, or unset MWS_ENDPOINT to use the embedded simulator"
-            )
-        return MwsCredentials(access_key_id, secret_key, seller_id, self._setting("auth_token"))
+            raise MwsConfigurationError(missing_secrets(missing, account, "MWS_ENDPOINT", "the seller's MWS credentials"))
+        return MwsCredentials(access_key_id, secret_key, seller_id, self._setting("auth_token", account))
 
-    def _marketplaces(self) -> list[str]:
-        ids = [part.strip() for part in (self._setting("marketplace_ids") or "").split(",") if part.strip()]
+    def _marketplaces(self, account: Account | None) -> list[str]:
+        ids = [part.strip() for part in (self._setting("marketplace_ids", account) or "").split(",") if part.strip()]
         if not ids:
             raise MwsConfigurationError(
                 "MWS_MARKETPLACE_IDS is not set: give the seller's marketplace ids, comma-separated (e.g. ATVPDKIKX0DER)"

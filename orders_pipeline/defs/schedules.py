@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 
 import dagster as dg
 
 from orders_pipeline.defs.jobs import ingest_job
+from orders_pipeline.defs.partitions import ACCOUNT_DIMENSION, ACCOUNTS, DAY_DIMENSION
 
 RESWEEP_DAYS_ENV = "ORDERS_RESWEEP_DAYS"
 DEFAULT_RESWEEP_DAYS = 3
@@ -30,8 +31,18 @@ def resweep_days() -> int:
     description="00:15 UTC: ingest yesterday and re-sweep the previous days (ORDERS_RESWEEP_DAYS, default 3).",
 )
 def daily_ingest_schedule(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
-    """One run per partition, yesterday first; the mws_api pool runs them one at a time."""
-    yesterday = context.scheduled_execution_time.date() - timedelta(days=1)
+    """One run per partition, yesterday first; the mws_api pool (with accounts, the run queue per account) runs them
+    one at a time."""
+    yield from daily_run_requests(context.scheduled_execution_time.date(), list(ACCOUNTS))
+
+
+def daily_run_requests(today: date, accounts: list[str]) -> Iterator[dg.RunRequest]:
+    """Yesterday and the re-sweep days, for each account (none: the one account of the variables), keys naming both."""
+    yesterday = today - timedelta(days=1)
     for offset in range(resweep_days() + 1):
         day = (yesterday - timedelta(days=offset)).isoformat()
-        yield dg.RunRequest(run_key=f"{day}@{context.scheduled_execution_time:%Y-%m-%d}", partition_key=day)
+        if not accounts:
+            yield dg.RunRequest(run_key=f"{day}@{today}", partition_key=day)
+        for account in accounts:
+            key = dg.MultiPartitionKey({ACCOUNT_DIMENSION: account, DAY_DIMENSION: day})
+            yield dg.RunRequest(run_key=f"{account}/{day}@{today}", partition_key=key)

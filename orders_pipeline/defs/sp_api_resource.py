@@ -9,7 +9,8 @@ from typing import Optional
 
 import dagster as dg
 
-from orders_pipeline.defs.resources import EMBEDDED_SIMULATOR_TIME_SCALE, ApiSource
+from orders_pipeline.defs.resources import EMBEDDED_SIMULATOR_TIME_SCALE, ApiSource, missing_secrets, setting, variable
+from orders_pipeline.sources.accounts import Account
 from orders_pipeline.sources.sp_api.client import SpApiOrdersClient
 from orders_pipeline.sources.sp_api.errors import SpApiConfigurationError
 from orders_pipeline.sources.sp_api.lwa import DEFAULT_TOKEN_URL, LwaCredentials, LwaTokenClient
@@ -46,34 +47,39 @@ class SpApiResource(dg.ConfigurableResource):
     buyer_email_salt: Optional[str] = None
 
     @contextmanager
-    def open_client(self, writing_into: Path | None = None) -> Iterator[tuple[SpApiOrdersClient, ApiSource]]:
-        """A ready client and where it points; with `writing_into`, first refuse to mix demo and real data there."""
-        endpoint = self._setting("endpoint")
+    def open_client(
+        self, writing_into: Path | None = None, account: Account | None = None
+    ) -> Iterator[tuple[SpApiOrdersClient, ApiSource]]:
+        """A ready client and where it points; with `writing_into`, first refuse to mix demo and real data there. With
+        `account`, everything comes from its entry in the accounts file and the variables it names."""
+        folder = account.name if account else None
+        endpoint = self._setting("endpoint", account)
         if endpoint:
-            credentials, marketplaces = self._credentials(), self._marketplaces()
+            credentials, marketplaces = self._credentials(account), self._marketplaces(account)
             if writing_into is not None:
-                claim_data_dir(writing_into, endpoint)
-            tokens = LwaTokenClient(credentials, self._setting("token_url") or DEFAULT_TOKEN_URL)
+                claim_data_dir(writing_into, endpoint, folder)
+            tokens = LwaTokenClient(credentials, self._setting("token_url", account) or DEFAULT_TOKEN_URL)
             with self._client(endpoint, tokens, marketplaces, time_scale=1.0) as client:
-                yield client, ApiSource(client.endpoint_url, False, "SP-API", "SP_API_ENDPOINT")
+                yield client, ApiSource(client.endpoint_url, False, "SP-API", "SP_API_ENDPOINT", folder)
             return
         if writing_into is not None:
-            claim_data_dir(writing_into, None)
+            claim_data_dir(writing_into, None, folder)
         from orders_pipeline.simulator import DEMO_MARKETPLACE_IDS, DEMO_SP_API_CREDENTIALS, MwsSimulator, SimulatorConfig
 
-        with MwsSimulator(SimulatorConfig(time_scale=EMBEDDED_SIMULATOR_TIME_SCALE)) as simulator:
+        seed = SimulatorConfig.seed if account is None else account.simulator_seed
+        with MwsSimulator(SimulatorConfig(time_scale=EMBEDDED_SIMULATOR_TIME_SCALE, seed=seed)) as simulator:
             demo = DEMO_SP_API_CREDENTIALS
             tokens = LwaTokenClient(LwaCredentials(demo.app_id, demo.client_secret, demo.refresh_token),
                                     simulator.url + TOKEN_PATH)
             with self._client(simulator.url, tokens, DEMO_MARKETPLACE_IDS, EMBEDDED_SIMULATOR_TIME_SCALE) as client:
-                yield client, ApiSource(simulator.url, True, "SP-API", "SP_API_ENDPOINT")
+                yield client, ApiSource(simulator.url, True, "SP-API", "SP_API_ENDPOINT", folder)
 
     @contextmanager
     def open_source(
-        self, writing_into: Path | None = None, bulk: bool = False
+        self, writing_into: Path | None = None, bulk: bool = False, account: Account | None = None
     ) -> Iterator[tuple[SpApiOrdersSource | SpApiReportsSource, ApiSource]]:
         """The client of `open_client` behind the source seam: searchOrders, or with `bulk` (a range) the Reports API."""
-        with self.open_client(writing_into) as (client, api):
+        with self.open_client(writing_into, account) as (client, api):
             if not bulk:
                 yield SpApiOrdersSource(client), api
                 return
@@ -81,27 +87,26 @@ class SpApiResource(dg.ConfigurableResource):
             reports = SpApiReportsClient(client, poll_seconds=REPORT_POLL_SECONDS / time_scale)
             yield SpApiReportsSource(client, reports), api
 
-    def _setting(self, name: str) -> str | None:
-        """The configured value of a field, else its environment variable in this process now; None when neither is set."""
-        return getattr(self, name) or dg.EnvVar(ENVIRONMENT[name]).get_value() or None
+    def _setting(self, name: str, account: Account | None = None) -> str | None:
+        """The setting now: a configured field or its variable, or the account's (see `setting`); None when unset."""
+        return setting(self, ENVIRONMENT, name, account)
 
     def _client(self, endpoint: str, tokens: LwaTokenClient, marketplaces, time_scale: float) -> SpApiOrdersClient:
         salt = self._setting("buyer_email_salt")
         return SpApiOrdersClient(endpoint, tokens, marketplaces, include_personal_data=salt is not None,
                                  buyer_email_salt=salt, throttle=new_throttle(time_scale=time_scale))
 
-    def _credentials(self) -> LwaCredentials:
-        values = {name: self._setting(name) for name in ("app_id", "client_secret", "refresh_token")}
-        missing = [ENVIRONMENT[name] for name, value in values.items() if not value]
+    def _credentials(self, account: Account | None) -> LwaCredentials:
+        values = {name: self._setting(name, account) for name in ("app_id", "client_secret", "refresh_token")}
+        missing = [variable(ENVIRONMENT, name, account) for name, value in values.items() if not value]
         if missing:
             raise SpApiConfigurationError(
-                f"SP_API_ENDPOINT is set but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: "
-                "export the app's Login with Amazon credentials, or unset SP_API_ENDPOINT to use the embedded simulator"
+                missing_secrets(missing, account, "SP_API_ENDPOINT", "the app's Login with Amazon credentials")
             )
         return LwaCredentials(values["app_id"], values["client_secret"], values["refresh_token"])
 
-    def _marketplaces(self) -> list[str]:
-        ids = [part.strip() for part in (self._setting("marketplace_ids") or "").split(",") if part.strip()]
+    def _marketplaces(self, account: Account | None) -> list[str]:
+        ids = [part.strip() for part in (self._setting("marketplace_ids", account) or "").split(",") if part.strip()]
         if not ids:
             raise SpApiConfigurationError(
                 "SP_API_MARKETPLACE_IDS is not set: give the seller's marketplace ids, comma-separated (e.g. ATVPDKIKX0DER)"

@@ -70,14 +70,16 @@ def ingest_day(
     *,
     now: datetime | None = None,
     replace: bool = False,
+    account: str | None = None,
     progress: Progress = lambda message: None,
 ) -> DayReport:
     """Fetch every order version changed on `day` with its items, and merge them into the day's two partitions.
 
     Versions fetched now are written, versions stored before and not returned now are kept (APIs only return
-    each order's current version); `replace=True` rebuilds the day from this fetch alone.
+    each order's current version); `replace=True` rebuilds the day from this fetch alone. With `account`, the
+    partitions are that account's (`<table>/account=NAME/dt=...`).
     """
-    (report,) = ingest_days(source, [day], root, now=now, replace=replace, progress=progress)
+    (report,) = ingest_days(source, [day], root, now=now, replace=replace, account=account, progress=progress)
     return report
 
 
@@ -88,6 +90,7 @@ def ingest_days(
     *,
     now: datetime | None = None,
     replace: bool = False,
+    account: str | None = None,
     progress: Progress = lambda message: None,
 ) -> list[DayReport]:
     """Fetch consecutive `days` in one window and merge each row into the partition of its version's UTC day.
@@ -97,7 +100,7 @@ def ingest_days(
     """
     started = time.monotonic()
     window = day_window(days[0], now or source.now(), last_day=days[-1])  # the source's clock: window and clamp agree
-    writers = {day: _DayWriters(root, day, replace) for day in days}
+    writers = {day: _DayWriters(root, day, replace, account) for day in days}
     with contextlib.ExitStack() as stack:
         for day_writers in writers.values():
             stack.enter_context(day_writers.orders)
@@ -137,10 +140,12 @@ def _day_report(
 class _DayWriters:
     """The two partition writers of one day."""
 
-    def __init__(self, root: Path, day: date, replace: bool) -> None:
-        self.orders = PartitionWriter(partition_dir(root, "orders", day), ORDERS_SCHEMA, ORDER_VERSION_KEY, replace=replace)
+    def __init__(self, root: Path, day: date, replace: bool, account: str | None) -> None:
+        self.orders = PartitionWriter(
+            partition_dir(root, "orders", day, account), ORDERS_SCHEMA, ORDER_VERSION_KEY, replace=replace
+        )
         self.items = PartitionWriter(
-            partition_dir(root, "order_items", day), ORDER_ITEMS_SCHEMA, ITEM_VERSION_KEY, replace=replace
+            partition_dir(root, "order_items", day, account), ORDER_ITEMS_SCHEMA, ITEM_VERSION_KEY, replace=replace
         )
 
 

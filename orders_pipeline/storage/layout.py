@@ -38,9 +38,11 @@ def data_dir() -> Path:
     return Path(path).absolute()
 
 
-def partition_dir(root: Path, table: str, day: date) -> Path:
-    """Where one day of a raw table lives: <root>/<table>/dt=YYYY-MM-DD."""
-    return root / table / f"dt={day.isoformat()}"
+def partition_dir(root: Path, table: str, day: date, account: str | None = None) -> Path:
+    """Where one day of a raw table lives: <root>/<table>/dt=YYYY-MM-DD, or <root>/<table>/account=NAME/dt=YYYY-MM-DD."""
+    if account is None:
+        return root / table / f"dt={day.isoformat()}"
+    return root / table / f"account={account}" / f"dt={day.isoformat()}"
 
 
 def mart_path(root: Path, model: str) -> Path:
@@ -53,13 +55,13 @@ def reports_dir(root: Path) -> Path:
     return root / "reports"
 
 
-def partition_days(root: Path, table: str) -> list[date]:
-    """The days for which a raw table has a committed partition, oldest first."""
-    base = root / table
+def partition_days(root: Path, table: str, account: str | None = None) -> list[date]:
+    """The days for which a raw table (of one account, when given) has a committed partition, oldest first."""
+    base = partition_dir(root, table, date.min, account).parent
     if not base.is_dir():
         return []
     days = [date.fromisoformat(entry.name[3:]) for entry in base.iterdir() if entry.name.startswith("dt=")]
-    return sorted(day for day in days if (partition_dir(root, table, day) / PART_FILE).exists())
+    return sorted(day for day in days if (partition_dir(root, table, day, account) / PART_FILE).exists())
 
 
 def write_manifest(directory: Path, content: dict) -> Path:

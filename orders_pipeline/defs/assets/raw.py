@@ -1,17 +1,19 @@
 """The raw daily-partitioned assets `orders` and `order_items`, fetched together from MWS or SP-API ($ORDERS_SOURCE) and
-merged into each day's partitions."""
+merged into each day's partitions; with an accounts file, partitioned by account and day, each account's own API."""
 
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
 from orders_pipeline.defs.assets.raw_checks import ORDER_ITEMS, ORDERS, RAW_CHECKS, check_results
+from orders_pipeline.defs.assets.raw_scope import RunScope, run_scope
+from orders_pipeline.sources.accounts import Account
 from orders_pipeline.sources.ingest import DayReport, ingest_days
 from orders_pipeline.sources.mws.errors import MwsConnectionError, MwsError, MwsServerError, MwsThrottledError
-from orders_pipeline.defs.partitions import daily_partitions
+from orders_pipeline.defs.partitions import ACCOUNTS, raw_partitions_for
 from orders_pipeline.defs.resources import SOURCE_ENV, SOURCES, ApiSource, MwsResource, chosen_source
 from orders_pipeline.defs.sp_api_resource import SpApiResource
 from orders_pipeline.sources.sp_api.errors import SpApiConnectionError, SpApiError, SpApiServerError, SpApiThrottledError
@@ -33,60 +35,77 @@ class IngestConfig(dg.Config):
     )
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            ORDERS,
-            description="Every version of every order observed (MWS ListOrders, SP-API searchOrders or an orders "
-            "report), one UTC day of its last update per partition; a re-run merges, so versions seen before are kept.",
-            group_name=RAW_GROUP,
-            kinds={"python", "parquet"},
-            metadata={"path": "$ORDERS_DATA_DIR/orders/dt=YYYY-MM-DD/part-0.parquet"},
-        ),
-        dg.AssetSpec(
-            ORDER_ITEMS,
-            description="The items of each order version in `orders` (ListOrderItems, or the order's own), same partitions.",
-            group_name=RAW_GROUP,
-            kinds={"python", "parquet"},
-            metadata={"path": "$ORDERS_DATA_DIR/order_items/dt=YYYY-MM-DD/part-0.parquet"},
-        ),
-    ],
-    check_specs=RAW_CHECKS,
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: a Reports backfill on SP-API, one window on MWS
-    pool=MWS_POOL,
-    retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
-)
-def mws_orders(
-    context: dg.AssetExecutionContext, config: IngestConfig, mws: MwsResource, sp_api: SpApiResource
+def raw_assets(accounts: dict[str, Account]) -> dg.AssetsDefinition:
+    """The raw multi-asset: daily partitions of the one account of the variables, or the account x day grid.
+
+    One seller: the pool's one slot is its budget, and a range is one run (a Reports backfill on SP-API). With accounts,
+    each account's budget is the run queue's limit on the account tag Dagster gives a one-partition run (dagster.yaml),
+    so every run is one account's day: Dagster gives a range run no account tag (README, Accounts).
+    """
+    layout = "account=NAME/dt=YYYY-MM-DD" if accounts else "dt=YYYY-MM-DD"
+
+    @dg.multi_asset(
+        name="mws_orders",
+        specs=[
+            dg.AssetSpec(
+                ORDERS,
+                description="Every version of every order observed (MWS ListOrders, SP-API searchOrders or an orders "
+                "report), one UTC day of its last update per partition; a re-run merges, so versions seen before are kept.",
+                group_name=RAW_GROUP,
+                kinds={"python", "parquet"},
+                metadata={"path": f"$ORDERS_DATA_DIR/orders/{layout}/part-0.parquet"},
+            ),
+            dg.AssetSpec(
+                ORDER_ITEMS,
+                description="The items of each order version in `orders` (ListOrderItems, or the order's own), same partitions.",
+                group_name=RAW_GROUP,
+                kinds={"python", "parquet"},
+                metadata={"path": f"$ORDERS_DATA_DIR/order_items/{layout}/part-0.parquet"},
+            ),
+        ],
+        check_specs=RAW_CHECKS,
+        partitions_def=raw_partitions_for(accounts),
+        backfill_policy=None if accounts else dg.BackfillPolicy.single_run(),
+        pool=None if accounts else MWS_POOL,
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+    )
+    def mws_orders(
+        context: dg.AssetExecutionContext, config: IngestConfig, mws: MwsResource, sp_api: SpApiResource
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        """Fetch the run's days from its account's API and merge them into each day's partitions."""
+        yield from ingest(context, run_scope(context, accounts), config, mws, sp_api)
+
+    return mws_orders
+
+
+def ingest(
+    context: dg.AssetExecutionContext, scope: RunScope, config: IngestConfig, mws: MwsResource, sp_api: SpApiResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """Fetch the days' changed orders and their items from the chosen API and merge them into each day's partitions."""
-    days = [date.fromisoformat(key) for key in context.partition_keys]
-    root = _usable_data_dir(days[0])
-    chosen = _chosen_api(days[0], mws, sp_api)
+    """Fetch the days' changed orders and their items from the account's API and merge them into each day's partitions."""
+    root = _usable_data_dir(scope.span)
+    chosen = _chosen_api(scope, mws, sp_api)
     try:
-        with chosen.open_source(writing_into=root, bulk=len(days) > 1) as (source, api):
+        with chosen.open_source(writing_into=root, bulk=len(scope.days) > 1, account=scope.account) as (source, api):
             announce = context.log.warning if api.is_embedded_simulator else context.log.info
             announce(api.describe())
-            reports = ingest_days(source, days, root, replace=config.replace, progress=context.log.info)
+            reports = ingest_days(source, scope.days, root, replace=config.replace, account=scope.folder,
+                                  progress=context.log.info)
     except (MwsError, SpApiError) as error:
-        raise _failure(_span(days), error) from None
+        raise _failure(scope.span, error) from None
     except (UnreadablePartitionError, MixedSourceError) as error:
-        raise dg.Failure(description=f"Partition {_span(days)} not written: {error}", allow_retries=False) from None
+        raise dg.Failure(description=f"Partition {scope.span} not written: {error}", allow_retries=False) from None
     for report in reports:
-        _write_manifests(root, report, api, context.run.run_id)
-        context.log.info(_summary(report))
-    yield dg.MaterializeResult(asset_key=ORDERS, metadata=_metadata(root, reports, api, "orders"))
-    yield dg.MaterializeResult(asset_key=ORDER_ITEMS, metadata=_metadata(root, reports, api, "order_items"))
-    yield from check_results(root, reports)
+        _write_manifests(root, report, api, context.run.run_id, scope)
+        context.log.info(_summary(report, scope))
+    yield dg.MaterializeResult(asset_key=ORDERS, metadata=_metadata(root, reports, api, "orders", scope))
+    yield dg.MaterializeResult(asset_key=ORDER_ITEMS, metadata=_metadata(root, reports, api, "order_items", scope))
+    yield from check_results(root, reports, scope.folder)
 
 
-def _span(days: list[date]) -> str:
-    """A day, or a range of days, as the failure names it."""
-    return str(days[0]) if len(days) == 1 else f"{days[0]}...{days[-1]}"
+mws_orders = raw_assets(ACCOUNTS)
 
 
-def _usable_data_dir(day: date) -> Path:
+def _usable_data_dir(span: str) -> Path:
     """The data dir, checked before any API call: a bad ORDERS_DATA_DIR is a one-line failure, not worth a retry."""
     try:
         root = data_dir()
@@ -96,18 +115,19 @@ def _usable_data_dir(day: date) -> Path:
         probe.unlink()
     except (ValueError, OSError) as error:
         raise dg.Failure(
-            description=f"Partition {day} not written: cannot use the data directory ({error}) -> check ORDERS_DATA_DIR",
+            description=f"Partition {span} not written: cannot use the data directory ({error}) -> check ORDERS_DATA_DIR",
             allow_retries=False,
         ) from None
     return root
 
 
-def _chosen_api(day: date, mws: MwsResource, sp_api: SpApiResource) -> MwsResource | SpApiResource:
-    """The resource $ORDERS_SOURCE names, read in this run's process (`mws` when unset)."""
-    chosen = chosen_source()
+def _chosen_api(scope: RunScope, mws: MwsResource, sp_api: SpApiResource) -> MwsResource | SpApiResource:
+    """The resource of the account's source, or without accounts the one $ORDERS_SOURCE names, read in this run's
+    process (`mws` when unset)."""
+    chosen = scope.account.source if scope.account else chosen_source()
     if chosen not in SOURCES:
         raise dg.Failure(
-            description=f"Partition {day} not written: {SOURCE_ENV}={chosen!r} -> set it to mws (default) or sp-api",
+            description=f"Partition {scope.span} not written: {SOURCE_ENV}={chosen!r} -> set it to mws (default) or sp-api",
             allow_retries=False,
         )
     return sp_api if chosen == "sp-api" else mws
@@ -123,11 +143,12 @@ def _failure(day: str, error: MwsError | SpApiError) -> dg.Failure:
     )
 
 
-def _summary(report: DayReport) -> str:
+def _summary(report: DayReport, scope: RunScope) -> str:
     state = "complete" if report.complete else "PARTIAL (re-run later to complete)"
     orders, items = report.orders, report.order_items
+    account = f"account {scope.folder} " if scope.folder else ""
     return (
-        f"{report.day}: fetched {orders.fetched:,} order versions and {items.fetched:,} items in {report.seconds:,.1f} s "
+        f"{account}{report.day}: fetched {orders.fetched:,} order versions and {items.fetched:,} items in {report.seconds:,.1f} s "
         f"({orders.new:,} and {items.new:,} new); {_merge_outcome(report, orders)}: the day holds {orders.total:,} order "
         f"versions and {items.total:,} items; window {report.window_start:%Y-%m-%dT%H:%M}Z..{report.covered_until}; "
         f"{state}; {report.quarantined_values} quarantined values, {orders.duplicates_dropped} repeated versions dropped"
@@ -145,12 +166,13 @@ def _merge_outcome(report: DayReport, counts: MergeCounts) -> str:
     return f"merged ({counts.carried_over:,} versions kept from earlier runs)"
 
 
-def _write_manifests(root: Path, report: DayReport, api: ApiSource, run_id: str) -> None:
+def _write_manifests(root: Path, report: DayReport, api: ApiSource, run_id: str, scope: RunScope) -> None:
     """A JSON sidecar per written partition, so `orders-pipeline status` can tell complete from partial without Dagster."""
     for table, counts in (("orders", report.orders), ("order_items", report.order_items)):
         write_manifest(
-            partition_dir(root, table, report.day),
+            partition_dir(root, table, report.day, scope.folder),
             {
+                **_account_entry(scope),
                 "table": table,
                 "day": report.day.isoformat(),
                 "rows": counts.total,
@@ -170,7 +192,12 @@ def _write_manifests(root: Path, report: DayReport, api: ApiSource, run_id: str)
         )
 
 
-def _metadata(root: Path, reports: list[DayReport], api: ApiSource, table: str) -> dict:
+def _account_entry(scope: RunScope) -> dict[str, str]:
+    """The account named in manifests and metadata; nothing without accounts (as before accounts existed)."""
+    return {"account": scope.folder} if scope.folder else {}
+
+
+def _metadata(root: Path, reports: list[DayReport], api: ApiSource, table: str, scope: RunScope) -> dict:
     """One day's figures, or a range's summed (its days' manifests keep each day's own)."""
     first, last = reports[0], reports[-1]
     counts = [report.orders if table == "orders" else report.order_items for report in reports]
@@ -178,6 +205,7 @@ def _metadata(root: Path, reports: list[DayReport], api: ApiSource, table: str) 
         f"{len(reports)} days: {sum(c.changed for c in counts)} written, {sum(not c.changed for c in counts)} unchanged"
     )
     return {
+        **_account_entry(scope),
         "dagster/row_count": sum(c.total for c in counts),
         "days": len(reports),
         "fetched": sum(c.fetched for c in counts),
@@ -197,5 +225,7 @@ def _metadata(root: Path, reports: list[DayReport], api: ApiSource, table: str) 
         "endpoint": api.endpoint,
         "embedded_simulator": api.is_embedded_simulator,
         **{f"api_{name}": value for name, value in first.api.items()},
-        "path": dg.MetadataValue.path(str(partition_dir(root, table, first.day) if len(reports) == 1 else root / table)),
+        "path": dg.MetadataValue.path(
+            str(partition_dir(root, table, first.day, scope.folder) if len(reports) == 1 else root / table)
+        ),
     }

@@ -28,9 +28,10 @@ RAW_CHECKS = [
 ]
 
 
-def check_results(root: Path, reports: Sequence[DayReport]) -> Iterator[dg.AssetCheckResult]:
-    """One result per check for the run: passed when every day passed; counts summed, failing days named."""
-    per_day = [list(_day_checks(root, report)) for report in reports]
+def check_results(root: Path, reports: Sequence[DayReport], account: str | None = None) -> Iterator[dg.AssetCheckResult]:
+    """One result per check for the run (of `account`'s folders, when given): passed when every day passed; counts
+    summed, failing days named."""
+    per_day = [list(_day_checks(root, report, account)) for report in reports]
     for results in zip(*per_day):
         if len(results) == 1:
             yield results[0]
@@ -46,10 +47,10 @@ def check_results(root: Path, reports: Sequence[DayReport]) -> Iterator[dg.Asset
         )
 
 
-def _day_checks(root: Path, report: DayReport) -> Iterator[dg.AssetCheckResult]:
+def _day_checks(root: Path, report: DayReport, account: str | None) -> Iterator[dg.AssetCheckResult]:
     """Checks read back the published files and compare them with what the API returned, so they test what readers see."""
-    orders = pq.read_table(partition_dir(root, "orders", report.day), columns=[*ORDER_VERSION_KEY, "is_quarantined"])
-    items = pq.read_table(partition_dir(root, "order_items", report.day), columns=list(ITEM_VERSION_KEY))
+    orders = pq.read_table(partition_dir(root, "orders", report.day, account), columns=[*ORDER_VERSION_KEY, "is_quarantined"])
+    items = pq.read_table(partition_dir(root, "order_items", report.day, account), columns=list(ITEM_VERSION_KEY))
     quarantined_rows = pc.sum(orders.column("is_quarantined")).as_py() or 0
     yield dg.AssetCheckResult(
         check_name="no_quarantined_values",
