@@ -15,10 +15,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from orders_pipeline.sources.accounts import DEFAULT_ACCOUNT  # the account of files directly under <table>/dt=D
 from orders_pipeline.sources.raw_schema import ORDER_ITEMS_SCHEMA, ORDERS_SCHEMA
-
-DEFAULT_ACCOUNT = "default"
-"""The account of files directly under `<table>/dt=D` (data without an accounts file)."""
 
 ACCOUNT_COLUMN = pa.field("account", pa.string())
 """The hive column of the account layout (`account=NAME`), added as 'default' to the flat layout."""
