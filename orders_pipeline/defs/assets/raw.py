@@ -13,11 +13,13 @@ from orders_pipeline.defs.assets.raw_scope import RunScope, run_scope
 from orders_pipeline.sources.accounts import Account
 from orders_pipeline.sources.ingest import DayReport, ingest_days
 from orders_pipeline.sources.mws.errors import MwsConnectionError, MwsError, MwsServerError, MwsThrottledError
+from orders_pipeline.defs.object_store import checked_out_days
 from orders_pipeline.defs.partitions import ACCOUNTS, raw_partitions_for
 from orders_pipeline.defs.resources import SOURCE_ENV, SOURCES, ApiSource, MwsResource, chosen_source
 from orders_pipeline.defs.sp_api_resource import SpApiResource
 from orders_pipeline.sources.sp_api.errors import SpApiConnectionError, SpApiError, SpApiServerError, SpApiThrottledError
 from orders_pipeline.storage.layout import data_dir, partition_dir, write_manifest
+from orders_pipeline.storage.object_store import RAW_TABLES
 from orders_pipeline.storage.partitions import MergeCounts, UnreadablePartitionError
 from orders_pipeline.storage.source_marker import MixedSourceError
 
@@ -84,19 +86,22 @@ def ingest(
     """Fetch the days' changed orders and their items from the account's API and merge them into each day's partitions."""
     root = _usable_data_dir(scope.span)
     chosen = _chosen_api(scope, mws, sp_api)
-    try:
-        with chosen.open_source(writing_into=root, bulk=len(scope.days) > 1, account=scope.account) as (source, api):
-            announce = context.log.warning if api.is_embedded_simulator else context.log.info
-            announce(api.describe())
-            reports = ingest_days(source, scope.days, root, replace=config.replace, account=scope.folder,
-                                  progress=context.log.info)
-    except (MwsError, SpApiError) as error:
-        raise _failure(scope.span, error) from None
-    except (UnreadablePartitionError, MixedSourceError) as error:
-        raise dg.Failure(description=f"Partition {scope.span} not written: {error}", allow_retries=False) from None
-    for report in reports:
-        _write_manifests(root, report, api, context.run.run_id, scope)
-        context.log.info(_summary(report, scope))
+    folders = [partition_dir(root, table, day, scope.folder) for day in scope.days for table in RAW_TABLES]
+    with checked_out_days(scope.span, folders) as publish:  # s3://: the days pulled first, pushed by publish()
+        try:
+            with chosen.open_source(writing_into=root, bulk=len(scope.days) > 1, account=scope.account) as (source, api):
+                announce = context.log.warning if api.is_embedded_simulator else context.log.info
+                announce(api.describe())
+                reports = ingest_days(source, scope.days, root, replace=config.replace, account=scope.folder,
+                                      progress=context.log.info)
+        except (MwsError, SpApiError) as error:
+            raise _failure(scope.span, error) from None
+        except (UnreadablePartitionError, MixedSourceError) as error:
+            raise dg.Failure(description=f"Partition {scope.span} not written: {error}", allow_retries=False) from None
+        for report in reports:
+            _write_manifests(root, report, api, context.run.run_id, scope)
+            context.log.info(_summary(report, scope))
+        publish()
     yield dg.MaterializeResult(asset_key=ORDERS, metadata=_metadata(root, reports, api, "orders", scope))
     yield dg.MaterializeResult(asset_key=ORDER_ITEMS, metadata=_metadata(root, reports, api, "order_items", scope))
     yield from check_results(root, reports, scope.folder)
