@@ -4,16 +4,17 @@ Each account has its own simulator (its own seed, so its own orders, and its own
 throttle, and its own data dir; half the accounts use MWS, half SP-API. Every day goes through `ingest_day`, the
 code the raw asset runs, with the client opened as the resources open it for the embedded simulator (the quota
 clock `--time-scale` times faster, the client's throttle told so for SP-API and learning it from the headers for
-MWS). The simulators serve from one other process, as the remote API does, so the pipeline's CPU is measured alone.
+MWS). Each simulator serves from a process of its own (`--simulator-processes 1`: all behind one interpreter lock), as
+the remote API does from its own machines, so the pipeline's CPU is measured apart from the API's.
 
-It runs all accounts at once, with threads in this process and/or with one process per account (as Dagster runs
-one worker process per run), then, as the baseline (same settings, same process), the account of each source whose
+It runs all accounts at once, with one process per account (as Dagster runs one worker process per run) and/or
+with threads in this process, then, as the baseline (same settings, same process), the account of each source whose
 calls need the most API time, alone. It prints per account the wall, the API's own bound for the calls it made
 (what the quotas allow past the burst) and their ratio, calls, throttled answers (server and client), rows,
 Parquet bytes and CPU; then the parallel wall against the longest account alone (target 1.3x), per-source means
 per account-day, and the whole machine's CPU use (other work on the machine included).
 
-    python benchmarks/bench_accounts.py                           # 20 accounts, threads and processes (~5 min)
+    python benchmarks/bench_accounts.py                           # 20 accounts, processes then threads (~5 min)
     python benchmarks/bench_accounts.py --modes processes --time-scale 60
     python benchmarks/bench_accounts.py --quick                   # 4 accounts, short days
 """
@@ -157,31 +158,46 @@ def ingest_account(account: Account, url: str, time_scale: float, root: Path) ->
 
 
 class SimulatorHost:
-    """One simulator per account, all served from one spawned process until the block ends; then their counters."""
+    """One simulator per account, served from `processes` spawned processes until the block ends; then their counters.
 
-    def __init__(self, chosen: list[Account], settings: Settings) -> None:
-        self._configs = {account.name: settings.simulator(account) for account in chosen}
+    Amazon serves each seller from its own fleet, not from the pipeline's CPU or one interpreter lock: by default
+    each account's simulator gets a process of its own (`processes=1` puts them all behind one lock, for comparison).
+    """
+
+    def __init__(self, chosen: list[Account], settings: Settings, processes: int | None = None) -> None:
+        configs = {account.name: settings.simulator(account) for account in chosen}
+        names = list(configs)
+        count = max(1, min(processes or len(names), len(names)))
         context = multiprocessing.get_context("spawn")
         self._urls, self._results, self._stop = context.Queue(), context.Queue(), context.Event()
-        self._process = context.Process(target=_serve, args=(self._configs, self._urls, self._results, self._stop),
-                                        daemon=True)
+        self._processes = [
+            context.Process(target=_serve, args=({name: configs[name] for name in names[n::count]}, self._urls,
+                                                 self._results, self._stop), daemon=True)
+            for n in range(count)
+        ]
         self.urls: dict[str, str] = {}
         self.counters: dict[str, tuple[int, int]] = {}  # account -> (requests, throttled answers)
         self.cpu_seconds = 0.0
 
     def __enter__(self) -> SimulatorHost:
-        self._process.start()
-        self.urls = self._urls.get(timeout=120)
+        for process in self._processes:
+            process.start()
+        for _ in self._processes:
+            self.urls.update(self._urls.get(timeout=120))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         try:
-            self.counters, self.cpu_seconds = self._results.get(timeout=60)
+            for _ in self._processes:
+                counters, cpu_seconds = self._results.get(timeout=60)
+                self.counters.update(counters)
+                self.cpu_seconds += cpu_seconds
         finally:
-            self._process.join(timeout=30)
-            if self._process.is_alive():
-                self._process.terminate()
+            for process in self._processes:
+                process.join(timeout=30)
+                if process.is_alive():
+                    process.terminate()
 
 
 def _serve(configs: dict[str, SimulatorConfig], urls, results, stop) -> None:
@@ -198,9 +214,11 @@ def _serve(configs: dict[str, SimulatorConfig], urls, results, stop) -> None:
             simulator.stop()
 
 
-def run_accounts(chosen: list[Account], settings: Settings, mode: str, root: Path) -> Run:
-    """Every chosen account's day at once (threads in this process, or one process each), with its simulator."""
-    with SimulatorHost(chosen, settings) as host, CpuMeter() as meter:
+def run_accounts(
+    chosen: list[Account], settings: Settings, mode: str, root: Path, simulator_processes: int | None = None
+) -> Run:
+    """Every chosen account's day at once (one process each, or threads in this process), with its simulator."""
+    with SimulatorHost(chosen, settings, simulator_processes) as host, CpuMeter() as meter:
         if mode == "threads":
             days, cpu = _in_threads(chosen, host.urls, settings.time_scale, root)
         else:
@@ -278,7 +296,8 @@ def main() -> None:
     parser.add_argument("--time-scale", type=float, default=Settings.time_scale, help="quota clock speed-up")
     parser.add_argument("--mws-orders", type=int, default=Settings.mws_orders, help="orders per day, MWS accounts")
     parser.add_argument("--sp-api-orders", type=int, default=Settings.sp_api_orders, help="orders per day, SP-API accounts")
-    parser.add_argument("--modes", default="threads,processes", help="threads, processes or both")
+    parser.add_argument("--modes", default="processes,threads", help="processes, threads or both")
+    parser.add_argument("--simulator-processes", type=int, help="processes serving the simulators (default: one each)")
     parser.add_argument("--quick", action="store_true", help="4 accounts, 300 MWS / 2,500 SP-API orders a day")
     args = parser.parse_args()
     settings = Settings(args.time_scale, args.mws_orders, args.sp_api_orders)
@@ -287,18 +306,18 @@ def main() -> None:
         settings, count = replace(settings, mws_orders=300, sp_api_orders=2_500), 4
     modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
     if not modes or set(modes) - {"threads", "processes"}:
-        parser.error("--modes takes threads, processes or both")
+        parser.error("--modes takes processes, threads or both")
     chosen = accounts(count)
     with CpuMeter() as before:
         time.sleep(5)
     say(f"machine: {machine()}; load average {_load()} at the start; {before.summary()} in the 5 s before")
     say(f"{count} accounts ({', '.join(f'{sum(a.source == s for a in chosen)} {s}' for s in SOURCES)}), day {DAY}, "
         f"quota clock x{settings.time_scale:g}; {settings.mws_orders:,} MWS / {settings.sp_api_orders:,} SP-API "
-        "orders per simulated day; one simulator per account")
+        f"orders per simulated day; one simulator per account, in {args.simulator_processes or count} process(es)")
     with tempfile.TemporaryDirectory(prefix="bench_accounts_") as temp:
         runs = {}
         for mode in modes:
-            runs[mode] = run_accounts(chosen, settings, mode, Path(temp) / mode)
+            runs[mode] = run_accounts(chosen, settings, mode, Path(temp) / mode, args.simulator_processes)
             print_run(f"all at once, {mode}", runs[mode], settings)
         solos = []
         for longest in longest_per_source(chosen, runs[modes[0]], settings):
