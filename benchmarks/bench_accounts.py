@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import resource
 import tempfile
 import threading
 import time
@@ -97,6 +98,7 @@ class AccountDay:
     parquet_bytes: int
     server_requests: int = 0
     server_throttled: int = 0
+    peak_rss_mb: float = 0.0  # the worker process's peak (processes mode only)
 
     @property
     def wall(self) -> float:
@@ -270,7 +272,8 @@ def _account_process(account: Account, url: str, time_scale: float, root: Path, 
     ready.put(account.name)
     start.wait()
     try:
-        results.put(ingest_account(account, url, time_scale, root))
+        day = ingest_account(account, url, time_scale, root)
+        results.put(replace(day, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
     except Exception as exc:  # the parent reports it; a silent child would leave it waiting
         results.put(f"{account.name}: {type(exc).__name__}: {exc}")
 
@@ -356,7 +359,8 @@ def _summary(run: Run, solo_wall: float, settings: Settings) -> None:
             say(f"  {source} per account-day (mean of {n}): {sum(d.orders for d in days) / n:,.0f} orders, "
                 f"{sum(d.items for d in days) / n:,.0f} items, {sum(d.calls for d in days) / n:,.0f} calls, "
                 f"{sum(d.parquet_bytes for d in days) / n / 1e3:,.0f} kB Parquet, pipeline CPU "
-                f"{sum(d.cpu_seconds for d in days) / n:.2f} s, wall/bound {sum(d.wall / max(d.bound(settings.time_scale), 1e-9) for d in days) / n:.3f}")
+                f"{sum(d.cpu_seconds for d in days) / n:.2f} s, wall/bound {sum(d.wall / max(d.bound(settings.time_scale), 1e-9) for d in days) / n:.3f}"
+                + (f", worker peak RSS {max(d.peak_rss_mb for d in days):.0f} MB" if days[0].peak_rss_mb else ""))
 
 
 def _cores() -> int:
