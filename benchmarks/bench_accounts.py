@@ -119,7 +119,7 @@ class Run:
     days: list[AccountDay]
     wall: float
     pipeline_cpu: float  # every process or thread that ingested
-    simulator_cpu: float  # the process serving the simulators
+    simulator_cpu: float  # the processes serving the simulators
     machine: str  # the whole machine's CPU use meanwhile (other work included)
 
 
