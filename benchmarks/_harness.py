@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import platform
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -105,3 +106,51 @@ def _cores() -> int:
 def say(line: str = "") -> None:
     """Print a line at once (benchmarks run long; output should not wait for the buffer)."""
     print(line, flush=True)
+
+
+class CpuMeter:
+    """The whole machine's CPU use (every process, from /proc/stat) sampled every `period` s while a block runs."""
+
+    def __init__(self, period: float = 0.5) -> None:
+        self.period = period
+        self.busy: list[float] = []  # fraction of all cores busy in each period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="cpu-meter", daemon=True)
+
+    def __enter__(self) -> CpuMeter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def summary(self) -> str:
+        """Mean busy share, the busiest second and the time spent at 90% or more of all cores."""
+        if not self.busy:
+            return "no CPU samples (no /proc/stat)"
+        per_second = max(1, round(1 / self.period))
+        peak = max(sum(self.busy[i:i + per_second]) / len(self.busy[i:i + per_second]) for i in range(len(self.busy)))
+        saturated = sum(self.period for share in self.busy if share >= 0.9)
+        return (f"machine CPU busy {sum(self.busy) / len(self.busy):.0%} on average, {peak:.0%} in the busiest second, "
+                f"{saturated:.1f} s at ≥ 90% of all cores")
+
+    def _sample(self) -> None:
+        previous = _cpu_times()
+        while previous is not None and not self._stop.wait(self.period):
+            current = _cpu_times()
+            busy, total = current[0] - previous[0], current[1] - previous[1]
+            if total > 0:
+                self.busy.append(busy / total)
+            previous = current
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all cores since boot, or None off Linux."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)

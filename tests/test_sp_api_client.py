@@ -153,6 +153,20 @@ def test_past_the_burst_the_usage_plan_paces_calls_without_a_single_429():
     assert client.stats.throttle_wait_seconds > 0  # the pages past the burst of 20 each wait for a token
 
 
+def test_a_slow_first_search_does_not_make_the_first_paced_call_early():
+    # the first searchOrders reaches the server's bucket 1 s after the client spent its token (request 1 is LWA's):
+    # the server's full bucket starts restoring then, the client's at the send, 2/3 of a token ahead without settling
+    # (a 1.5 s restore at x120; the timeline is built first so the server's own work does not refill it meanwhile)
+    slow = Faults(slow_request_numbers=frozenset({2}), slow_seconds=1.0)
+    with _simulator(orders_per_day=2600, time_scale=120, faults=slow) as sim:
+        sim.expected_orders(DAY, NEXT_DAY)
+        client = sp_client_for(sim, time_scale=120)
+        _, _, pages = search_day(client)
+        throttled = sim.stats.throttled
+    assert len(pages) > 21 and sim.stats.faults_injected == 1
+    assert throttled == 0 and client.stats.throttled_responses == 0
+
+
 def test_a_shortened_window_continues_from_the_echoed_bound():
     with _simulator(orders_per_day=150, faults=Faults(truncate_window_hours=6)) as sim:
         client = sp_client_for(sim)

@@ -179,3 +179,32 @@ def test_parse_quota_time_formats():
     rfc = parse_quota_time("Mon, 15 Jun 2020 09:12:00 GMT")
     assert iso == rfc and iso.tzinfo is not None
     assert parse_quota_time("garbage") is None and parse_quota_time(None) is None
+
+
+def test_a_slow_answer_from_a_full_bucket_is_settled_so_no_paced_call_is_early(clock):
+    # the first request reaches the server 5 s after its token was spent (a busy machine): the server's full bucket
+    # starts restoring then, ours at the send; settling on the answer keeps ours from running one token ahead
+    t = make(clock)
+    server = ServerBucket(30, 2.0, clock.now - 100.0)
+    start = clock.now
+    t.acquire("ListOrderItems")
+    clock.now += 5.0
+    server.call(clock.now)
+    t.settle("ListOrderItems")
+    for _ in range(40):
+        t.acquire("ListOrderItems")
+        server.call(clock.now)
+        t.settle("ListOrderItems")
+    assert server.refused == 0
+    assert clock.now - start == pytest.approx(5.0 + (41 - 30) * 2.0, rel=0.005)  # the burst, then 1 per 2 s: no slower
+
+
+def test_settling_below_full_changes_nothing(clock):
+    t = make(clock)
+    for _ in range(10):
+        t.acquire("ListOrderItems")
+    clock.now += 0.5
+    before = t.state("ListOrderItems")
+    t.settle("ListOrderItems")
+    t.settle("ListOrderItems")  # nothing left to settle
+    assert t.state("ListOrderItems") == before

@@ -98,6 +98,7 @@ class Throttle:
         self._lock = threading.Lock()
         self._buckets: dict[str, _Bucket] = {}
         self._streak: dict[str, int] = {}
+        self._last_spend: dict[str, tuple[float, float]] = {}  # family -> (clock at the spend, tokens below full then)
 
     # -- model -------------------------------------------------------------------------------------
 
@@ -129,6 +130,7 @@ class Throttle:
                 bucket = self._bucket(family, now)
                 bucket.refill(now)
                 if bucket.tokens >= 1.0:
+                    self._last_spend[family] = (now, bucket.capacity - bucket.tokens)
                     bucket.tokens -= 1.0
                     return waited
                 wait = bucket.seconds_until(1.0) + self._epsilon
@@ -136,6 +138,26 @@ class Throttle:
                 log.debug("throttle: %s waits %.3fs for a %s token", action, wait, family)
             self._sleep(wait)
             waited += wait
+
+    def settle(self, action: str) -> None:
+        """The call that last spent from the action's bucket has its answer: count its token as taken now at the latest.
+
+        The server takes the token when the request arrives, somewhere between our spend and the answer. Below full
+        that changes nothing, but a full bucket starts restoring at the spend: ours at the send, the server's at the
+        arrival. Taking back what ours restored in between beyond what it lacked at the spend (at most the one token)
+        keeps ours from running ahead of the server's, so a slow call from a full bucket (a first call held up by a
+        busy machine) cannot make the first call paced past the burst early.
+        """
+        family = self._family_of(action)
+        with self._lock:
+            spend = self._last_spend.pop(family, None)
+            if spend is None:
+                return
+            spent_at, below_full = spend
+            now = self._clock()
+            bucket = self._bucket(family, now)
+            bucket.refill(now)
+            bucket.tokens -= max(0.0, min(1.0, (now - spent_at) * bucket.rate - below_full))
 
     def observe_quota(
         self, action: str, quota_max: float | None, remaining: float | None, seconds_to_reset: float | None = None

@@ -172,6 +172,7 @@ class Transport:
                 failures += 1
                 self.backoff(failures)
                 continue
+            self.throttle.settle(operation)  # the server took the token somewhere before this answer
             request_id = response.headers.get("x-amzn-RequestId")
             observe_rate_limit(self.throttle, operation, response.headers)
             if response.status_code in (200, 202):
