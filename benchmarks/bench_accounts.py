@@ -1,7 +1,7 @@
 """Many seller accounts side by side: N accounts, one day each, in parallel, against one account alone.
 
 Each account has its own simulator (its own seed, so its own orders, and its own API budget), its own client and
-throttle, and its own data dir; half the accounts use MWS, half SP-API. Every day goes through `ingest_day`, the
+throttle, and its own `account=NAME` partitions of one data dir; half the accounts use MWS, half SP-API. Every day goes through `ingest_day`, the
 code the raw asset runs, with the client opened as the resources open it for the embedded simulator (the quota
 clock `--time-scale` times faster, the client's throttle told so for SP-API and learning it from the headers for
 MWS). Each simulator serves from a process of its own (`--simulator-processes 1`: all behind one interpreter lock), as
@@ -51,6 +51,7 @@ from orders_pipeline.sources.sp_api.client import SpApiOrdersClient
 from orders_pipeline.sources.sp_api.lwa import LwaCredentials, LwaTokenClient
 from orders_pipeline.sources.sp_api.source import SpApiOrdersSource
 from orders_pipeline.sources.sp_api.throttle import new_throttle
+from orders_pipeline.storage.layout import partition_dir
 
 TARGET_RATIO = 1.3
 SOURCES = ("mws", "sp-api")
@@ -145,17 +146,19 @@ def open_source(account: Account, url: str, time_scale: float) -> Iterator[Order
 
 
 def ingest_account(account: Account, url: str, time_scale: float, root: Path) -> AccountDay:
-    """One account's day into its own data dir, timed; CPU is this thread's (this process's when it is alone)."""
+    """One account's day into its `account=NAME` partitions of the shared data dir, timed; CPU is this thread's (this
+    process's when it is alone)."""
     cpu_clock = time.thread_time if threading.current_thread() is not threading.main_thread() else time.process_time
-    data_dir = root / account.name
     began, cpu = time.monotonic(), cpu_clock()
     with open_source(account, url, time_scale) as source:
-        report = ingest_day(source, DAY, data_dir)
+        report = ingest_day(source, DAY, root, account=account.name)
     ended, cpu = time.monotonic(), cpu_clock() - cpu
+    folders = [partition_dir(root, table, DAY, account.name) for table in ("orders", "order_items")]
     return AccountDay(
         account.name, account.source, began, ended, cpu, report.orders.fetched, report.order_items.fetched,
         report.order_pages, report.item_pages, int(report.api.get("calls_total", 0)),
-        int(report.api.get("throttled_responses", 0)), sum(path.stat().st_size for path in data_dir.rglob("*.parquet")),
+        int(report.api.get("throttled_responses", 0)),
+        sum(path.stat().st_size for folder in folders for path in folder.glob("*.parquet")),
     )
 
 

@@ -26,9 +26,9 @@ def test_two_accounts_side_by_side_report_consistent_counts(bench, mode, tmp_pat
     days = {day.name: day for day in run.days}
     assert sorted((day.name, day.source) for day in run.days) == [("seller-01", "mws"), ("seller-02", "sp-api")]
     for day in run.days:
-        orders = pq.read_table(tmp_path / day.name / "orders").num_rows
-        items = pq.read_table(tmp_path / day.name / "order_items").num_rows
-        parquet = sum(path.stat().st_size for path in (tmp_path / day.name).rglob("*.parquet"))
+        folders = [tmp_path / table / f"account={day.name}" for table in ("orders", "order_items")]
+        orders, items = (pq.read_table(folder).num_rows for folder in folders)
+        parquet = sum(path.stat().st_size for folder in folders for path in folder.rglob("*.parquet"))
         assert (day.orders, day.items, day.parquet_bytes) == (orders, items, parquet) and orders > 0
         assert day.server_throttled == day.client_throttled == 0 and day.ended > day.began
         assert (day.peak_rss_mb > 0) == (mode == "processes")  # a worker process's own peak; threads share one
