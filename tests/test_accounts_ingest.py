@@ -129,13 +129,18 @@ def test_an_unset_secret_variable_is_named_with_the_account(tmp_path, data_root,
 def test_simulated_accounts_each_have_their_own_orders_and_marker(data_root, tmp_path):
     """Without endpoints each account runs its own embedded simulator (its own seed); markers are per account."""
     path = tmp_path / "accounts.toml"
-    path.write_text('[[accounts]]\nname = "demo-a"\nsource = "mws"\n\n[[accounts]]\nname = "demo-b"\nsource = "sp-api"\n')
+    path.write_text('[[accounts]]\nname = "demo-a"\nsource = "mws"\n\n[[accounts]]\nname = "demo-b"\nsource = "sp-api"\n'
+                    'marketplaces = ["A1F83G8C2ARO7P", "A1PA6795UKMFR9"]\n')
     asset = raw_assets(load_accounts(path))
 
     assert materialize(asset, "demo-a").success and materialize(asset, "demo-b").success
 
-    orders = {account: {r["amazon_order_id"] for r in read_partition(data_root, "orders", DAY, account)} for account in ("demo-a", "demo-b")}
+    rows = {account: read_partition(data_root, "orders", DAY, account) for account in ("demo-a", "demo-b")}
+    orders = {account: {r["amazon_order_id"] for r in rows[account]} for account in rows}
     assert orders["demo-a"] and orders["demo-b"] and not orders["demo-a"] & orders["demo-b"]
+    # a simulated account sells in the marketplaces its entry lists (the demo's when it lists none)
+    assert {r["marketplace_id"] for r in rows["demo-b"]} == {"A1F83G8C2ARO7P", "A1PA6795UKMFR9"}
+    assert {r["marketplace_id"] for r in rows["demo-a"]} == set(DEMO_MARKETPLACE_IDS)
     for account in ("demo-a", "demo-b"):
         marker = json.loads((data_root / "orders" / f"account={account}" / "_source.json").read_text())
         assert marker["kind"] == "embedded-simulator"

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import dagster as dg
 
@@ -16,6 +16,9 @@ from orders_pipeline.sources.mws.errors import MwsConfigurationError
 from orders_pipeline.sources.mws.source import MwsOrdersSource
 from orders_pipeline.sources.accounts import Account
 from orders_pipeline.storage.source_marker import claim_data_dir
+
+if TYPE_CHECKING:  # the simulator is imported only when a run uses it
+    from orders_pipeline.simulator import SimulatorConfig
 
 ENVIRONMENT = {
     "endpoint": "MWS_ENDPOINT",
@@ -59,6 +62,17 @@ def missing_secrets(missing: list[str], account: Account | None, endpoint_variab
         return f"{endpoint_variable} is set but {unset}: export {fix}, or unset {endpoint_variable} to use the embedded simulator"
     return (f"account {account.name} has an endpoint but {unset} set: export {fix} in the variables its entry in the "
             "accounts file names, or remove its endpoint to use the embedded simulator")
+
+
+def embedded_simulator_config(account: Account | None) -> SimulatorConfig:
+    """The embedded simulator's settings: the demo's, or for an account its own seed and marketplaces (so each
+    simulated account has its own orders, in the marketplaces its entry lists)."""
+    from orders_pipeline.simulator import DEMO_MARKETPLACE_IDS, SimulatorConfig
+
+    if account is None:
+        return SimulatorConfig(time_scale=EMBEDDED_SIMULATOR_TIME_SCALE)
+    return SimulatorConfig(time_scale=EMBEDDED_SIMULATOR_TIME_SCALE, seed=account.simulator_seed,
+                           marketplace_ids=account.marketplace_ids or DEMO_MARKETPLACE_IDS)
 
 
 @dataclass(frozen=True)
@@ -121,14 +135,14 @@ class MwsResource(dg.ConfigurableResource):
             return
         if writing_into is not None:
             claim_data_dir(writing_into, None, folder)
-        from orders_pipeline.simulator import DEMO_CREDENTIALS, DEMO_MARKETPLACE_IDS, MwsSimulator, SimulatorConfig
+        from orders_pipeline.simulator import DEMO_CREDENTIALS, MwsSimulator
 
-        seed = SimulatorConfig.seed if account is None else account.simulator_seed
-        with MwsSimulator(SimulatorConfig(time_scale=EMBEDDED_SIMULATOR_TIME_SCALE, seed=seed)) as simulator:
+        config = embedded_simulator_config(account)
+        with MwsSimulator(config) as simulator:
             credentials = MwsCredentials(
                 DEMO_CREDENTIALS.access_key_id, DEMO_CREDENTIALS.secret_key, DEMO_CREDENTIALS.seller_id
             )
-            with self._client(simulator.url, credentials, DEMO_MARKETPLACE_IDS) as client:
+            with self._client(simulator.url, credentials, config.marketplace_ids) as client:
                 yield client, ApiSource(simulator.url, is_embedded_simulator=True, account=folder)
 
     @contextmanager

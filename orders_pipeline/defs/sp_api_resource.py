@@ -9,7 +9,9 @@ from typing import Optional
 
 import dagster as dg
 
-from orders_pipeline.defs.resources import EMBEDDED_SIMULATOR_TIME_SCALE, ApiSource, missing_secrets, setting, variable
+from orders_pipeline.defs.resources import (
+    EMBEDDED_SIMULATOR_TIME_SCALE, ApiSource, embedded_simulator_config, missing_secrets, setting, variable,
+)
 from orders_pipeline.sources.accounts import Account
 from orders_pipeline.sources.sp_api.client import SpApiOrdersClient
 from orders_pipeline.sources.sp_api.errors import SpApiConfigurationError
@@ -64,14 +66,14 @@ class SpApiResource(dg.ConfigurableResource):
             return
         if writing_into is not None:
             claim_data_dir(writing_into, None, folder)
-        from orders_pipeline.simulator import DEMO_MARKETPLACE_IDS, DEMO_SP_API_CREDENTIALS, MwsSimulator, SimulatorConfig
+        from orders_pipeline.simulator import DEMO_SP_API_CREDENTIALS, MwsSimulator
 
-        seed = SimulatorConfig.seed if account is None else account.simulator_seed
-        with MwsSimulator(SimulatorConfig(time_scale=EMBEDDED_SIMULATOR_TIME_SCALE, seed=seed)) as simulator:
+        config = embedded_simulator_config(account)
+        with MwsSimulator(config) as simulator:
             demo = DEMO_SP_API_CREDENTIALS
             tokens = LwaTokenClient(LwaCredentials(demo.app_id, demo.client_secret, demo.refresh_token),
                                     simulator.url + TOKEN_PATH)
-            with self._client(simulator.url, tokens, DEMO_MARKETPLACE_IDS, EMBEDDED_SIMULATOR_TIME_SCALE) as client:
+            with self._client(simulator.url, tokens, config.marketplace_ids, EMBEDDED_SIMULATOR_TIME_SCALE) as client:
                 yield client, ApiSource(simulator.url, True, "SP-API", "SP_API_ENDPOINT", folder)
 
     @contextmanager
