@@ -6,12 +6,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 
 from orders_pipeline.cli.main import main
 from orders_pipeline.cli.output import EXIT_OK, EXIT_USAGE
+from orders_pipeline.storage.layout import partition_dir, read_manifest
 
 SCRIPT = Path(sys.executable).with_name("orders-pipeline")
 
@@ -70,3 +73,20 @@ def test_account_arguments_without_an_accounts_file_are_usage_errors(capsys, dat
     monkeypatch.delenv("ORDERS_ACCOUNTS_FILE", raising=False)
     code, out, err = run(capsys, "status", "--account", "alpha")
     assert code == EXIT_USAGE and "ORDERS_ACCOUNTS_FILE is not set" in err
+
+
+def test_a_range_backfill_takes_an_sp_api_account_s_days_in_one_reports_run_and_mws_days_one_by_one(data_root, tmp_path):
+    run = command(tmp_path, data_root)
+
+    code, out, err = run("backfill", "2024-03-01", "2024-03-03", "--no-marts")
+
+    assert code == EXIT_OK, err
+    runs = [line.split("  ")[0] for line in out.splitlines() if line.startswith("[")]
+    assert runs == ["[1/4] alpha 2024-03-01", "[2/4] alpha 2024-03-02", "[3/4] alpha 2024-03-03",
+                    "[4/4] beta 2024-03-01...2024-03-03"]
+    for day in ("2024-03-01", "2024-03-02", "2024-03-03"):
+        assert read_manifest(partition_dir(data_root, "orders", date.fromisoformat(day), "beta"))["method"].startswith("report")
+        assert read_manifest(partition_dir(data_root, "orders", date.fromisoformat(day), "alpha"))["method"] == "ListOrders + ListOrderItems"
+    with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:  # the UI's grid shows every day of both
+        materialized = instance.get_materialized_partitions(dg.AssetKey("orders"))
+    assert materialized == {f"{account}|2024-03-0{n}" for account in ("alpha", "beta") for n in (1, 2, 3)}

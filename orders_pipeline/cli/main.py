@@ -132,11 +132,13 @@ def _simulator(args: argparse.Namespace) -> int:
 
 
 def _backfill(args: argparse.Namespace) -> int:
-    """One in-process run per day into the Dagster instance, so the UI shows them; non-zero if any day failed."""
+    """In-process runs into the Dagster instance, so the UI shows them: one per day, or on SP-API one per account for the
+    whole range (a Reports backfill); non-zero if any failed."""
     import dagster as dg
 
     from orders_pipeline.defs.partitions import FIRST_DAY
     from orders_pipeline.cli.runs import ingest_days, refresh_marts
+    from orders_pipeline.defs.resources import chosen_source
     from orders_pipeline.storage.layout import data_dir
 
     today = datetime.now(timezone.utc).date()
@@ -151,17 +153,17 @@ def _backfill(args: argparse.Namespace) -> int:
     endpoint = os.environ.get(endpoint_variable()) or f"the embedded simulator ({endpoint_variable()} not set)"
     source = f"{len(accounts)} account(s) ({', '.join(accounts)}), each in turn," if accounts else f"from {endpoint}"
     how = "replacing each day (--replace)" if args.replace else "merging into each day"
-    print(f"Backfilling {len(days)} days {args.start}..{args.end} {source} into {data_dir()}, one run per day, {how}")
+    sources = {name: account.source for name, account in accounts.items()} or {None: chosen_source()}
+    print(f"Backfilling {len(days)} days {args.start}..{args.end} {source} into {data_dir()}, one run per day "
+          f"(on SP-API one run per account for the range, through the Reports API), {how}")
     print(f"Runs are recorded in the Dagster instance at {home}", flush=True)
     instance = dg.DagsterInstance.from_config(str(home))
-    failed = ingest_days(days, instance, replace=args.replace, progress=_print_flush, accounts=list(accounts))
+    failed = ingest_days(days, instance, replace=args.replace, progress=_print_flush, accounts=list(accounts),
+                         whole_range=[name for name, api in sources.items() if api == "sp-api"])
     marts_ok = args.no_marts or refresh_marts(instance, progress=_print_flush)
-    if failed and accounts:
-        print(f"{len(failed)} of {len(days) * len(accounts)} partitions FAILED: {', '.join(failed)}; re-run them with "
-              f"`orders-pipeline backfill DAY DAY --account NAME`", file=sys.stderr)
-    elif failed:
-        print(f"{len(failed)} of {len(days)} days FAILED: {', '.join(failed)}; re-run them with "
-              f"`orders-pipeline backfill DAY DAY`", file=sys.stderr)
+    if failed:
+        again = "`orders-pipeline backfill START END --account NAME`" if accounts else "`orders-pipeline backfill START END`"
+        print(f"FAILED: {', '.join(failed)}; re-run them with {again}", file=sys.stderr)
     return EXIT_OK if not failed and marts_ok else EXIT_FAILED
 
 

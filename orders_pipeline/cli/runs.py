@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import date
 
 import dagster as dg
@@ -14,31 +14,47 @@ from orders_pipeline.defs.partitions import ACCOUNT_DIMENSION, DAY_DIMENSION
 
 Progress = Callable[[str], None]
 INGEST_OP = mws_orders.op.name
+RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 """The runs' own logs stay in the instance (and the UI); the terminal gets warnings and one line per run."""
 
 
 def ingest_days(
     days: Sequence[date], instance: dg.DagsterInstance, *, replace: bool = False, progress: Progress = print,
-    accounts: Sequence[str] = (),
+    accounts: Sequence[str] = (), whole_range: Collection[str | None] = (),
 ) -> list[str]:
-    """Materialize `days` one run per partition, oldest first, as a UI backfill would (with `accounts`, each
-    account's days in turn); return the partitions that failed (`2024-03-03`, or `eu-brand 2024-03-03`).
+    """Materialize `days` as a UI backfill would, one run per partition, oldest first (with `accounts`, each account's
+    days in turn); an account in `whole_range` (None: the one account without a file) takes all its days in one run,
+    as `--partition-range` does: on SP-API one Reports request per 30 days instead of a searchOrders sweep per day.
+    Return the runs that failed (`2024-03-03`, `eu-brand 2024-03-03`, `eu-brand 2024-03-01...2024-03-31`).
 
-    Each run merges into its day; `replace` rebuilds each day from its fetch alone.
+    Each run merges into its days; `replace` rebuilds each day from its fetch alone.
     """
     job = defs.resolve_job_def(ingest_job.name)
     run_config = {**QUIET, "ops": {INGEST_OP: {"config": {"replace": replace}}}}
-    partitions = [(account, day) for account in accounts for day in days] if accounts else [(None, day) for day in days]
+    runs: list[tuple[str | None, list[date]]] = []
+    for account in list(accounts) or [None]:
+        if account in whole_range and len(days) > 1:
+            runs.append((account, list(days)))
+        else:
+            runs.extend((account, [day]) for day in days)
     failed = []
-    for number, (account, day) in enumerate(partitions, start=1):
-        key = dg.MultiPartitionKey({ACCOUNT_DIMENSION: account, DAY_DIMENSION: day.isoformat()}) if account else day.isoformat()
-        result = job.execute_in_process(partition_key=key, instance=instance, run_config=run_config, raise_on_error=False)
-        label = f"{account} {day}" if account else str(day)
+    for number, (account, span) in enumerate(runs, start=1):
+        first, last = _partition_key(account, span[0]), _partition_key(account, span[-1])
+        partition = {"partition_key": first} if len(span) == 1 else {"tags": {RANGE_START_TAG: first, RANGE_END_TAG: last}}
+        result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False, **partition)
+        label = f"{account + ' ' if account else ''}{span[0]}{'' if len(span) == 1 else f'...{span[-1]}'}"
         if not result.success:
             failed.append(label)
-        progress(f"[{number:>{len(str(len(partitions)))}}/{len(partitions)}] {_day_line(label, result)}")
+        progress(f"[{number:>{len(str(len(runs)))}}/{len(runs)}] {_day_line(label, result)}")
     return failed
+
+
+def _partition_key(account: str | None, day: date) -> str:
+    """A raw partition key: the day, or with accounts the (account, day) key of the grid."""
+    if account is None:
+        return day.isoformat()
+    return str(dg.MultiPartitionKey({ACCOUNT_DIMENSION: account, DAY_DIMENSION: day.isoformat()}))
 
 
 def refresh_marts(instance: dg.DagsterInstance, progress: Progress = print) -> bool:
