@@ -78,10 +78,14 @@ ACCOUNT = "accounts:\n  - name: shop\n    source: mws\n"
         ("accounts: []\n", ["non-empty list `accounts`"]),
         ("shops:\n  - name: shop\n", ["non-empty list `accounts`"]),
         ("accounts: [\n", ["not valid YAML"]),
+        (ACCOUNT + "    secrets:\n      access_key_id: AKIAIOSFODNN7EXAMPLE\n", ["secrets.access_key_id must be the NAME"]),
+        (ACCOUNT + "    secrets:\n      seller_id: A2EUQ1WTGCTBG2\n", ["secrets.seller_id must be the NAME"]),
+        ("accounts:\n  - name: default\n    source: mws\n", ["'default' is taken", "its own name"]),
     ],
     ids=["unknown-key", "bad-name", "duplicate", "unknown-source", "secret-value-under-secrets", "words-under-secrets",
          "secret-key-outside-secrets", "password", "credential-shaped-value", "password-in-url", "secret-of-other-source",
-         "endpoint-without-marketplaces", "empty", "no-accounts-list", "broken-yaml"],
+         "endpoint-without-marketplaces", "empty", "no-accounts-list", "broken-yaml", "key-id-under-secrets",
+         "seller-id-under-secrets", "reserved-name"],
 )
 def test_a_bad_accounts_file_fails_in_one_line_naming_file_account_and_fix(tmp_path, text, phrases):
     path = write(tmp_path, text)

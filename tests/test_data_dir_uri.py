@@ -42,3 +42,7 @@ def test_an_s3_data_dir_works_in_a_local_mirror_and_other_stores_are_refused(tmp
     monkeypatch.setenv("ORDERS_DATA_DIR", "gs://bucket/orders")
     with pytest.raises(ValueError, match="only local paths, file:// URIs and s3://|not a filesystem URI"):
         data_dir()
+    monkeypatch.setenv("ORDERS_DATA_DIR", "s3://AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI@bucket/orders")
+    with pytest.raises(ValueError, match="carries credentials") as raised:
+        data_dir()
+    assert "AKIA" not in str(raised.value) and "wJalr" not in str(raised.value)

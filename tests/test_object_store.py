@@ -24,7 +24,7 @@ import pytest
 
 from orders_pipeline.analytics.build import build_models
 from orders_pipeline.cli.main import main
-from orders_pipeline.cli.output import EXIT_OK
+from orders_pipeline.cli.output import EXIT_FAILED, EXIT_OK
 from orders_pipeline.cli.status import partition_statuses
 from orders_pipeline.definitions import defs
 from orders_pipeline.defs.resources import MwsResource
@@ -355,3 +355,23 @@ def test_an_account_source_marker_travels_with_its_days(s3_data_dir, tmp_path, m
     other = remote_store()
     with other.checked_out([other.mirror / "orders" / "account=acme-eu" / f"dt={DAYS[1]}"]):
         assert refusal(other.mirror, None, "acme-eu") is not None
+
+
+def test_the_cli_precheck_reads_each_account_marker_from_the_store(s3_data_dir, tmp_path, monkeypatch, capsys):
+    """`backfill` on a fresh machine refuses, before any run, to put demo data into an account the store holds real
+    data for."""
+    store = remote_store()
+    day_folder = s3_data_dir.mirror / "orders" / "account=acme-eu" / f"dt={DAYS[0]}"
+    with store.checked_out([day_folder]):
+        claim_data_dir(s3_data_dir.mirror, "https://mws-eu.amazonservices.com", "acme-eu")
+        store.push_partitions([day_folder])
+    (tmp_path / "accounts.yaml").write_text("accounts:\n  - name: acme-eu\n    source: mws\n")
+    monkeypatch.setenv("ORDERS_ACCOUNTS_FILE", str(tmp_path / "accounts.yaml"))
+    monkeypatch.setenv("ORDERS_LOCAL_DIR", str(tmp_path / "laptop"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+
+    code = main(["backfill", str(DAYS[1]), str(DAYS[1]), "--no-marts"])
+
+    err = capsys.readouterr().err
+    assert code == EXIT_FAILED and "acme-eu" in err and "mws-eu.amazonservices.com" in err, err
+    assert not (tmp_path / "home").exists()  # refused before any run

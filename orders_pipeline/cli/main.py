@@ -6,6 +6,7 @@ import argparse
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -317,7 +318,7 @@ def _would_mix_sources(accounts: dict[str, Account]) -> bool:
     (demo vs real data)."""
     from orders_pipeline.storage.source_marker import refusal
 
-    root = _pulled_data_dir(raw=False)
+    root = _pulled_data_dir(raw=False, accounts=list(accounts))
     if root is None:
         return True
     if accounts:
@@ -329,16 +330,17 @@ def _would_mix_sources(accounts: dict[str, Account]) -> bool:
     return any(reasons)
 
 
-def _pulled_data_dir(raw: bool = True) -> Path | None:
-    """The data dir; with an s3:// one, this machine's mirror after pulling the store's source marker and, with `raw`,
-    its committed days and marts. None, after one line on stderr, when the store cannot be used."""
+def _pulled_data_dir(raw: bool = True, accounts: Sequence[str] = ()) -> Path | None:
+    """The data dir; with an s3:// one, this machine's mirror after pulling the store's source markers (the data dir's
+    and `accounts`') and, with `raw`, its committed days and marts. None, after one line on stderr, when the store
+    cannot be used."""
     from orders_pipeline.storage.layout import data_dir, marts_dir
     from orders_pipeline.storage.object_store import ObjectStoreError, remote_store
 
     try:
         store = remote_store()
         if store is not None:
-            store.pull_source_marker()
+            store.pull_source_marker(accounts=accounts)
             if raw:
                 days = store.pull_raw()
                 store.pull_files(marts_dir(store.mirror))

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from orders_pipeline.storage.layout import PART_FILE, partition_days, partition_dir, read_manifest
-
-RAW_TABLES = ("orders", "order_items")
+from orders_pipeline.storage.layout import PART_FILE, RAW_TABLES, partition_days, partition_dir, read_manifest
 
 
 @dataclass(frozen=True)

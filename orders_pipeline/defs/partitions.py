@@ -28,5 +28,3 @@ def raw_partitions_for(accounts: dict[str, Account]) -> dg.PartitionsDefinition:
         {ACCOUNT_DIMENSION: dg.StaticPartitionsDefinition(list(accounts)), DAY_DIMENSION: daily_partitions}
     )
 
-
-raw_partitions = raw_partitions_for(ACCOUNTS)

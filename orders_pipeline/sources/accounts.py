@@ -17,7 +17,9 @@ import yaml
 ACCOUNTS_FILE_ENV = "ORDERS_ACCOUNTS_FILE"
 DEFAULT_ACCOUNT = "default"
 ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-VARIABLE_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
+VARIABLE_NAME = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$")
+"""An environment variable's name as the file must give it: upper case with at least one `_` (every default has one),
+so a pasted key id or seller id (`AKIA...`, `A2EUQ1...`) is refused instead of being echoed as a variable name."""
 MARKETPLACE_ID = re.compile(r"^[A-Z0-9]{5,20}$")
 SOURCES = ("mws", "sp-api")
 ACCOUNT_KEYS = {"name", "source", "marketplaces", "endpoint", "token_url", "secrets"}
@@ -107,6 +109,11 @@ def _account(path: Path, number: int, entry: object) -> Account:
     name = entry.get("name")
     if not isinstance(name, str) or not ACCOUNT_NAME.match(name):
         raise AccountsFileError(f"{where}: name {name!r} must match {ACCOUNT_NAME.pattern} (lower-case letters, digits, - and _)")
+    if name == DEFAULT_ACCOUNT:
+        raise AccountsFileError(
+            f"{where}: the name {DEFAULT_ACCOUNT!r} is taken by the data written without an accounts file (the dt= "
+            "folders); give the account its own name (README, Accounts: moving one seller's data under its name)"
+        )
     where = f"{path}: account {name!r}"
     _refuse_secret_values(where, entry)
     unknown = sorted(set(entry) - ACCOUNT_KEYS)
@@ -148,7 +155,7 @@ def _secret_variables(where: str, name: str, source: str, entry: dict) -> Mappin
     if unknown:
         raise AccountsFileError(f"{where}: unknown secret(s) {', '.join(unknown)} for source {source}; allowed: {', '.join(defaults)}")
     for secret, variable in named.items():
-        if not isinstance(variable, str) or not VARIABLE_NAME.match(variable):
+        if not isinstance(variable, str) or not VARIABLE_NAME.match(variable) or CREDENTIAL_SHAPES.match(variable):
             raise AccountsFileError(
                 f"{where}: secrets.{secret} must be the NAME of an environment variable (like {_default(defaults[secret], name)}), "
                 "never the secret itself: put the value in that variable"

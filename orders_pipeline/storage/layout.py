@@ -18,6 +18,7 @@ LOCAL_DIR_ENV = "ORDERS_LOCAL_DIR"  # the local mirror of an s3:// data dir
 OBJECT_STORE_SCHEME = "s3://"
 PART_FILE = "part-0.parquet"
 MANIFEST_FILE = "_manifest.json"
+RAW_TABLES = ("orders", "order_items")
 
 
 def data_dir() -> Path:
@@ -47,6 +48,9 @@ def data_dir() -> Path:
 def bucket_and_prefix(uri: str) -> tuple[str, str]:
     """`s3://bucket/some/prefix` as ("bucket", "some/prefix"); a URI without a bucket is an error naming the fix."""
     parts = urlsplit(uri)
+    if parts.username or parts.password:  # never echoed: it would put the key in every error line and log
+        raise ValueError(f"{DATA_DIR_ENV} carries credentials (s3://KEY:SECRET@bucket/...): write s3://bucket/prefix and "
+                         "export AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY instead")
     if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
         raise ValueError(f"{DATA_DIR_ENV}={uri!r} is not an object-store URI: write s3://bucket/prefix")
     return parts.netloc, parts.path.strip("/")

@@ -28,6 +28,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from orders_pipeline.storage.files import fsync_dir, fsync_file, temp_path
+from orders_pipeline.storage.source_marker import MARKER_FILE, marker_path
 from orders_pipeline.storage.layout import (
     DATA_DIR_ENV, LOCAL_DIR_ENV, MANIFEST_FILE, OBJECT_STORE_SCHEME, PART_FILE, bucket_and_prefix, mirror_dir,
 )
@@ -35,7 +36,6 @@ from orders_pipeline.storage.layout import (
 DAY_FILES = (PART_FILE, MANIFEST_FILE)  # what a committed day folder holds, in push order
 RAW_TABLES = ("order_items", "orders")  # push order: a reader never sees an order version without its items
 MIRROR_MARKER = "_mirror.json"  # names the store a mirror belongs to, so a mirror never deletes foreign data
-SOURCE_MARKER = "_source.json"  # which kind of source filled the data dir (see source_marker), shared through the store
 LOCKS_DIR = Path("_state") / "locks"
 COPY_CHUNK = 8 * 2**20
 _FIXES = (  # pyarrow's error code -> what to check, for one-line errors
@@ -265,20 +265,21 @@ class ObjectStore:
         with self._translated(f"cannot read {key}"), self.filesystem.open_input_stream(key) as stream:
             return stream.read()
 
-    def pull_source_marker(self, folders: Sequence[Path] = ()) -> None:
-        """The store's source markers into the mirror (the data dir's, and those of the accounts of `folders`), so demo
-        and real data never mix across machines."""
-        for folder in self._marker_folders(folders):
-            remote = self._listed(folder).get(SOURCE_MARKER)
+    def pull_source_marker(self, folders: Sequence[Path] = (), accounts: Sequence[str] = ()) -> None:
+        """The store's source markers into the mirror (the data dir's, those of the accounts of the day `folders`, and
+        those of `accounts`), so demo and real data never mix across machines."""
+        for folder in dict.fromkeys([*self._marker_folders(folders),
+                                     *(marker_path(self.mirror, account).parent for account in accounts)]):
+            remote = self._listed(folder).get(MARKER_FILE)
             if remote is not None:
-                self._download(remote, folder / SOURCE_MARKER)
+                self._download(remote, folder / MARKER_FILE)
 
     def _push_source_marker(self, folders: Sequence[Path]) -> None:
         """The mirror's source markers (the data dir's, and those of the accounts of `folders`) to the store when the
         store has none yet."""
         for folder in self._marker_folders(folders):
-            marker = folder / SOURCE_MARKER
-            if marker.exists() and SOURCE_MARKER not in self._listed(folder):
+            marker = folder / MARKER_FILE
+            if marker.exists() and MARKER_FILE not in self._listed(folder):
                 self._upload(marker, None)
 
     def _marker_folders(self, folders: Sequence[Path]) -> list[Path]:

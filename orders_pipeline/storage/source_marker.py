@@ -20,12 +20,11 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from orders_pipeline.storage.layout import MANIFEST_FILE, PART_FILE, partition_dir
+from orders_pipeline.storage.layout import MANIFEST_FILE, PART_FILE, RAW_TABLES, partition_dir
 
 MARKER_FILE = "_source.json"
 EMBEDDED = "embedded-simulator"
 API = "api"
-RAW_TABLES = ("orders", "order_items")
 
 
 class MixedSourceError(ValueError):

@@ -42,7 +42,8 @@ def raw_assets(accounts: dict[str, Account]) -> dg.AssetsDefinition:
 
     One seller: the pool's one slot is its budget, and a range is one run (a Reports backfill on SP-API). With accounts,
     each account's budget is the run queue's limit on the account tag Dagster gives a one-partition run (dagster.yaml),
-    so every run is one account's day: Dagster gives a range run no account tag (README, Accounts).
+    so queued runs are one account's day each (Dagster gives a range run no account tag); a range of one account is
+    still one run when launched in-process (`orders-pipeline backfill` on SP-API, outside the queue; README, Accounts).
     """
     layout = "account=NAME/dt=YYYY-MM-DD" if accounts else "dt=YYYY-MM-DD"
 
