@@ -44,8 +44,9 @@ def write_reports(root: Path) -> list[Report]:
 
 
 def _sku_trends(con: duckdb.DuckDBPyConnection, root: Path, path: Path) -> Report:
-    """Units per day with 7/28-day averages for the top sellers of each account's latest 28 days (all currencies of a
-    SKU together, accounts never): one panel per account and SKU, the best ranked first."""
+    """Units per day with 7/28-day averages for the top sellers of the accounts' latest 28 days (all currencies of a
+    SKU together, accounts never): one panel per account and SKU, TOP_SKUS panels in all, every account's #1 first,
+    then every #2, and so on (with more accounts than panels, the accounts first by name)."""
     rows = con.execute(
         """
         with trends as (select * from read_parquet($path)),
