@@ -23,6 +23,8 @@ from orders_pipeline.analytics.project import load_project
 from orders_pipeline.analytics.raw_tables import sql_literal
 from orders_pipeline.analytics.warehouse import build_warehouse
 from orders_pipeline.cli.lookup import order_items, order_versions
+from orders_pipeline.cli.main import main
+from orders_pipeline.cli.output import EXIT_NOT_FOUND, EXIT_OK
 from orders_pipeline.defs.model_checks import CHECKS
 from orders_pipeline.insights.reports import TOP_SKUS, write_reports
 from orders_pipeline.storage.layout import mart_path
@@ -211,3 +213,19 @@ def test_charts_of_several_accounts_draw_each_account_apart(shared):
     assert sorted(label for (label,) in expected) == sorted(t for t in texts(channels.svg) if " · " in t)
     panels = [t for t in texts(trends.svg) if "units in the latest 28 days" in t]
     assert len(panels) == TOP_SKUS and all(t.split(" · ")[0] in ("default", "a2", "b") for t in panels)
+
+
+def test_the_order_command_looks_in_every_account_at_once_and_names_those_holding_the_order(shared, tmp_path,
+                                                                                           monkeypatch, capsys):
+    (tmp_path / "accounts.yaml").write_text("accounts:\n  - name: a2\n    source: mws\n  - name: b\n    source: mws\n")
+    monkeypatch.setenv("ORDERS_ACCOUNTS_FILE", str(tmp_path / "accounts.yaml"))
+    monkeypatch.setenv("ORDERS_DATA_DIR", str(shared))
+    ((order_id,),) = duckdb.sql(f"select amazon_order_id from '{shared}/orders/dt=*/*.parquet' "
+                                "order by amazon_order_id limit 1").fetchall()
+
+    code = main(["order", order_id])
+
+    out, err = capsys.readouterr()
+    assert code == EXIT_OK and f"accounts a2, default all hold {order_id}; showing a2" in err
+    assert f"Order {order_id} (account a2):" in out
+    assert main(["order", order_id, "--account", "b"]) == EXIT_NOT_FOUND

@@ -204,9 +204,13 @@ def _order(args: argparse.Namespace) -> int:
     if _pulled_data_dir() is None:
         return EXIT_FAILED
     accounts = _selected_accounts(args.account)
-    searched = list(accounts) or [None]
-    found = next(((name, rows) for name in searched if (rows := order_versions(data_dir(), args.amazon_order_id, name))), None)
-    folder, versions = found or (args.account, [])
+    versions = order_versions(data_dir(), args.amazon_order_id, args.account)  # one scan of every account's folders
+    holders = list(dict.fromkeys(version["account"] for version in versions))
+    if len(holders) > 1:
+        print(f"note: accounts {', '.join(holders)} all hold {args.amazon_order_id}; showing {holders[0]} "
+              "(choose with --account NAME)", file=sys.stderr)
+    folder = holders[0] if holders else args.account
+    versions = [version for version in versions if version["account"] == folder]
     account = accounts.get(folder) if folder else None
     if not versions:
         print(f"Order {args.amazon_order_id} is not in the stored data under {data_dir()}.", file=sys.stderr)
@@ -214,7 +218,7 @@ def _order(args: argparse.Namespace) -> int:
             return EXIT_NOT_FOUND
     else:
         latest = versions[-1]
-        of = f" (account {folder})" if folder else ""
+        of = f" (account {folder})" if configured_accounts() else ""
         print(f"Order {args.amazon_order_id}{of}: {len(versions)} stored versions, now {latest['order_status']}")
         print("\n".join(f"  {name:<26} {plain(latest[name])}" for name in ORDER_COLUMNS))
         print("\nStatus history (one row per version seen, oldest first):")

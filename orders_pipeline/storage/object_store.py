@@ -28,10 +28,10 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from orders_pipeline.storage.files import fsync_dir, fsync_file, temp_path
-from orders_pipeline.storage.source_marker import MARKER_FILE, marker_path
 from orders_pipeline.storage.layout import (
     DATA_DIR_ENV, LOCAL_DIR_ENV, MANIFEST_FILE, OBJECT_STORE_SCHEME, PART_FILE, bucket_and_prefix, mirror_dir,
 )
+from orders_pipeline.storage.source_marker import MARKER_FILE, marker_path
 
 DAY_FILES = (PART_FILE, MANIFEST_FILE)  # what a committed day folder holds, in push order
 RAW_TABLES = ("order_items", "orders")  # push order: a reader never sees an order version without its items
