@@ -172,3 +172,14 @@ def test_backfill_merges_into_stored_days_and_replace_rebuilds_them(capsys, data
     code, out = run(capsys, "backfill", "2024-03-01", "2024-03-01", "--no-marts", "--replace")
     assert code == EXIT_OK and "replacing each day (--replace)" in out
     assert pq.read_table(path).num_rows == stored.num_rows
+
+
+def test_an_unknown_orders_source_is_a_usage_error_before_anything_runs(capsys, data_root, monkeypatch, tmp_path):
+    monkeypatch.setenv("ORDERS_SOURCE", "sp_api")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    for argv in (["backfill", "2024-03-01", "2024-03-01", "--no-marts"], ["status"], ["demo"]):
+        code, out = run(capsys, *argv)
+        assert code == EXIT_USAGE and out == "error: ORDERS_SOURCE='sp_api': set it to mws or sp-api (default mws)\n", argv
+    assert not (tmp_path / "home").exists() and not (data_root.exists() and any(data_root.iterdir()))
+    monkeypatch.setenv("ORDERS_SOURCE", " SP-API ")  # case and spaces do not matter
+    assert run(capsys, "status", "--days", "0")[0] != EXIT_USAGE

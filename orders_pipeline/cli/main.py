@@ -12,6 +12,7 @@ from pathlib import Path
 
 from orders_pipeline.cli.live_api import endpoint_variable, print_live_order, print_service_status
 from orders_pipeline.cli.output import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, aligned_table, plain
+from orders_pipeline.defs.resources import SOURCE_ENV, SOURCES, chosen_source
 from orders_pipeline.sources.accounts import ACCOUNTS_FILE_ENV, Account, AccountsFileError, accounts_file, configured_accounts
 
 EXIT_CODES = """exit codes:
@@ -32,16 +33,26 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        if args.run not in (_simulator, _query) and (problem := _unknown_source()):
+            print(f"error: {problem}", file=sys.stderr)
+            return EXIT_USAGE
         return args.run(args)
     except AccountsFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
 
 
+def _unknown_source() -> str | None:
+    """What is wrong with $ORDERS_SOURCE when it names no API (an accounts file names each account's instead)."""
+    if chosen_source() in SOURCES or configured_accounts():
+        return None
+    return f"{SOURCE_ENV}={os.environ.get(SOURCE_ENV)!r}: set it to {' or '.join(SOURCES)} (default mws)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orders-pipeline",
-        description="Amazon MWS orders into Parquet and DuckDB marts.",
+        description="Amazon seller orders (MWS or SP-API) into Parquet and DuckDB marts.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
