@@ -5,12 +5,13 @@ bucket or credential fails in one line before any API call."""
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -375,3 +376,19 @@ def test_the_cli_precheck_reads_each_account_marker_from_the_store(s3_data_dir, 
     err = capsys.readouterr().err
     assert code == EXIT_FAILED and "acme-eu" in err and "mws-eu.amazonservices.com" in err, err
     assert not (tmp_path / "home").exists()  # refused before any run
+
+
+def test_more_days_than_the_open_file_limit_allows_is_one_clear_line(s3_data_dir):
+    """A range run locks each of its days with an open file: past `ulimit -n` it says so instead of crashing."""
+    store = remote_store()
+    folders = [partition_dir(s3_data_dir.mirror, "orders", date(2024, 1, 1) + timedelta(days=n)) for n in range(300)]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 100, hard))
+    try:
+        with pytest.raises(ObjectStoreError, match=r"300 days need 300 open lock files.*ulimit -n"):
+            with store.checked_out(folders):
+                pass
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    with store.checked_out(folders[:3]):  # the locks of the failed attempt were all released
+        pass

@@ -17,9 +17,11 @@ standard AWS_* variables), and holds the commit protocol:
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import resource
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -132,9 +134,19 @@ class ObjectStore:
     def checked_out(self, folders: Sequence[Path]) -> Iterator[None]:
         """Hold the partition folders (and the data dir's source marker) as the store has them, locked against this
         machine's other pulls, while a raw run merges into them."""
+        days = list(dict.fromkeys(map(self._day_of, folders)))
         with contextlib.ExitStack() as locks:
-            for day in dict.fromkeys(map(self._day_of, folders)):  # one lock (one open file) per day, whatever the tables
-                locks.enter_context(self._locked(day, wait=True))
+            try:
+                for day in days:  # one lock (one open file) per day, whatever the tables
+                    locks.enter_context(self._locked(day, wait=True))
+            except OSError as error:
+                if error.errno != errno.EMFILE:
+                    raise
+                raise ObjectStoreError(
+                    f"{len(days)} days need {len(days)} open lock files, past this process's open-file limit "
+                    f"({resource.getrlimit(resource.RLIMIT_NOFILE)[0]}) -> run the range in shorter parts, or raise "
+                    "`ulimit -n`"
+                ) from None
             for folder in folders:
                 self._pull_folder(folder, _committed(self._listed(folder)))
             self.pull_source_marker(folders)
