@@ -1,4 +1,5 @@
-"""ORDERS_DATA_DIR as a filesystem URI: a local file:// URI through a real materialization; object stores refused."""
+"""ORDERS_DATA_DIR as a filesystem URI: a local file:// URI through a real materialization; s3:// is worked on in a
+local mirror (tests/test_object_store.py), other stores are refused."""
 
 from datetime import date
 
@@ -28,7 +29,16 @@ def test_a_file_uri_data_dir_receives_the_partitions(tmp_path, monkeypatch, simu
     assert read_partition(root, "orders", DAY) and read_partition(root, "order_items", DAY)
 
 
-def test_an_object_store_uri_is_refused_with_the_reason(monkeypatch):
-    monkeypatch.setenv("ORDERS_DATA_DIR", "s3://bucket/orders")
-    with pytest.raises(ValueError, match="atomic rename|not a filesystem URI"):
+def test_an_s3_data_dir_works_in_a_local_mirror_and_other_stores_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("ORDERS_DATA_DIR", "s3://bucket/shop/orders")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("ORDERS_LOCAL_DIR", raising=False)
+    assert data_dir() == tmp_path / "cache" / "orders_pipeline" / "s3" / "bucket" / "shop" / "orders"
+    monkeypatch.setenv("ORDERS_LOCAL_DIR", str(tmp_path / "mirror"))
+    assert data_dir() == tmp_path / "mirror"
+    monkeypatch.setenv("ORDERS_DATA_DIR", "s3:///no-bucket")
+    with pytest.raises(ValueError, match="write s3://bucket/prefix"):
+        data_dir()
+    monkeypatch.setenv("ORDERS_DATA_DIR", "gs://bucket/orders")
+    with pytest.raises(ValueError, match="only local paths, file:// URIs and s3://|not a filesystem URI"):
         data_dir()

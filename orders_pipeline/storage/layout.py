@@ -6,6 +6,7 @@ import json
 import os
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -13,6 +14,8 @@ import pyarrow.fs as pafs
 from orders_pipeline.storage.files import fsync_dir, fsync_file, temp_path
 
 DATA_DIR_ENV = "ORDERS_DATA_DIR"
+LOCAL_DIR_ENV = "ORDERS_LOCAL_DIR"  # the local mirror of an s3:// data dir
+OBJECT_STORE_SCHEME = "s3://"
 PART_FILE = "part-0.parquet"
 MANIFEST_FILE = "_manifest.json"
 
@@ -20,22 +23,43 @@ MANIFEST_FILE = "_manifest.json"
 def data_dir() -> Path:
     """The root of all output: $ORDERS_DATA_DIR (a path or a local filesystem URI), default ./data.
 
-    URIs are resolved by pyarrow.fs; only a local filesystem is accepted, because the atomic commit relies
-    on a same-folder rename, which object stores (s3://, gs://) do not have.
+    With `s3://bucket/prefix` it is this machine's local mirror of the store ($ORDERS_LOCAL_DIR, see
+    `object_store`), laid out like any data dir. Other URIs are resolved by pyarrow.fs; only a local filesystem is
+    accepted, because the atomic commit relies on a same-folder rename.
     """
     configured = os.environ.get(DATA_DIR_ENV, "data")
     if "://" not in configured:
         return Path(configured).absolute()
+    if configured.startswith(OBJECT_STORE_SCHEME):
+        return mirror_dir(configured)
     try:
         filesystem, path = pafs.FileSystem.from_uri(configured)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         raise ValueError(f"{DATA_DIR_ENV}={configured!r} is not a filesystem URI pyarrow understands: {exc}") from None
     if not isinstance(filesystem, pafs.LocalFileSystem):
         raise ValueError(
-            f"{DATA_DIR_ENV}={configured!r}: only local paths and file:// URIs are supported "
-            f"({filesystem.type_name} has no atomic rename; see README, Scaling)"
+            f"{DATA_DIR_ENV}={configured!r}: only local paths, file:// URIs and s3://bucket/prefix are supported "
+            f"({filesystem.type_name} is not; see README, Object storage)"
         )
     return Path(path).absolute()
+
+
+def bucket_and_prefix(uri: str) -> tuple[str, str]:
+    """`s3://bucket/some/prefix` as ("bucket", "some/prefix"); a URI without a bucket is an error naming the fix."""
+    parts = urlsplit(uri)
+    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"{DATA_DIR_ENV}={uri!r} is not an object-store URI: write s3://bucket/prefix")
+    return parts.netloc, parts.path.strip("/")
+
+
+def mirror_dir(uri: str) -> Path:
+    """This machine's working copy of an object-store data dir: $ORDERS_LOCAL_DIR, else a cache folder named after
+    the bucket and prefix ($XDG_CACHE_HOME, default ~/.cache, /orders_pipeline/s3/<bucket>/<prefix>)."""
+    bucket, prefix = bucket_and_prefix(uri)
+    if configured := os.environ.get(LOCAL_DIR_ENV):
+        return Path(configured).absolute()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return (cache / "orders_pipeline" / "s3" / bucket / prefix).absolute()
 
 
 def partition_dir(root: Path, table: str, day: date) -> Path:
@@ -45,7 +69,12 @@ def partition_dir(root: Path, table: str, day: date) -> Path:
 
 def mart_path(root: Path, model: str) -> Path:
     """Where a mart model is published: <root>/marts/<model>.parquet."""
-    return root / "marts" / f"{model}.parquet"
+    return marts_dir(root) / f"{model}.parquet"
+
+
+def marts_dir(root: Path) -> Path:
+    """The folder of the published marts: <root>/marts."""
+    return root / "marts"
 
 
 def reports_dir(root: Path) -> Path:

@@ -26,6 +26,7 @@ from orders_pipeline.analytics.build import Build, ModelResult
 from orders_pipeline.storage import layout
 from orders_pipeline.analytics.warehouse import build_warehouse
 from orders_pipeline.defs.model_checks import CHECKS, check_result
+from orders_pipeline.defs.object_store import publish_files, pulled_store
 
 PROJECT = load_project()
 
@@ -97,6 +98,7 @@ def analytics_models(context: dg.AssetExecutionContext, config: AnalyticsConfig)
     """Build the selected SQL models in dependency order, each published only when its blocking checks pass on it,
     run the other checks, and refresh the warehouse unless a model was held back."""
     data_dir = Path(config.data_dir) if config.data_dir else layout.data_dir()
+    store = None if config.data_dir else pulled_store(context.log, [layout.marts_dir(data_dir)], raw=True)
     selected = {key.path[-1] for key in context.selected_asset_keys}
     models = [name for name in PROJECT.order if name in selected]
     selected_checks = [check for check in CHECKS if check.key in context.selected_asset_check_keys]
@@ -113,6 +115,7 @@ def analytics_models(context: dg.AssetExecutionContext, config: AnalyticsConfig)
                 context.log.error(_rejected_line(result, build.data_dir))
             else:
                 built.add(result.name)
+                publish_files(store, [result.path] if result.path else [], context.log)
                 context.log.info(_built_line(result))
                 yield dg.MaterializeResult(asset_key=result.name, metadata=_model_metadata(result, build.data_dir))
             for check in guards[result.name]:

@@ -11,11 +11,13 @@ from pydantic import Field
 from orders_pipeline.defs.assets.raw_checks import ORDER_ITEMS, ORDERS, RAW_CHECKS, check_results
 from orders_pipeline.sources.ingest import DayReport, ingest_days
 from orders_pipeline.sources.mws.errors import MwsConnectionError, MwsError, MwsServerError, MwsThrottledError
+from orders_pipeline.defs.object_store import checked_out_days
 from orders_pipeline.defs.partitions import daily_partitions
 from orders_pipeline.defs.resources import SOURCE_ENV, SOURCES, ApiSource, MwsResource, chosen_source
 from orders_pipeline.defs.sp_api_resource import SpApiResource
 from orders_pipeline.sources.sp_api.errors import SpApiConnectionError, SpApiError, SpApiServerError, SpApiThrottledError
 from orders_pipeline.storage.layout import data_dir, partition_dir, write_manifest
+from orders_pipeline.storage.object_store import RAW_TABLES
 from orders_pipeline.storage.partitions import MergeCounts, UnreadablePartitionError
 from orders_pipeline.storage.source_marker import MixedSourceError
 
@@ -64,18 +66,21 @@ def mws_orders(
     days = [date.fromisoformat(key) for key in context.partition_keys]
     root = _usable_data_dir(days[0])
     chosen = _chosen_api(days[0], mws, sp_api)
-    try:
-        with chosen.open_source(writing_into=root, bulk=len(days) > 1) as (source, api):
-            announce = context.log.warning if api.is_embedded_simulator else context.log.info
-            announce(api.describe())
-            reports = ingest_days(source, days, root, replace=config.replace, progress=context.log.info)
-    except (MwsError, SpApiError) as error:
-        raise _failure(_span(days), error) from None
-    except (UnreadablePartitionError, MixedSourceError) as error:
-        raise dg.Failure(description=f"Partition {_span(days)} not written: {error}", allow_retries=False) from None
-    for report in reports:
-        _write_manifests(root, report, api, context.run.run_id)
-        context.log.info(_summary(report))
+    folders = [partition_dir(root, table, day) for day in days for table in RAW_TABLES]
+    with checked_out_days(_span(days), folders) as publish:  # s3://: the days pulled first, pushed by publish()
+        try:
+            with chosen.open_source(writing_into=root, bulk=len(days) > 1) as (source, api):
+                announce = context.log.warning if api.is_embedded_simulator else context.log.info
+                announce(api.describe())
+                reports = ingest_days(source, days, root, replace=config.replace, progress=context.log.info)
+        except (MwsError, SpApiError) as error:
+            raise _failure(_span(days), error) from None
+        except (UnreadablePartitionError, MixedSourceError) as error:
+            raise dg.Failure(description=f"Partition {_span(days)} not written: {error}", allow_retries=False) from None
+        for report in reports:
+            _write_manifests(root, report, api, context.run.run_id)
+            context.log.info(_summary(report))
+        publish()
     yield dg.MaterializeResult(asset_key=ORDERS, metadata=_metadata(root, reports, api, "orders"))
     yield dg.MaterializeResult(asset_key=ORDER_ITEMS, metadata=_metadata(root, reports, api, "order_items"))
     yield from check_results(root, reports)

@@ -6,7 +6,8 @@ import dagster as dg
 
 from orders_pipeline.defs.assets.analytics import AUTOMATION, GROUP
 from orders_pipeline.insights.reports import Report, write_reports
-from orders_pipeline.storage.layout import data_dir
+from orders_pipeline.defs.object_store import publish_files, pulled_store
+from orders_pipeline.storage.layout import data_dir, marts_dir
 
 SALES_CHARTS = dg.AssetKey("sales_charts")
 
@@ -21,8 +22,10 @@ SALES_CHARTS = dg.AssetKey("sales_charts")
 )
 def sales_charts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """Draw both charts from the marts and show them, with the numbers behind them, in the asset's metadata."""
+    store = pulled_store(context.log, [marts_dir(data_dir())])  # s3://: the marts as published
     sku_trends, by_channel = write_reports(data_dir())
     context.log.info(f"charts written: {sku_trends.path}, {by_channel.path}")
+    publish_files(store, [sku_trends.path, by_channel.path], context.log)
     return dg.MaterializeResult(
         metadata={
             "sku_trends": dg.MetadataValue.md(_embedded(sku_trends)),
