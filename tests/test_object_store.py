@@ -22,8 +22,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from orders_pipeline.analytics.build import build_models
+from orders_pipeline.cli.main import main
+from orders_pipeline.cli.output import EXIT_OK
 from orders_pipeline.cli.status import partition_statuses
 from orders_pipeline.definitions import defs
+from orders_pipeline.defs.resources import MwsResource
 from orders_pipeline.defs.sp_api_resource import SpApiResource
 from orders_pipeline.storage.layout import MANIFEST_FILE, data_dir, partition_dir, read_manifest, write_manifest
 from orders_pipeline.storage.object_store import ObjectStoreError, remote_store
@@ -236,3 +239,45 @@ def test_a_mirror_folder_holding_other_data_is_refused(s3_data_dir, tmp_path, mo
     monkeypatch.setenv("ORDERS_LOCAL_DIR", str(foreign))
     with pytest.raises(ObjectStoreError, match="is not empty and is no mirror of"):
         remote_store()
+
+
+def test_status_and_order_on_another_machine_read_the_store(s3_data_dir, simulator, tmp_path, monkeypatch, capsys):
+    for day in DAYS:
+        assert ingest(simulator, day).success
+    order_id = s3_data_dir.read(f"orders/dt={DAYS[1]}/part-0.parquet").column("amazon_order_id")[0].as_py()
+    monkeypatch.setenv("ORDERS_LOCAL_DIR", str(tmp_path / "laptop"))
+    assert main(["status", "--days", "2"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert f"Data directory: {tmp_path / 'laptop'}" in out
+    assert [line.split()[:2] for line in out.splitlines() if line.startswith("2024-03-0")] == [
+        [str(DAYS[0]), "complete"], [str(DAYS[1]), "complete"]]
+    assert main(["order", order_id]) == EXIT_OK
+    assert f"Order {order_id}:" in capsys.readouterr().out
+
+
+def test_a_build_pull_leaves_alone_a_day_a_raw_run_of_this_machine_holds(s3_data_dir, simulator):
+    """Between a raw run's local commit and its push, the day in the mirror is ahead of the store: a concurrent
+    build's pull must not put the store's older copy back (the push would then publish it, losing the merge)."""
+    day = DAYS[0]
+    assert ingest(simulator, day).success
+    folder = partition_dir(s3_data_dir.mirror, "orders", day)
+    run, build = remote_store(), remote_store()
+    with run.checked_out([folder]):
+        committed = pq.read_table(folder / "part-0.parquet")
+        pq.write_table(committed.slice(0, 1), folder / "part-0.parquet")  # the run's new local commit
+        assert build.pull_raw() == []
+        assert pq.read_table(folder / "part-0.parquet").num_rows == 1
+    assert build.pull_raw() == [f"orders/dt={day}"]  # once released, the store (the truth) wins
+    assert pq.read_table(folder / "part-0.parquet").equals(committed)
+
+
+def test_the_source_marker_travels_with_the_store(s3_data_dir, simulator, tmp_path, monkeypatch):
+    """Real data pushed from one machine makes another machine's demo run refuse, before any API call."""
+    assert ingest(simulator, DAYS[0]).success
+    monkeypatch.setenv("ORDERS_LOCAL_DIR", str(tmp_path / "demo laptop"))
+    monkeypatch.delenv("MWS_ENDPOINT", raising=False)
+    result = dg.materialize([defs.get_assets_def("orders")], partition_key=DAYS[1].isoformat(), raise_on_error=False,
+                            resources={"mws": MwsResource(), "sp_api": SpApiResource()})
+    (failure,) = [event for event in result.all_events if event.is_step_failure]
+    assert "holds real data from 127.0.0.1" in failure.step_failure_data.error.message
+    assert not any(key.startswith(f"orders/dt={DAYS[1]}") for key in s3_data_dir.keys())

@@ -155,9 +155,11 @@ def _backfill(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     """Partitions per table from the files and their manifests, last write and run, marts, API status."""
     from orders_pipeline.cli.status import RAW_TABLES, partition_statuses
-    from orders_pipeline.storage.layout import data_dir, mart_path
+    from orders_pipeline.storage.layout import mart_path
 
-    root = data_dir()
+    root = _pulled_data_dir()
+    if root is None:
+        return EXIT_FAILED
     print(f"Data directory: {root}")
     statuses = {table: partition_statuses(root, table) for table in RAW_TABLES}
     if not any(statuses.values()):
@@ -196,6 +198,8 @@ def _order(args: argparse.Namespace) -> int:
     from orders_pipeline.cli.lookup import HISTORY_COLUMNS, ITEM_COLUMNS, ORDER_COLUMNS, order_items, order_versions
     from orders_pipeline.storage.layout import data_dir
 
+    if _pulled_data_dir() is None:
+        return EXIT_FAILED
     versions = order_versions(data_dir(), args.amazon_order_id)
     if not versions:
         print(f"Order {args.amazon_order_id} is not in the stored data under {data_dir()}.", file=sys.stderr)
@@ -284,12 +288,34 @@ def _print_last_dagster_run() -> None:
 def _would_mix_sources() -> bool:
     """Say so, before any run starts, when this environment's source may not write into the data dir (demo vs real data)."""
     from orders_pipeline.storage.source_marker import refusal
-    from orders_pipeline.storage.layout import data_dir
 
-    reason = refusal(data_dir(), os.environ.get(endpoint_variable()) or None)
+    root = _pulled_data_dir(raw=False)
+    if root is None:
+        return True
+    reason = refusal(root, os.environ.get(endpoint_variable()) or None)
     if reason:
         print(f"error: {reason}", file=sys.stderr)
     return reason is not None
+
+
+def _pulled_data_dir(raw: bool = True) -> Path | None:
+    """The data dir; with an s3:// one, this machine's mirror after pulling the store's source marker and, with `raw`,
+    its committed days and marts. None, after one line on stderr, when the store cannot be used."""
+    from orders_pipeline.storage.layout import data_dir, marts_dir
+    from orders_pipeline.storage.object_store import ObjectStoreError, remote_store
+
+    try:
+        store = remote_store()
+        if store is not None:
+            store.pull_source_marker()
+            if raw:
+                days = store.pull_raw()
+                store.pull_files(marts_dir(store.mirror))
+                print(f"note: {store.uri}: {len(days)} changed day folder(s) pulled into {store.mirror}", file=sys.stderr)
+    except ObjectStoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+    return data_dir()
 
 
 def _mart_summary(path: Path) -> str:

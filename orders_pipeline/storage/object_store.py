@@ -136,7 +136,7 @@ class ObjectStore:
                 locks.enter_context(self._locked(folder, wait=True))
             for folder in folders:
                 self._pull_folder(folder, _committed(self._listed(folder)))
-            self._pull_source_marker()
+            self.pull_source_marker()
             yield
 
     def push_partitions(self, folders: Sequence[Path]) -> None:
@@ -263,7 +263,7 @@ class ObjectStore:
         with self._translated(f"cannot read {key}"), self.filesystem.open_input_stream(key) as stream:
             return stream.read()
 
-    def _pull_source_marker(self) -> None:
+    def pull_source_marker(self) -> None:
         """The store's source marker into the mirror, so demo and real data never mix across machines."""
         remote = self._listed(self.mirror).get(SOURCE_MARKER)
         if remote is not None:
