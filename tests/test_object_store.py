@@ -5,11 +5,12 @@ bucket or credential fails in one line before any API call."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -27,11 +28,13 @@ from orders_pipeline.cli.output import EXIT_OK
 from orders_pipeline.cli.status import partition_statuses
 from orders_pipeline.definitions import defs
 from orders_pipeline.defs.resources import MwsResource
+from orders_pipeline.defs.sensors import mart_alerts_sensor
 from orders_pipeline.defs.sp_api_resource import SpApiResource
+from orders_pipeline.simulator import MwsSimulator, SimulatorConfig
 from orders_pipeline.storage.layout import MANIFEST_FILE, data_dir, partition_dir, read_manifest, write_manifest
 from orders_pipeline.storage.object_store import ObjectStoreError, remote_store
 
-from .conftest import resource_for
+from .conftest import FAST, resource_for
 from .s3_support import S3Server, StallingRelay, moto_server
 
 DAYS = [date(2024, 3, 3), date(2024, 3, 4)]
@@ -281,3 +284,24 @@ def test_the_source_marker_travels_with_the_store(s3_data_dir, simulator, tmp_pa
     (failure,) = [event for event in result.all_events if event.is_step_failure]
     assert "holds real data from 127.0.0.1" in failure.step_failure_data.error.message
     assert not any(key.startswith(f"orders/dt={DAYS[1]}") for key in s3_data_dir.keys())
+
+
+def test_the_alert_sensor_and_run_of_another_machine_read_the_marts_from_the_store(s3_data_dir, simulator, tmp_path,
+                                                                                    monkeypatch):
+    """The marts' recorded paths are the building machine's mirror; a daemon or run elsewhere pulls the marts."""
+    with MwsSimulator(SimulatorConfig(time_scale=FAST, clock=lambda: datetime(2024, 3, 5, 0, 15, tzinfo=timezone.utc))) as live:
+        for day in DAYS:  # fetched just after the days, as the schedule would: some orders are still in progress
+            assert ingest(live, day).success
+    with dg.DagsterInstance.ephemeral() as instance:
+        build_analytics(instance)
+        shutil.rmtree(s3_data_dir.mirror)  # the builder's pod is gone
+        monkeypatch.setenv("ORDERS_LOCAL_DIR", str(tmp_path / "daemon"))
+        (request,) = mart_alerts_sensor(dg.build_sensor_context(instance=instance)).run_requests
+        config = request.run_config["ops"]["mart_alerts"]["config"]
+        stuck = s3_data_dir.read("marts/stuck_orders.parquet").column("amazon_order_id").to_pylist()
+        assert stuck and sorted(config["new_stuck_order_ids"]) == sorted(stuck)
+        monkeypatch.setenv("ORDERS_LOCAL_DIR", str(tmp_path / "alerts run"))
+        run = defs.resolve_job_def("mart_alerts_job").execute_in_process(instance=instance, run_config=request.run_config)
+    assert run.success
+    (materialization,) = run.asset_materializations_for_node("mart_alerts")
+    assert materialization.metadata["new_stuck_orders"].value == len(stuck)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from orders_pipeline.storage.layout import marts_dir
 from orders_pipeline.storage.object_store import ObjectStore, ObjectStoreError, remote_store
 
 
@@ -62,6 +63,19 @@ def publish_files(store: ObjectStore | None, paths: Iterable[Path], log: dg.Dags
     except ObjectStoreError as error:
         raise dg.Failure(description=f"written to {store.mirror} but not published: {error}") from None
     log.info(f"published {len(paths)} file(s) to {store.uri}")
+
+
+def readable_marts(paths: dict[str, str]) -> dict[str, str]:
+    """Mart files as this process can read them: with an s3:// data dir, this machine's mirror of marts/ brought up to
+    the store (a recorded path is the mirror of the machine that built the mart); else the recorded paths."""
+    store = _store("marts not read")
+    if store is None:
+        return paths
+    try:
+        store.pull_files(marts_dir(store.mirror))
+    except ObjectStoreError as error:
+        raise dg.Failure(description=f"marts not read: {error}") from None
+    return {name: str(marts_dir(store.mirror) / Path(path).name) for name, path in paths.items()}
 
 
 def _store(failed: str) -> ObjectStore | None:

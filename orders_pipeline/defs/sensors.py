@@ -9,6 +9,7 @@ from orders_pipeline.insights.alerts import MARTS, STUCK_ORDERS, TREND_ANOMALIES
 from orders_pipeline.defs.assets.alerts import MART_ALERTS, AlertsConfig
 from orders_pipeline.defs.assets.reports import SALES_CHARTS
 from orders_pipeline.defs.jobs import alerts_job
+from orders_pipeline.defs.object_store import readable_marts
 
 ALERT_BATCH_TAG = "orders_pipeline/alert_batch"
 
@@ -33,7 +34,7 @@ def mart_alerts_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult |
     seen = {mart: latest[mart].storage_id for mart in MARTS}
     if not cursor.failures and all(seen[mart] <= cursor.seen.get(mart, 0) for mart in MARTS):
         return _skip("no mart refresh since the last evaluation", cursor)
-    paths = {mart: _path_of(latest[mart]) for mart in MARTS}
+    paths = readable_marts({mart: _path_of(latest[mart]) for mart in MARTS})
     flagged = {mart: alertable(mart, flagged_rows(mart, paths[mart])) for mart in MARTS}
     cursor = cursor.evaluated(seen, flagged)
     new = cursor.undelivered(flagged)

@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from orders_pipeline.defs.object_store import readable_marts
 from orders_pipeline.insights.alerts import STUCK_ORDERS, TREND_ANOMALIES, new_alerts
 from orders_pipeline.insights.webhook import WEBHOOK_URL_ENV, post_json
 
@@ -31,7 +32,8 @@ class AlertsConfig(dg.Config):
 )
 def mart_alerts(context: dg.AssetExecutionContext, config: AlertsConfig) -> dg.MaterializeResult:
     """Read the new flags from the marts, log them, deliver them, and keep them in the materialization's metadata."""
-    paths = {STUCK_ORDERS: Path(config.stuck_orders_path), TREND_ANOMALIES: Path(config.trend_anomalies_path)}
+    recorded = readable_marts({STUCK_ORDERS: config.stuck_orders_path, TREND_ANOMALIES: config.trend_anomalies_path})
+    paths = {mart: Path(path) for mart, path in recorded.items()}
     batch = new_alerts(paths, {STUCK_ORDERS: config.new_stuck_order_ids, TREND_ANOMALIES: config.new_trend_anomaly_keys})
     announce = context.log.warning if batch else context.log.info
     announce(batch.summary())
