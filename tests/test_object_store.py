@@ -305,3 +305,22 @@ def test_the_alert_sensor_and_run_of_another_machine_read_the_marts_from_the_sto
     assert run.success
     (materialization,) = run.asset_materializations_for_node("mart_alerts")
     assert materialization.metadata["new_stuck_orders"].value == len(stuck)
+
+
+def test_day_folders_with_an_account_level_travel_the_same_way(s3_data_dir, tmp_path, monkeypatch):
+    """Push and pull take any partition folder of the mirror, so `<table>/account=NAME/dt=...` works unchanged."""
+    store = remote_store()
+    folders = [s3_data_dir.mirror / table / "account=acme-eu" / f"dt={DAYS[0]}" for table in ("order_items", "orders")]
+    rows = pa.table({"amazon_order_id": ["111-0000000-0000001"]})
+    with store.checked_out(folders):
+        for folder in folders:
+            folder.mkdir(parents=True)
+            pq.write_table(rows, folder / "part-0.parquet")
+            write_manifest(folder, {"rows": 1, "complete": True})
+        store.push_partitions(folders)
+    assert set(s3_data_dir.keys()) == {f"{table}/account=acme-eu/dt={DAYS[0]}/{name}"
+                                       for table in ("orders", "order_items") for name in ("part-0.parquet", MANIFEST_FILE)}
+    monkeypatch.setenv("ORDERS_LOCAL_DIR", str(tmp_path / "other machine"))
+    other = remote_store()
+    assert sorted(other.pull_raw()) == [f"{table}/account=acme-eu/dt={DAYS[0]}" for table in ("order_items", "orders")]
+    assert pq.read_table(other.mirror / "orders" / "account=acme-eu" / f"dt={DAYS[0]}" / "part-0.parquet").equals(rows)
