@@ -242,6 +242,14 @@ def test_a_mirror_folder_holding_other_data_is_refused(s3_data_dir, tmp_path, mo
     monkeypatch.setenv("ORDERS_LOCAL_DIR", str(foreign))
     with pytest.raises(ObjectStoreError, match="is not empty and is no mirror of"):
         remote_store()
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / ".write-probe-1").touch()  # another run's probe or temp file does not make a folder foreign
+    monkeypatch.setenv("ORDERS_LOCAL_DIR", str(fresh))
+    assert remote_store().mirror == fresh
+    monkeypatch.setenv("ORDERS_DATA_DIR", s3_data_dir.uri.replace(PREFIX, "another/prefix"))
+    with pytest.raises(ObjectStoreError, match="mirrors another store"):
+        remote_store()
 
 
 def test_status_and_order_on_another_machine_read_the_store(s3_data_dir, simulator, tmp_path, monkeypatch, capsys):

@@ -111,19 +111,20 @@ class ObjectStore:
         self._claim_mirror()
 
     def _claim_mirror(self) -> None:
-        """Record which store the mirror folder belongs to; refuse a folder that holds anything else."""
+        """Record which store the mirror folder belongs to; refuse a folder that holds anything else (hidden files
+        aside: a write probe, another process's temp file)."""
         marker = self.mirror / MIRROR_MARKER
-        if marker.exists():
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                if json.loads(marker.read_text()).get("store") == self.uri:
-                    return
-            raise ObjectStoreError(f"{LOCAL_DIR_ENV} {self.mirror} mirrors another store ({marker}) -> point "
-                                   f"{LOCAL_DIR_ENV} at an empty folder for {self.uri}")
-        if self.mirror.exists() and any(self.mirror.iterdir()):
-            raise ObjectStoreError(f"{LOCAL_DIR_ENV} {self.mirror} is not empty and is no mirror of {self.uri}: "
-                                   f"refusing to replace its files -> point {LOCAL_DIR_ENV} at an empty folder")
-        self.mirror.mkdir(parents=True, exist_ok=True)
-        _write_atomically(marker, json.dumps({"store": self.uri}).encode())
+        if not marker.exists():
+            entries = [entry.name for entry in self.mirror.iterdir()] if self.mirror.is_dir() else []
+            if any(not name.startswith(".") for name in entries) and not marker.exists():  # not claimed meanwhile
+                raise ObjectStoreError(f"{LOCAL_DIR_ENV} {self.mirror} is not empty and is no mirror of {self.uri}: "
+                                       f"refusing to replace its files -> point {LOCAL_DIR_ENV} at an empty folder")
+            _write_atomically(marker, json.dumps({"store": self.uri}).encode())
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            if json.loads(marker.read_text()).get("store") == self.uri:
+                return
+        raise ObjectStoreError(f"{LOCAL_DIR_ENV} {self.mirror} mirrors another store ({marker}) -> point "
+                               f"{LOCAL_DIR_ENV} at an empty folder for {self.uri}")
 
     # ----- raw days
 
