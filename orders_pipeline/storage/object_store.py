@@ -10,7 +10,7 @@ standard AWS_* variables), and holds the commit protocol:
 - **Pull**: one LIST per raw table; each committed day whose objects differ from the mirror's is fetched manifest
   first, written beside the old files and renamed over them; a day gone from the store goes from the mirror.
 - A mirror file in sync with its object has the object's size, and its LastModified (whole seconds) as mtime, so a
-  LIST alone tells what differs, with no state file. A day folder is locked (`flock`) while a raw run works on it,
+  LIST alone tells what differs, with no state file. A day is locked (`flock`, one file per day) while a raw run works on it,
   so a build's pull on the same machine never replaces a day between its local commit and its push.
 """
 
@@ -133,8 +133,8 @@ class ObjectStore:
         """Hold the partition folders (and the data dir's source marker) as the store has them, locked against this
         machine's other pulls, while a raw run merges into them."""
         with contextlib.ExitStack() as locks:
-            for folder in folders:
-                locks.enter_context(self._locked(folder, wait=True))
+            for day in dict.fromkeys(map(self._day_of, folders)):  # one lock (one open file) per day, whatever the tables
+                locks.enter_context(self._locked(day, wait=True))
             for folder in folders:
                 self._pull_folder(folder, _committed(self._listed(folder)))
             self.pull_source_marker()
@@ -166,7 +166,7 @@ class ObjectStore:
             for folder in sorted(local | set(committed)):
                 objects = committed.get(folder, {})
                 if not self._in_sync(folder, objects):
-                    with self._locked(folder, wait=False) as held:
+                    with self._locked(self._day_of(folder), wait=False) as held:
                         if held:
                             self._pull_folder(folder, objects)
                             changed.append(folder.relative_to(self.mirror).as_posix())
@@ -276,11 +276,16 @@ class ObjectStore:
         if marker.exists() and SOURCE_MARKER not in self._listed(self.mirror):
             self._upload(marker, None)
 
+    def _day_of(self, folder: Path) -> str:
+        """What names a day in every raw table: a partition folder's path below its table (`dt=...`, or with more
+        levels such as `account=NAME/dt=...`)."""
+        return Path(*folder.relative_to(self.mirror).parts[1:]).as_posix()
+
     @contextlib.contextmanager
-    def _locked(self, folder: Path, *, wait: bool) -> Iterator[bool]:
-        """An exclusive lock on one mirror folder among this machine's processes; yields False when `wait` is
-        False and another process holds it."""
-        lock_path = self.mirror / LOCKS_DIR / (folder.relative_to(self.mirror).as_posix().replace("/", "~") + ".lock")
+    def _locked(self, day: str, *, wait: bool) -> Iterator[bool]:
+        """An exclusive lock on one day (both tables' folders) among this machine's processes; yields False when
+        `wait` is False and another process holds it."""
+        lock_path = self.mirror / LOCKS_DIR / f"{day.replace('/', '~')}.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(lock_path, "a") as handle:
             try:
