@@ -10,8 +10,8 @@ standard AWS_* variables), and holds the commit protocol:
 - **Pull**: one LIST per raw table; each committed day whose objects differ from the mirror's is fetched manifest
   first, written beside the old files and renamed over them; a day gone from the store goes from the mirror.
 - A mirror file in sync with its object has the object's size, and its LastModified (whole seconds) as mtime, so a
-  LIST alone tells what differs, with no state file. A day is locked (`flock`, one file per day) while a raw run works on it,
-  so a build's pull on the same machine never replaces a day between its local commit and its push.
+  LIST alone tells what differs, with no state file. A day is locked (`flock`, one file per day) while a raw run
+  works on it, so a build's pull on the same machine never replaces a day between its local commit and its push.
 """
 
 from __future__ import annotations
