@@ -126,7 +126,8 @@ def test_days_land_as_objects_and_marts_built_from_them_equal_a_local_build(s3_d
     build_models(local)
     with duckdb.connect() as con:
         for mart in MARTS:
-            assert same_rows(con, s3_data_dir.read(f"marts/{mart}.parquet"), pq.read_table(local / "marts" / f"{mart}.parquet")), mart
+            local_mart = pq.read_table(local / "marts" / f"{mart}.parquet")
+            assert same_rows(con, s3_data_dir.read(f"marts/{mart}.parquet"), local_mart), mart
         # the warehouse file is local, and its views read the mirror
         with duckdb.connect(str(s3_data_dir.mirror / "warehouse.duckdb"), read_only=True) as warehouse:
             ((rows,),) = warehouse.execute("select count(*) from sales_by_channel").fetchall()
@@ -215,7 +216,8 @@ def test_a_push_killed_mid_upload_leaves_the_old_day_readable_and_complete(s3_da
         assert (status.state, status.rows) == ("complete", old[table].num_rows)
 
 
-def test_an_unknown_bucket_or_a_refused_credential_fails_in_one_line_before_any_api_call(s3_data_dir, s3_server, simulator, monkeypatch):
+def test_an_unknown_bucket_or_a_refused_credential_fails_in_one_line_before_any_api_call(s3_data_dir, s3_server, simulator,
+                                                                                         monkeypatch):
     monkeypatch.setenv("ORDERS_DATA_DIR", "s3://no-such-bucket-here/orders")
     result = ingest(simulator, DAYS[0])
     (failure,) = [event for event in result.all_events if event.is_step_failure]
@@ -297,7 +299,8 @@ def test_the_source_marker_travels_with_the_store(s3_data_dir, simulator, tmp_pa
 def test_the_alert_sensor_and_run_of_another_machine_read_the_marts_from_the_store(s3_data_dir, simulator, tmp_path,
                                                                                     monkeypatch):
     """The marts' recorded paths are the building machine's mirror; a daemon or run elsewhere pulls the marts."""
-    with MwsSimulator(SimulatorConfig(time_scale=FAST, clock=lambda: datetime(2024, 3, 5, 0, 15, tzinfo=timezone.utc))) as live:
+    just_after = datetime(2024, 3, 5, 0, 15, tzinfo=timezone.utc)
+    with MwsSimulator(SimulatorConfig(time_scale=FAST, clock=lambda: just_after)) as live:
         for day in DAYS:  # fetched just after the days, as the schedule would: some orders are still in progress
             assert ingest(live, day).success
     with dg.DagsterInstance.ephemeral() as instance:

@@ -49,7 +49,8 @@ def pulled_store(log: dg.DagsterLogManager, folders: Iterable[Path] = (), raw: b
             store.pull_files(folder)
     except ObjectStoreError as error:
         raise dg.Failure(description=f"not built: {error}") from None
-    log.info(f"mirror {store.mirror} brought up to {store.uri}" + (f": {len(days)} raw day folder(s) fetched or removed" if raw else ""))
+    fetched = f": {len(days)} raw day folder(s) fetched or removed" if raw else ""
+    log.info(f"mirror {store.mirror} brought up to {store.uri}{fetched}")
     return store
 
 

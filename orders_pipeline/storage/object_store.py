@@ -149,7 +149,8 @@ class ObjectStore:
                 if (folder / name).exists():
                     self._upload(folder / name, listed[folder].get(name))
         for folder in folders:
-            stale = [remote.key for name, remote in listed[folder].items() if not (name in DAY_FILES and (folder / name).exists())]
+            kept = {name for name in DAY_FILES if (folder / name).exists()}
+            stale = [remote.key for name, remote in listed[folder].items() if name not in kept]
             with self._translated("cannot remove stale objects"):
                 for key in stale:
                     self.filesystem.delete_file(key)
