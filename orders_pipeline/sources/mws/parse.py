@@ -7,6 +7,7 @@ not each pay for a table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property, lru_cache
@@ -72,24 +73,17 @@ def order_items_builder() -> TableBuilder:
     return TableBuilder(ORDER_ITEM_COLUMNS, ORDER_ITEMS_SCHEMA)
 
 
-def _typed(builder: TableBuilder, records: Texts) -> tuple[pa.Table, int]:
-    """The records of one page as a typed table, and how many of their values were quarantined."""
-    builder.extend(records)
-    return builder.build(), builder.quarantined_values
+class _TypedPage:
+    """What a page of records offers besides its envelope: its records as a typed table, decoded once."""
 
-
-@dataclass
-class OrdersPage:
-    """One ListOrders / ListOrdersByNextToken / GetOrder result."""
-
-    records: Texts  # the element texts of its orders, by column
-    next_token: str | None
-    last_updated_before: datetime | None
-    request_id: str | None
+    records: Texts
+    new_builder: Callable[[], TableBuilder]  # set by each page class
 
     @cached_property
     def _typed(self) -> tuple[pa.Table, int]:
-        return _typed(orders_builder(), self.records)
+        builder = self.new_builder()
+        builder.extend(self.records)
+        return builder.build(), builder.quarantined_values
 
     @property
     def table(self) -> pa.Table:
@@ -103,27 +97,25 @@ class OrdersPage:
 
 
 @dataclass
-class OrderItemsPage:
+class OrdersPage(_TypedPage):
+    """One ListOrders / ListOrdersByNextToken / GetOrder result."""
+
+    records: Texts  # the element texts of its orders, by column
+    next_token: str | None
+    last_updated_before: datetime | None
+    request_id: str | None
+    new_builder = staticmethod(orders_builder)
+
+
+@dataclass
+class OrderItemsPage(_TypedPage):
     """One ListOrderItems / ListOrderItemsByNextToken result."""
 
     records: Texts  # the element texts of its items, by column
     next_token: str | None
     amazon_order_id: str
     request_id: str | None
-
-    @cached_property
-    def _typed(self) -> tuple[pa.Table, int]:
-        return _typed(order_items_builder(), self.records)
-
-    @property
-    def table(self) -> pa.Table:
-        """This page alone as a typed table."""
-        return self._typed[0]
-
-    @property
-    def quarantined_values(self) -> int:
-        """Values on this page that could not be decoded."""
-        return self._typed[1]
+    new_builder = staticmethod(order_items_builder)
 
 
 def parse_orders_page(body: bytes, *, buyer_email_salt: str | None = None) -> OrdersPage:
