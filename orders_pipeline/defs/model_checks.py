@@ -48,23 +48,19 @@ def unique(model: str, *columns: str) -> SqlCheck:
 
 def not_null(model: str, *columns: str) -> SqlCheck:
     """A check that the key columns are never null."""
-    condition = " or ".join(f"{c} is null" for c in columns)
-    return SqlCheck(
-        model,
-        "not_null_keys",
-        f"{', '.join(columns)} are never null",
-        f"select * from {{{{ ref('{model}') }}}} where {condition}",
-    )
+    return _no_column_where(model, "not_null_keys", columns, "is null", "are never null")
 
 
 def non_negative(model: str, *columns: str) -> SqlCheck:
     """A check that the quantity columns are never negative."""
-    condition = " or ".join(f"{c} < 0" for c in columns)
+    return _no_column_where(model, "non_negative_quantities", columns, "< 0", "are never negative")
+
+
+def _no_column_where(model: str, name: str, columns: tuple[str, ...], predicate: str, rule: str) -> SqlCheck:
+    """A check failing on the rows where any of `columns` meets `predicate` (e.g. `is null`)."""
+    condition = " or ".join(f"{c} {predicate}" for c in columns)
     return SqlCheck(
-        model,
-        "non_negative_quantities",
-        f"{', '.join(columns)} are never negative",
-        f"select * from {{{{ ref('{model}') }}}} where {condition}",
+        model, name, f"{', '.join(columns)} {rule}", f"select * from {{{{ ref('{model}') }}}} where {condition}"
     )
 
 
