@@ -113,14 +113,21 @@ def test_an_unknown_orders_source_is_refused_with_the_fix(data_root, monkeypatch
     assert "ORDERS_SOURCE='ebay'" in failure.step_failure_data.user_failure_data.description
 
 
-def test_the_contract_command_uses_the_embedded_sp_api_face_when_no_endpoint_is_set(tmp_path):
+def run_contract_command(tmp_path: Path, *partitions: str) -> subprocess.CompletedProcess:
+    """The README's `dagster asset materialize` command for the raw assets with ORDERS_SOURCE=sp-api, in a fresh
+    process with no endpoint set; it must succeed."""
     env = {"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path), "ORDERS_DATA_DIR": str(tmp_path / "data"),
            "ORDERS_SOURCE": "sp-api", "DAGSTER_HOME": str(tmp_path / "home")}
     (tmp_path / "home").mkdir()
     command = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m", "orders_pipeline.definitions",
-               "--select", "orders,order_items", "--partition", "2024-03-03"]
+               "--select", "orders,order_items", *partitions]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def test_the_contract_command_uses_the_embedded_sp_api_face_when_no_endpoint_is_set(tmp_path):
+    done = run_contract_command(tmp_path, "--partition", "2024-03-03")
     assert "SP_API_ENDPOINT is not set: using the EMBEDDED SP-API SIMULATOR" in done.stdout + done.stderr
     orders = read_partition(tmp_path / "data", "orders", date(2024, 3, 3))
     assert orders and read_manifest(partition_dir(tmp_path / "data", "orders", date(2024, 3, 3)))["source"] == "sp-api"
@@ -182,15 +189,8 @@ def test_a_failed_report_fails_the_range_and_writes_nothing(data_root, monkeypat
     assert not (data_root / "orders").exists()
 
 
-
 def test_the_contract_range_command_runs_once_through_the_reports_api(tmp_path):
-    env = {"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path), "ORDERS_DATA_DIR": str(tmp_path / "data"),
-           "ORDERS_SOURCE": "sp-api", "DAGSTER_HOME": str(tmp_path / "home")}
-    (tmp_path / "home").mkdir()
-    command = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m", "orders_pipeline.definitions",
-               "--select", "orders,order_items", "--partition-range", "2024-03-01...2024-03-03"]
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_contract_command(tmp_path, "--partition-range", "2024-03-01...2024-03-03")
     for day in RANGE[:3]:
         manifest = read_manifest(partition_dir(tmp_path / "data", "order_items", day))
         assert manifest["method"].startswith("report ") and manifest["rows"] > 0
